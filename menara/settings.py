@@ -1,0 +1,150 @@
+"""Every setting, declared once: name, type, default and help.
+
+Loaded from an optional TOML file (``MENARA_CONFIG`` or ``--config``) and then from
+``MENARA_<NAME>`` environment variables (environment wins), into a frozen dataclass
+that is passed into constructors; nothing reads settings as a global.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """A setting has a value of the wrong type or outside its allowed set."""
+
+
+def _s(default: Any, help: str, choices: tuple[str, ...] = ()) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The effective configuration; see README "Settings" for the same table."""
+
+    db_dsn: str = _s(
+        "postgresql://postgres@127.0.0.1:5432/menara",
+        "PostgreSQL/TimescaleDB connection string; the database is created if missing.",
+    )
+    timescale: str = _s(
+        "auto",
+        "Use TimescaleDB: auto (when CREATE EXTENSION works), on (fail without it), off.",
+        ("auto", "on", "off"),
+    )
+    compress_after: str = _s(
+        "7 days", "TimescaleDB: compress position chunks older than this interval."
+    )
+    retention: str = _s(
+        "", "TimescaleDB: drop position chunks older than this interval (empty: keep all)."
+    )
+    mqtt_host: str = _s("127.0.0.1", "MQTT broker host.")
+    mqtt_port: int = _s(1883, "MQTT broker port (0 turns MQTT ingest off).")
+    mqtt_username: str = _s("", "MQTT user name (empty: anonymous).")
+    mqtt_password: str = _s("", "MQTT password.")
+    mqtt_topic_prefix: str = _s(
+        "menara/v1", "Topic prefix; devices publish to <prefix>/<device>/nmea or /json."
+    )
+    mqtt_client_id: str = _s(
+        "menara-ingest", "Client id of the ingest subscriber (its persistent session)."
+    )
+    mqtt_shared_group: str = _s(
+        "", "When set, subscribe as $share/<group>/... so several workers split the load."
+    )
+    mqtt_qos: int = _s(1, "Subscription QoS (0 or 1); QoS 1 is acked only after commit.")
+    mqtt_receive_maximum: int = _s(
+        20000, "MQTT v5 Receive Maximum: unacked messages the broker may send us."
+    )
+    mqtt_session_expiry_s: int = _s(
+        86400, "How long the broker keeps our session (and queued fixes) while we are away."
+    )
+    tcp_host: str = _s("0.0.0.0", "Address the TCP device listeners bind to.")
+    t55_port: int = _s(5005, "T55 (NMEA over TCP) listener port (0 turns it off).")
+    tcp_idle_timeout_s: float = _s(
+        300.0, "Close a device connection after this many seconds without data."
+    )
+    tcp_max_line_bytes: int = _s(
+        1024, "Longest text line accepted; longer input is dead-lettered and the link closed."
+    )
+    unknown_devices: str = _s(
+        "reject",
+        "What to do with a device id not in the devices table: reject (dead-letter) or register.",
+        ("reject", "register"),
+    )
+    writer_batch_rows: int = _s(5000, "Most fixes written in one COPY transaction.")
+    writer_batch_delay_ms: int = _s(
+        50, "Longest a fix waits for its batch to fill before it is written."
+    )
+    writer_max_pending: int = _s(
+        100000, "Fixes accepted but not yet committed; readers wait (back-pressure) beyond it."
+    )
+    metrics_port: int = _s(9464, "Prometheus text metrics on http://<tcp_host>:<port>/metrics (0: off).")
+    log_level: str = _s("INFO", "Logging level.", ("DEBUG", "INFO", "WARNING", "ERROR"))
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` applied and checked."""
+        return load(overrides={**dataclasses.asdict(self), **changes}, environ={})
+
+
+def describe() -> list[tuple[str, str, Any, str]]:
+    """(name, type, default, help) for every setting, in declaration order."""
+    return [
+        (f.name, str(f.type), f.default, str(f.metadata["help"]))
+        for f in dataclasses.fields(Settings)
+    ]
+
+
+def _coerce(name: str, typ: str, value: Any) -> Any:
+    try:
+        if typ == "bool":
+            if isinstance(value, str):
+                return value.strip().lower() in ("1", "true", "yes", "on")
+            return bool(value)
+        if typ == "int":
+            return int(value)
+        if typ == "float":
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"setting {name}: expected {typ}, got {value!r}") from exc
+
+
+def load(
+    path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Settings from TOML file, then ``MENARA_*`` environment, then ``overrides``."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    cfg = path or env.get("MENARA_CONFIG")
+    if cfg:
+        p = Path(cfg)
+        if not p.is_file():
+            raise SettingsError(f"config file {p} not found; fix --config or MENARA_CONFIG")
+        with p.open("rb") as fh:
+            values.update(tomllib.load(fh))
+    known = {f.name: f for f in dataclasses.fields(Settings)}
+    for key in values:
+        if key not in known:
+            raise SettingsError(f"unknown setting {key!r} in {cfg}; see `menara config`")
+    for name in known:
+        env_val = env.get(f"MENARA_{name.upper()}")
+        if env_val is not None:
+            values[name] = env_val
+    values.update(overrides or {})
+    checked: dict[str, Any] = {}
+    for name, value in values.items():
+        f = known[name]
+        v = _coerce(name, str(f.type), value)
+        choices = f.metadata["choices"]
+        if choices and v not in choices:
+            raise SettingsError(f"setting {name}: {v!r} is not one of {', '.join(choices)}")
+        checked[name] = v
+    return Settings(**checked)
