@@ -72,7 +72,9 @@ class Fix:
     attributes: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_row(cls, device_id: str, row: np.void, attributes: dict[str, Any] | None = None) -> Fix:
+    def from_row(
+        cls, device_id: str, row: np.void, attributes: dict[str, Any] | None = None
+    ) -> Fix:
         ign = int(row["ignition"])
         return cls(
             device_id=device_id,

@@ -83,7 +83,9 @@ class Settings:
     writer_max_pending: int = _s(
         100000, "Fixes accepted but not yet committed; readers wait (back-pressure) beyond it."
     )
-    metrics_port: int = _s(9464, "Prometheus text metrics on http://<tcp_host>:<port>/metrics (0: off).")
+    metrics_port: int = _s(
+        9464, "Prometheus text metrics on http://<tcp_host>:<port>/metrics (0: off)."
+    )
     log_level: str = _s("INFO", "Logging level.", ("DEBUG", "INFO", "WARNING", "ERROR"))
 
     def replace(self, **changes: Any) -> Settings:
