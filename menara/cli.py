@@ -1,0 +1,157 @@
+"""The ``menara`` command: demo, serve, db, simulate, decode, config.
+
+Every sub-command reads the same settings (``--config`` TOML, ``MENARA_*`` env);
+flags only override what a user changes per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from decoders import PROTOCOLS
+from menara import settings as settings_mod
+from menara.settings import Settings, SettingsError
+
+
+class _Ordered(argparse.Action):
+    """Collects ``--hex/--text/--file`` in command-line order as (kind, value)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        items = list(getattr(namespace, "inputs", None) or [])
+        items.append((self.dest, str(values)))
+        namespace.inputs = items
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="menara", description=__doc__)
+    p.add_argument("--config", help="TOML settings file (default: MENARA_CONFIG, if set)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="schema + ingest + simulated fleet, live progress, summary")
+    d.add_argument("--duration", type=float, default=60.0, help="seconds to drive (default 60)")
+    d.add_argument("--vehicles", type=int, default=50, help="simulated vehicles (default 50)")
+    d.add_argument("--rate", type=float, default=1.0, help="fixes per second per vehicle")
+    d.add_argument(
+        "--garbage", type=float, default=0.002, help="share of junk lines sent (default 0.002)"
+    )
+
+    sub.add_parser("serve", help="run the ingest service until Ctrl-C")
+
+    db = sub.add_parser("db", help="database schema")
+    dbsub = db.add_subparsers(dest="db_command", required=True)
+    dbsub.add_parser("upgrade", help="create the database if missing and apply migrations")
+    dbsub.add_parser("status", help="schema version, engine and row counts")
+
+    s = sub.add_parser("simulate", help="drive virtual vehicles against a running service")
+    s.add_argument("--vehicles", type=int, default=10)
+    s.add_argument("--rate", type=float, default=1.0, help="fixes per second per vehicle")
+    s.add_argument("--duration", type=float, default=60.0, help="seconds (realtime mode)")
+    s.add_argument("--fixes", type=int, default=None, help="stop after N fixes per vehicle")
+    s.add_argument("--transport", choices=("mixed", "mqtt", "tcp"), default="mixed")
+    s.add_argument("--payload", choices=("nmea", "json"), default="nmea", help="MQTT payload")
+    s.add_argument("--qos", type=int, choices=(0, 1), default=1)
+    s.add_argument("--fast", action="store_true", help="no real-time pacing (synthetic times)")
+    s.add_argument("--geojson", help="LineString routes to drive instead of the Jakarta set")
+    s.add_argument("--id-prefix", default="SIM", help="device id prefix (default SIM)")
+    for fault in ("duplicate", "garbage", "split", "disconnect"):
+        s.add_argument(f"--{fault}", type=float, default=0.0, help=f"probability of {fault}")
+
+    dc = sub.add_parser("decode", help="decode captured bytes, print JSON lines")
+    dc.add_argument("--protocol", required=True, choices=sorted(PROTOCOLS))
+    dc.add_argument("--hex", dest="hex", action=_Ordered, help="hex bytes (repeatable)")
+    dc.add_argument("--text", dest="text", action=_Ordered, help="text; \\r\\n escapes allowed")
+    dc.add_argument("--file", dest="file", action=_Ordered, help="raw capture file (repeatable)")
+    dc.add_argument("--imei", help="device identity when the input has no login frame")
+
+    sub.add_parser("config", help="print the effective settings")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        cfg = settings_mod.load(args.config)
+    except SettingsError as exc:
+        print(f"menara: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return _dispatch(args, cfg)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, cfg: Settings) -> int:
+    if args.command == "config":
+        for name, typ, _default, help_ in settings_mod.describe():
+            value = getattr(cfg, name)
+            shown = "********" if "password" in name and value else value
+            print(f"{name} = {json.dumps(shown)}  # {typ}: {help_}")
+        return 0
+    if args.command == "decode":
+        from menara import decode_cmd
+
+        inputs = getattr(args, "inputs", None)
+        if not inputs:
+            print("menara decode: give at least one --hex, --text or --file", file=sys.stderr)
+            return 2
+        try:
+            return decode_cmd.run(args.protocol, inputs, device_id=args.imei, out=sys.stdout)
+        except decode_cmd.InputError as exc:
+            print(f"menara decode: {exc}", file=sys.stderr)
+            return 2
+    if args.command == "db":
+        return _db(args.db_command, cfg)
+    if args.command == "serve":
+        from ingest.counters import Counters
+        from menara import service
+
+        return service.run_blocking(cfg, Counters())
+    if args.command == "simulate":
+        from menara import demo
+
+        return asyncio.run(demo.simulate(args, cfg))
+    if args.command == "demo":
+        from menara import demo
+
+        return demo.run(args, cfg)
+    raise AssertionError(args.command)
+
+
+def _db(command: str, cfg: Settings) -> int:
+    from menara import db
+
+    try:
+        created = db.ensure_database(cfg.db_dsn)
+        if command == "upgrade":
+            res = db.upgrade(
+                cfg.db_dsn,
+                timescale=cfg.timescale,
+                compress_after=cfg.compress_after,
+                retention=cfg.retention,
+            )
+            print(
+                f"database {'created, ' if created else ''}schema at version {res.version}"
+                f" (applied {res.applied or 'nothing new'}), engine: "
+                f"{'TimescaleDB' if res.timescaledb else 'PostgreSQL (time_bucket shim)'}"
+            )
+        else:
+            print(json.dumps(db.status(cfg.db_dsn), indent=2, default=str))
+    except db.DatabaseError as exc:
+        print(f"menara db: {exc}", file=sys.stderr)
+        return 1
+    return 0
