@@ -1,0 +1,60 @@
+"""Generated README sections (settings reference, protocol table), checked in CI.
+
+``python -m menara.docs --write`` rewrites the marked blocks in README.md; the test
+suite fails when README.md differs from what the code says.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from decoders import PROTOCOLS
+from menara.settings import describe
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def settings_table() -> str:
+    rows = ["| setting | env var | type | default | what it does |", "|---|---|---|---|---|"]
+    for name, typ, default, help_ in describe():
+        shown = f"`{default}`" if default != "" else "(empty)"
+        rows.append(f"| `{name}` | `MENARA_{name.upper()}` | {typ} | {shown} | {help_} |")
+    return "\n".join(rows)
+
+
+def protocol_table() -> str:
+    rows = ["| protocol | transport | what it is |", "|---|---|---|"]
+    for name, codec in sorted(PROTOCOLS.items()):
+        doc = (getattr(codec, "__doc__", None) or "").strip().splitlines()
+        transport = getattr(codec, "TRANSPORT", "")
+        rows.append(f"| `{name}` | {transport} | {doc[0] if doc else ''} |")
+    return "\n".join(rows)
+
+
+SECTIONS = {"settings": settings_table, "protocols": protocol_table}
+
+
+def render(text: str) -> str:
+    """``text`` with every ``<!-- NAME:start -->…<!-- NAME:end -->`` block regenerated."""
+    for name, make in SECTIONS.items():
+        pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(\n<!-- {name}:end -->)", re.S)
+        text = pattern.sub(lambda m, make=make: m.group(1) + make() + m.group(2), text)
+    return text
+
+
+def main() -> int:
+    text = README.read_text(encoding="utf-8")
+    new = render(text)
+    if "--write" in sys.argv[1:]:
+        README.write_text(new, encoding="utf-8")
+        return 0
+    if new != text:
+        print("README.md is out of date: run `python -m menara.docs --write`", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,45 @@
+"""Imports go one way (DEVELOPERS guide, ARCHITECTURE.md): read them with ast and check."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("decoders", "ingest", "geofence", "deviation", "oms_core", "dashboards", "simulators")
+PROJECT = (*PACKAGES, "menara")
+# package -> project packages it may import (besides itself)
+ALLOWED: dict[str, set[str]] = {
+    "decoders": set(),
+    "ingest": {"decoders"},
+    "geofence": {"decoders"},
+    "deviation": {"decoders", "geofence"},
+    "oms_core": {"decoders", "geofence", "deviation"},
+    "dashboards": set(),
+    "simulators": {"decoders", "ingest"},
+}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found & set(PROJECT)
+
+
+def test_imports_go_one_way() -> None:
+    wrong = []
+    for pkg in PACKAGES:
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            for target in _imports(path) - ALLOWED[pkg] - {pkg}:
+                wrong.append(f"{path.relative_to(ROOT)} imports {target}")
+    assert wrong == []
+
+
+def test_the_check_sees_imports() -> None:
+    src = ROOT / "ingest" / "intake.py"
+    assert "decoders" in _imports(src)
