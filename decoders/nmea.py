@@ -47,6 +47,18 @@ REJECT_CODES: dict[int, str] = {
     k.LINE_TOO_LONG: "line_too_long",
 }
 
+_COLUMNS = (
+    "fix_time_us",
+    "lat",
+    "lon",
+    "speed_kmh",
+    "course_deg",
+    "altitude_m",
+    "satellites",
+    "hdop",
+    "valid",
+)
+
 _DETAILS: dict[str, str] = {
     "malformed": "not a well-formed NMEA sentence",
     "bad_checksum": "checksum does not match",
@@ -77,52 +89,34 @@ def split_frames(buf: bytes) -> tuple[list[bytes], bytes]:
 
 def decode_buffer(buf: bytes | npt.NDArray[np.uint8], *, session: Session) -> Decoded:
     """Decode a buffer of complete ``\\n``-separated sentences in one kernel call."""
+    return decode_lines(buf, session=session)[0]
+
+
+def decode_lines(
+    buf: bytes | npt.NDArray[np.uint8], *, session: Session
+) -> tuple[Decoded, npt.NDArray[np.int64]]:
+    """``decode_buffer`` plus, per line, the row of the fix it went into (-1: none).
+
+    The mapping lets a wrapping protocol (T55) attach per-line extras to the right fix.
+    """
     arr = np.frombuffer(buf, dtype=np.uint8) if isinstance(buf, bytes) else buf
-    raw = arr.tobytes() if isinstance(buf, np.ndarray) else buf
-    (
-        ls,
-        le,
-        code,
-        epoch,
-        day,
-        t_us,
-        lat,
-        lon,
-        spd,
-        crs,
-        alt,
-        sats,
-        hdop,
-        valid,
-        nfix,
-        date,
-        tod,
-    ) = k.decode_lines(arr, session.last_date_days, session.last_tod_ms)
-    dated = day[:nfix] >= 0
-    code[(epoch >= 0) & ~np.append(dated, False)[epoch]] = k.NO_DATE
+    raw = buf if isinstance(buf, bytes) else arr.tobytes()
+    out = k.decode_lines(arr, session.last_date_days, session.last_tod_ms)
+    ls, le, code, epoch, day = out[:5]
+    nfix, date, tod = out[14:]
+    dated = np.append(day[:nfix] >= 0, False)  # the extra False serves epoch == -1
+    code[(epoch >= 0) & ~dated[epoch]] = k.NO_DATE
+    row = np.where(dated[epoch], (np.cumsum(dated) - 1)[epoch], -1)
     fixes = empty_fixes(int(dated.sum()))
-    for name, col in (
-        ("fix_time_us", t_us),
-        ("lat", lat),
-        ("lon", lon),
-        ("speed_kmh", spd),
-        ("course_deg", crs),
-        ("altitude_m", alt),
-        ("satellites", sats),
-        ("hdop", hdop),
-        ("valid", valid),
-    ):
-        fixes[name] = col[:nfix][dated]
+    for name, col in zip(_COLUMNS, out[5:14], strict=True):
+        fixes[name] = col[:nfix][dated[:nfix]]
     rejects = tuple(
         _reject(int(c), raw[int(s) : int(e)])
         for s, e, c in zip(ls, le, code, strict=True)
         if k.OK < c < k.BLANK
     )
-    return Decoded(
-        fixes=fixes,
-        session=replace(session, last_date_days=int(date), last_tod_ms=int(tod)),
-        rejects=rejects,
-    )
+    session = replace(session, last_date_days=int(date), last_tod_ms=int(tod))
+    return Decoded(fixes=fixes, session=session, rejects=rejects), row
 
 
 def decode_frames(frames: Sequence[bytes], *, session: Session) -> Decoded:
