@@ -1,0 +1,115 @@
+"""Binary COPY payloads and the staging SQL of the writer.
+
+Fixes are loaded into a temporary staging table whose columns are all fixed-width,
+so the whole PGCOPY payload is one numpy structured array (big-endian, field
+count and lengths included) turned into bytes in one go: no Python loop per row.
+Unknown values travel as the dtype's own NaN / -1 and become NULL in the
+``INSERT ... SELECT`` that moves the rows into ``positions``; the variable-width
+columns (device, transport, protocol, received time) sit in a per-batch table
+joined on the batch index, and per-fix attributes in a third table joined on the
+row number, only when a flush carries any.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+
+import numpy as np
+
+from decoders.model import FIX_DTYPE, FixArray
+
+PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
+PGCOPY_TRAILER = struct.pack("!h", -1)
+PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 minus 1970-01-01, in microseconds
+
+# (staging column, SQL type, big-endian numpy type), in COPY order
+_FIX_COLUMNS = (
+    ("b", "int4", ">i4"),
+    ("n", "int4", ">i4"),
+    ("fix_time", "timestamptz", ">i8"),
+    ("lat", "float8", ">f8"),
+    ("lon", "float8", ">f8"),
+    ("speed_kmh", "float4", ">f4"),
+    ("course_deg", "float4", ">f4"),
+    ("altitude_m", "float4", ">f4"),
+    ("satellites", "int2", ">i2"),
+    ("hdop", "float4", ">f4"),
+    ("valid", "bool", "u1"),
+    ("ignition", "int2", ">i2"),
+    ("odometer_m", "float8", ">f8"),
+)
+_ROW_DTYPE = np.dtype(
+    [("nfields", ">i2")]
+    + [f for name, _, typ in _FIX_COLUMNS for f in ((f"{name}_len", ">i4"), (name, typ))]
+)
+_TEMPLATE = np.zeros(1, _ROW_DTYPE)
+_TEMPLATE["nfields"] = len(_FIX_COLUMNS)
+for _name, _, _typ in _FIX_COLUMNS:
+    _TEMPLATE[f"{_name}_len"] = np.dtype(_typ).itemsize
+
+STAGING_DDL = (
+    "CREATE TEMP TABLE IF NOT EXISTS menara_stage_fix ("
+    + ", ".join(f"{name} {sqltype}" for name, sqltype, _ in _FIX_COLUMNS)
+    + ") ON COMMIT DELETE ROWS",
+    "CREATE TEMP TABLE IF NOT EXISTS menara_stage_batch (b int4, device_id text,"
+    " transport text, protocol text, received_time timestamptz) ON COMMIT DELETE ROWS",
+    "CREATE TEMP TABLE IF NOT EXISTS menara_stage_attr (n int4, attributes jsonb)"
+    " ON COMMIT DELETE ROWS",
+)
+COPY_FIX = "COPY menara_stage_fix FROM STDIN (FORMAT BINARY)"
+COPY_BATCH = (
+    "COPY menara_stage_batch (b, device_id, transport, protocol, received_time)"
+    " FROM STDIN (FORMAT BINARY)"
+)
+BATCH_TYPES = ("int4", "text", "text", "text", "timestamptz")
+COPY_ATTR = "COPY menara_stage_attr (n, attributes) FROM STDIN (FORMAT BINARY)"
+ATTR_TYPES = ("int4", "jsonb")
+COPY_DEAD = (
+    "COPY dead_letters (received_time, transport, protocol, peer, device_id, reason, detail, raw)"
+    " FROM STDIN (FORMAT BINARY)"
+)
+DEAD_TYPES = ("timestamptz", "text", "text", "text", "text", "text", "text", "bytea")
+REGISTER = (
+    "INSERT INTO devices (device_id, protocol)"
+    " SELECT * FROM unnest(%s::text[], %s::text[]) ON CONFLICT (device_id) DO NOTHING"
+)
+
+_INSERT = """
+WITH ins AS (
+  INSERT INTO positions (device_id, fix_time, received_time, lat, lon, speed_kmh, course_deg,
+                         altitude_m, satellites, hdop, valid, ignition, odometer_m, attributes,
+                         transport, protocol)
+  SELECT s.device_id, f.fix_time, s.received_time, f.lat, f.lon,
+         nullif(f.speed_kmh, 'NaN'), nullif(f.course_deg, 'NaN'), nullif(f.altitude_m, 'NaN'),
+         CASE WHEN f.satellites >= 0 THEN f.satellites END, nullif(f.hdop, 'NaN'), f.valid,
+         CASE WHEN f.ignition >= 0 THEN f.ignition <> 0 END, nullif(f.odometer_m, 'NaN'),
+         {attributes}, s.transport, s.protocol
+  FROM menara_stage_fix f JOIN menara_stage_batch s USING (b) {join}
+  ON CONFLICT (device_id, fix_time) DO NOTHING
+  RETURNING transport
+)
+SELECT transport, count(*) FROM ins GROUP BY transport
+"""
+# ON CONFLICT DO NOTHING also skips the second of two equal keys within one statement
+# (only DO UPDATE refuses to touch a row twice), so in-flush duplicates need no DISTINCT.
+INSERT_PLAIN = _INSERT.format(attributes="NULL::jsonb", join="")
+INSERT_WITH_ATTRIBUTES = _INSERT.format(
+    attributes="a.attributes", join="LEFT JOIN menara_stage_attr a USING (n)"
+)
+
+
+def encode_fixes(parts: Sequence[FixArray]) -> bytes:
+    """One PGCOPY payload for ``menara_stage_fix``: part ``i`` gets batch index ``b = i``."""
+    lengths = np.fromiter((len(p) for p in parts), dtype=np.int64, count=len(parts))
+    fixes = np.concatenate(parts) if parts else np.zeros(0, FIX_DTYPE)
+    rows = np.repeat(_TEMPLATE, len(fixes))
+    rows["b"] = np.repeat(np.arange(len(parts), dtype=np.int32), lengths)
+    rows["n"] = np.arange(len(fixes), dtype=np.int32)
+    rows["fix_time"] = fixes["fix_time_us"] - PG_EPOCH_US
+    for name in ("lat", "lon", "speed_kmh", "course_deg", "altitude_m", "satellites", "hdop"):
+        rows[name] = fixes[name]
+    rows["valid"] = fixes["valid"]
+    rows["ignition"] = fixes["ignition"]
+    rows["odometer_m"] = fixes["odometer_m"]
+    return PGCOPY_HEADER + rows.tobytes() + PGCOPY_TRAILER
