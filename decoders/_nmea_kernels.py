@@ -361,14 +361,17 @@ def decode_lines(
         if nf < need:
             code[li] = MALFORMED
             continue
-        tu = _tod_us(buf, fs[ft], fe[ft])
-        if tu < 0:
-            code[li] = MALFORMED if (tu == -1 and fs[ft] != fe[ft]) else BAD_TIME
-            continue
         c1, la = _coord(buf, fs[fl], fe[fl], fs[fl + 1], fe[fl + 1], 90)
         c2, lo = _coord(buf, fs[fl + 2], fe[fl + 2], fs[fl + 3], fe[fl + 3], 180)
         if c1 != OK or c2 != OK:
             code[li] = c1 if c1 != OK else c2
+            continue
+        if np.isnan(la) or np.isnan(lo):
+            code[li] = NO_FIX
+            continue
+        tu = _tod_us(buf, fs[ft], fe[ft])
+        if tu < 0:
+            code[li] = MALFORMED if (tu == -1 and fs[ft] != fe[ft]) else BAD_TIME
             continue
         ok = True
         day = -1
@@ -422,12 +425,6 @@ def decode_lines(
             continue
         if co > 360.0 or svf > 999.0 or hd > 999.0:
             code[li] = OUT_OF_RANGE
-            continue
-        if np.isnan(la) or np.isnan(lo):
-            code[li] = NO_FIX
-            if day >= 0:
-                date = day
-                tod_ms = tu // 1000
             continue
         # merge into the open epoch or open a new one
         if cur < 0 or tod[cur] != tu or (day >= 0 and fday[cur] >= 0 and fday[cur] != day):

@@ -88,7 +88,7 @@ def _identity(line: bytes) -> tuple[bytes | None, bytes | None]:
             return (m.group(1) if _checksum_ok(line) else b""), None
     m = _TAIL.fullmatch(line)
     if m is not None:
-        return m.group(2), line
+        return (m.group(2) if _checksum_ok(m.group(1)) else b""), line
     if not line.startswith((b"$", b"!")):
         m = _PREFIX.fullmatch(line)
         if m is not None:
