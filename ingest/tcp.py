@@ -1,0 +1,359 @@
+"""TCP device listener: framing, identity, back-pressure and ack-after-commit per connection.
+
+Built on ``asyncio.Protocol`` rather than streams so that an idle device costs one small
+object and no task: 10,000 parked trackers are cheap. Per connection the listener keeps
+the unframed tail, the decoder ``Session`` and the device id from the login frame; each
+packet becomes at most one ``Batch`` (via ``ingest.intake.to_batch``) handed to the writer
+in arrival order by one feeder task per listener. When the writer is full the feeder
+waits inside ``put`` and every connection that queues more data stops reading until its
+batches are accepted, so a slow database pushes back to the devices instead of dropping.
+
+Replies the decoder owes (acks) are written only after the writer has committed the
+batch they acknowledge. Input that cannot be framed (a line longer than
+``max_line_bytes``) is dead-lettered and the connection closed; anything else that goes
+wrong is dead-lettered and counted, and never leaves the protocol callbacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any, Protocol
+
+from decoders import Codec, Decoded, DecodeError
+from decoders.model import Reject, Session, empty_fixes
+from ingest.counters import Counters
+from ingest.devices import DeviceRegistry
+from ingest.intake import to_batch
+from ingest.model import Batch, DeadLetter
+
+log = logging.getLogger(__name__)
+
+TRANSPORT = "tcp"
+
+
+class BatchSink(Protocol):
+    """What the listener needs from the writer: an ordered, back-pressuring ``put``."""
+
+    async def put(self, batch: Batch) -> None: ...
+
+
+class _Conn(asyncio.Protocol):
+    """One device connection: unframed tail, decoder session, identity, flow state."""
+
+    __slots__ = (
+        "buf",
+        "device_id",
+        "last_seen",
+        "listener",
+        "paused",
+        "peer",
+        "queued",
+        "session",
+        "transport",
+    )
+
+    def __init__(self, listener: TcpListener) -> None:
+        self.listener = listener
+        self.transport: asyncio.Transport | None = None
+        self.buf = b""
+        self.session = Session()
+        self.device_id: str | None = None
+        self.peer = "?"
+        self.last_seen = listener.clock
+        self.queued = 0  # batches handed to the feeder, not yet accepted by the writer
+        self.paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.peer = _peer(transport.get_extra_info("peername"))
+        self.listener.opened(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.buf:  # a truncated last frame: keep it for inspection
+            self.listener.dead_letter(self, "truncated", "connection ended mid-frame", self.buf)
+            self.buf = b""
+        self.listener.closed(self)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.listener.received(self, data)
+        except Exception:  # a bug must cost one connection, never the listener
+            log.exception("tcp %s: unexpected error, closing", self.peer)
+            self.listener.dead_letter(self, "internal_error", "listener error", self.buf + data)
+            self.buf = b""
+            self.close()
+
+    def pause(self) -> None:
+        if not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+
+    def resume(self) -> None:
+        if self.paused and self.transport is not None:
+            self.paused = False
+            self.last_seen = self.listener.clock  # waiting for the writer is not idling
+            self.transport.resume_reading()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+class TcpListener:
+    """An asyncio TCP server for one device protocol; async context manager.
+
+    ``port=0`` binds a free port, readable as ``.port`` once entered.
+    """
+
+    def __init__(
+        self,
+        *,
+        codec: Codec,
+        host: str,
+        port: int,
+        idle_timeout_s: float,
+        max_line_bytes: int,
+        writer: BatchSink,
+        registry: DeviceRegistry,
+        counters: Counters,
+    ) -> None:
+        self.codec = codec
+        self.host = host
+        self.port = port
+        self.idle_timeout_s = idle_timeout_s
+        self.max_line_bytes = max_line_bytes
+        self.clock = 0.0  # loop time, advanced by the sweep: coarse but free to read
+        self._writer = writer
+        self._registry = registry
+        self._counters = counters
+        self._conns: set[_Conn] = set()
+        self._queue: deque[tuple[_Conn, Batch]] = deque()
+        self._wake = asyncio.Event()  # the queue has work
+        self._empty = asyncio.Event()  # the queue is empty and no put is in flight
+        self._empty.set()
+        self._putting = False  # the feeder is suspended inside writer.put: it is full
+        self._reading = True
+        self._server: asyncio.Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._conns)
+
+    async def __aenter__(self) -> TcpListener:
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self.clock = self._loop.time()
+        self._server = await self._loop.create_server(
+            lambda: _Conn(self), self.host, self.port, backlog=4096, reuse_address=True
+        )
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        self._tasks = [
+            asyncio.create_task(self._feed(), name=f"tcp-{self.codec.NAME}-feed"),
+            asyncio.create_task(self._sweep(), name=f"tcp-{self.codec.NAME}-sweep"),
+        ]
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop_reading()
+        for conn in list(self._conns):
+            conn.close()
+        await asyncio.sleep(0)  # connection_lost runs: truncated tails become dead letters
+        await self.flush()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    async def stop_reading(self) -> None:
+        """Stop accepting and reading, and hand everything already read to the writer.
+
+        The first step of a clean shutdown: afterwards ``writer.drain()`` commits it and
+        sends the acks while the connections are still open.
+        """
+        self._reading = False
+        if self._server is not None:
+            self._server.close()
+        for conn in self._conns:
+            conn.pause()
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Wait until everything read so far has been accepted by the writer."""
+        await self._empty.wait()
+
+    # -- callbacks from connections ------------------------------------------------
+
+    def opened(self, conn: _Conn) -> None:
+        self._conns.add(conn)
+        self._count("connections_total")
+        if not self._reading:
+            conn.close()
+
+    def closed(self, conn: _Conn) -> None:
+        self._conns.discard(conn)
+        self._count("connections_closed")
+        conn.transport = None
+
+    def received(self, conn: _Conn, data: bytes) -> None:
+        """Frame, decode and queue one packet's worth of data."""
+        conn.last_seen = self.clock
+        self._count("bytes_in", len(data))
+        buf = conn.buf + data
+        frames, rest = self.codec.split_frames(buf)
+        limit = self.max_line_bytes
+        cut = next((i for i, f in enumerate(frames) if len(f) > limit), -1)
+        if cut >= 0 or len(rest) > limit:
+            if cut >= 0:
+                rest = b"\n".join(frames[cut:]) + rest
+                frames = frames[:cut]
+            conn.buf = b""
+            if frames:
+                self._decode(conn, frames, b"\n".join(frames))
+            self._count("framing_lost")
+            self.dead_letter(conn, "line_too_long", f"no frame end within {limit} bytes", rest)
+            conn.close()
+            return
+        conn.buf = rest
+        if frames:
+            self._decode(conn, frames, buf[: len(buf) - len(rest)])
+
+    def dead_letter(self, conn: _Conn, code: str, detail: str, raw: bytes) -> None:
+        """Keep bytes that could not be used, counted like decoder rejects."""
+        self._counters.inc("rejects", protocol=self.codec.NAME, code=code)
+        letter = DeadLetter(
+            TRANSPORT, self.codec.NAME, conn.peer, conn.device_id, code, detail, raw
+        )
+        self._submit(
+            conn,
+            Batch(
+                device_id=conn.device_id or "",
+                transport=TRANSPORT,
+                protocol=self.codec.NAME,
+                dead_letters=(letter,),
+            ),
+        )
+
+    # -- internals -----------------------------------------------------------------
+
+    def _count(self, name: str, n: int = 1) -> None:
+        self._counters.inc(name, n, transport=TRANSPORT, protocol=self.codec.NAME)
+
+    def _decode(self, conn: _Conn, frames: list[bytes], raw: bytes) -> None:
+        self._count("frames_in", len(frames))
+        decoded = self._decode_safely(conn, frames)
+        conn.session = decoded.session
+        if decoded.device_id:
+            conn.device_id = decoded.device_id
+        elif decoded.session.device_id:
+            conn.device_id = decoded.session.device_id
+        replies = decoded.replies
+        batch = to_batch(
+            decoded,
+            device_id=conn.device_id or "",
+            transport=TRANSPORT,
+            protocol=self.codec.NAME,
+            peer=conn.peer,
+            registry=self._registry,
+            counters=self._counters,
+            raw=raw,
+            on_commit=self._acker(conn, replies) if replies else None,
+        )
+        if batch.rows:
+            self._submit(conn, batch)
+        elif replies and conn.transport is not None:  # nothing to make durable first
+            conn.transport.write(b"".join(replies))
+
+    def _decode_safely(self, conn: _Conn, frames: Sequence[bytes]) -> Decoded:
+        try:
+            return self.codec.decode_frames(frames, session=conn.session)
+        except DecodeError as exc:
+            code, detail = exc.code, exc.detail
+        except Exception as exc:
+            log.exception("tcp %s: %s decoder failed", conn.peer, self.codec.NAME)
+            code, detail = "decoder_error", repr(exc)
+        rejects = tuple(Reject(code, detail, f) for f in frames)
+        return Decoded(fixes=empty_fixes(), session=conn.session, rejects=rejects)
+
+    def _acker(self, conn: _Conn, replies: tuple[bytes, ...]) -> Callable[[], None]:
+        """An ``on_commit`` that writes the replies from the loop thread, if still open."""
+        payload = b"".join(replies)
+        loop = self._loop
+        assert loop is not None
+
+        def write() -> None:
+            if conn.transport is not None and not conn.transport.is_closing():
+                conn.transport.write(payload)
+
+        def on_commit() -> None:
+            if threading.get_ident() == self._loop_thread:
+                write()
+            else:
+                loop.call_soon_threadsafe(write)
+
+        return on_commit
+
+    def _submit(self, conn: _Conn, batch: Batch) -> None:
+        self._queue.append((conn, batch))
+        conn.queued += 1
+        self._empty.clear()
+        if self._putting and not conn.paused:  # the writer is full: this device waits
+            self._count("reads_paused")
+            conn.pause()
+        self._wake.set()
+
+    async def _feed(self) -> None:
+        """Hand queued batches to the writer in arrival order; resume paused devices."""
+        while True:
+            if not self._queue:
+                self._empty.set()
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            conn, batch = self._queue.popleft()
+            self._putting = True
+            try:
+                await self._writer.put(batch)
+            finally:
+                self._putting = False
+            conn.queued -= 1
+            if conn.queued == 0 and self._reading:
+                conn.resume()
+
+    async def _sweep(self) -> None:
+        """Advance the coarse clock and close connections idle for ``idle_timeout_s``."""
+        loop = asyncio.get_running_loop()
+        tick = min(max(self.idle_timeout_s / 4, 0.05), 5.0)
+        while True:
+            await asyncio.sleep(tick)
+            self.clock = loop.time()
+            if not self._reading:
+                continue
+            horizon = self.clock - self.idle_timeout_s
+            for conn in [c for c in self._conns if c.last_seen < horizon and not c.paused]:
+                self._count("idle_closed")
+                conn.close()
+
+
+def _peer(addr: Any) -> str:
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        host = str(addr[0])
+        return f"[{host}]:{addr[1]}" if ":" in host else f"{host}:{addr[1]}"
+    return str(addr)
