@@ -62,3 +62,5 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+from tests.brokers import project_broker  # noqa: E402, F401

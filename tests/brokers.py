@@ -1,0 +1,84 @@
+"""A private Mosquitto started from ``deploy/mosquitto.conf`` for tests that count losses.
+
+The machine's broker on 1883 runs Debian's defaults (1000 queued, 20 in flight) and drops
+QoS 1 messages for a lagging subscriber; exactly-once tests need the project's limits, so
+they get their own broker on a free port with its persistence directory in a temp dir.
+"""
+
+from __future__ import annotations
+
+import getpass
+import re
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PROJECT_CONF = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto.conf"
+
+
+@dataclass(frozen=True, slots=True)
+class Broker:
+    """Where a private broker listens, and its log (for failure messages)."""
+
+    host: str
+    port: int
+    log: Path
+
+
+def _free_port() -> int:
+    # Not tests.conftest.free_port: conftest imports this module (no import cycle).
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def derive_config(port: int, data_dir: Path) -> str:
+    """The project config with the listener moved to ``port`` and persistence in ``data_dir``."""
+    text = PROJECT_CONF.read_text()
+    text = re.sub(r"(?m)^listener 1883\b.*$", f"listener {port} 127.0.0.1", text)
+    text = re.sub(r"(?m)^persistence_location .*$", f"persistence_location {data_dir}/", text)
+    # As root Mosquitto switches to user `mosquitto`, who cannot write our temp dir.
+    return text + f"\nuser {getpass.getuser()}\n"
+
+
+def wait_listening(host: str, port: int, timeout_s: float = 10.0) -> None:
+    """Poll until something accepts TCP connections on (host, port)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def project_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """A Mosquitto with the project's queue limits, for the whole test session."""
+    work = tmp_path_factory.mktemp("mosquitto")
+    port = _free_port()
+    conf = work / "mosquitto.conf"
+    conf.write_text(derive_config(port, work))
+    log = work / "mosquitto.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=out, stderr=out)
+    try:
+        try:
+            wait_listening("127.0.0.1", port)
+        except OSError:
+            pytest.fail(f"private mosquitto did not start: {log.read_text()}")
+        yield Broker("127.0.0.1", port, log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

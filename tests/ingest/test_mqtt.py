@@ -1,0 +1,221 @@
+"""MQTT ingest end to end: a private Mosquitto, the real writer, real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import paho.mqtt.client as mqtt
+import psycopg
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from ingest.counters import Counters
+from ingest.devices import DeviceRegistry
+from ingest.mqtt import MAX_PAYLOAD_BYTES, MqttIngest, parse_topic
+from ingest.writer import Writer
+from menara.settings import Settings
+from simulators.nmea_out import json_fix, rmc
+from tests.brokers import Broker
+
+pytestmark = [pytest.mark.db, pytest.mark.mqtt]
+
+T0 = datetime(2026, 1, 5, 8, 0, 0, tzinfo=UTC)
+
+
+def nmea(i: int) -> bytes:
+    """RMC of fix ``i``: one second and 0.0001° east per step."""
+    return rmc(T0 + timedelta(seconds=i), -6.2, 106.8 + i * 0.0001, 36.0, 90.0)
+
+
+def jfix(i: int) -> dict[str, object]:
+    t = T0 + timedelta(seconds=i)
+    return json_fix(t, -6.2, 106.8 + i * 0.0001, speed_kmh=36.0, course_deg=90.0)
+
+
+async def until(cond: Callable[[], bool], timeout_s: float = 20.0) -> None:
+    """Poll ``cond`` until true; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+class Publisher:
+    """A device-side paho client; ``send`` waits for the broker's PUBACKs."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client.connect(broker.host, broker.port)
+        self.client.loop_start()
+
+    def send(self, messages: Iterable[tuple[str, bytes]], qos: int = 1) -> int:
+        infos = [self.client.publish(t, p, qos=qos) for t, p in messages]
+        for info in infos:
+            info.wait_for_publish(timeout=10)
+        return len(infos)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@dataclass
+class Rig:
+    prefix: str
+    counters: Counters
+    ingest: MqttIngest
+    dsn: str
+
+    def rows(self, sql: str = "SELECT count(*) FROM positions") -> int:
+        with psycopg.connect(self.dsn) as conn:
+            row = conn.execute(sql).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def rejects(self, code: str) -> int:
+        return self.counters.get("rejects", code=code)
+
+
+@contextlib.asynccontextmanager
+async def rig(broker: Broker, dsn: str, *, qos: int = 1) -> AsyncIterator[Rig]:
+    prefix = f"t{uuid.uuid4().hex[:8]}/v1"
+    settings = Settings().replace(
+        mqtt_host=broker.host,
+        mqtt_port=broker.port,
+        mqtt_topic_prefix=prefix,
+        mqtt_client_id=f"ingest-{prefix}",
+        mqtt_qos=qos,
+    )
+    counters = Counters()
+    registry = DeviceRegistry(policy="register")
+    async with Writer(
+        dsn,
+        counters=counters,
+        batch_rows=500,
+        batch_delay_ms=5,
+        on_registered=registry.mark_registered,
+    ) as writer:
+        ingest = MqttIngest(settings=settings, writer=writer, registry=registry, counters=counters)
+        async with ingest:
+            await ingest.subscribed()
+            yield Rig(prefix, counters, ingest, dsn)
+
+
+def test_parse_topic() -> None:
+    assert parse_topic("menara/v1/ab12/nmea", "menara/v1") == ("ab12", "nmea")
+    assert parse_topic("menara/v1/ab12/json", "menara/v1") == ("ab12", "menara-json")
+    for bad in (
+        "menara/v1//nmea",
+        "menara/v1/ab12/xml",
+        "menara/v1/a/b/nmea",
+        "x/menara/v1/a/nmea",
+    ):
+        assert parse_topic(bad, "menara/v1") is None
+
+
+@pytest.mark.parametrize("qos", [0, 1])
+def test_fixes_over_nmea_and_json_stored_exactly_once(
+    project_broker: Broker, clean_db: str, qos: int
+) -> None:
+    async def main() -> None:
+        async with rig(project_broker, clean_db, qos=qos) as r:
+            pub = Publisher(project_broker)
+            try:
+                msgs = [(f"{r.prefix}/dev{d}/nmea", nmea(i)) for d in range(3) for i in range(300)]
+                msgs += [
+                    (f"{r.prefix}/dev9/json", json.dumps(jfix(i)).encode()) for i in range(100)
+                ]
+                # An array of 50 fixes is one message, 50 rows.
+                array = [jfix(i) for i in range(100, 150)]
+                msgs.append((f"{r.prefix}/dev9/json", json.dumps(array).encode()))
+                # Several sentences in one message; each fix is new.
+                msgs.append((f"{r.prefix}/dev8/nmea", b"".join(nmea(i) for i in range(10))))
+                sent = pub.send(msgs, qos=1)
+                # The same fixes again (a device resending after a lost PUBACK): stored once.
+                pub.send(msgs[:100], qos=1)
+            finally:
+                pub.close()
+            expected = 3 * 300 + 150 + 10
+            await until(
+                lambda: r.rows() == expected and r.counters.get("mqtt_messages_in") == sent + 100
+            )
+            await r.ingest.stop_reading()
+            await until(lambda: r.counters.get("mqtt_acks_sent") == (sent + 100 if qos else 0))
+            assert r.counters.get("mqtt_messages_in", qos=str(qos)) == sent + 100
+            assert r.rows() == expected
+            assert r.rows("SELECT count(*) FROM dead_letters") == 0
+
+    asyncio.run(main())
+
+
+def test_bad_input_is_dead_lettered_and_acked(project_broker: Broker, clean_db: str) -> None:
+    async def main() -> None:
+        async with rig(project_broker, clean_db) as r:
+            p = r.prefix
+            bad = [
+                (f"{p}//nmea", nmea(0)),  # empty device id
+                (f"{p}/bad1/nmea", nmea(1)[:25]),  # truncated sentence
+                (f"{p}/bad2/nmea", b"$GPRMC," + b"9" * (MAX_PAYLOAD_BYTES + 1)),  # too large
+                (f"{p}/bad3/nmea", bytes(range(256))),  # binary garbage
+                (f"{p}/bad4/json", b'{"fix_time": "2026-01-05T08:00:00Z", "lat": '),  # bad JSON
+                (f"{p}/bad5/json", b""),  # empty payload
+            ]
+            good = [(f"{p}/good/nmea", nmea(i)) for i in range(200)]
+            pub = Publisher(project_broker)
+            try:
+                # Interleave so bad and good messages share chunks.
+                sent = pub.send(
+                    [m for pair in zip(good, bad + good[6:], strict=False) for m in pair]
+                )
+                sent += pub.send(good[len(bad) + len(good) - 6 :])
+            finally:
+                pub.close()
+            await until(lambda: r.counters.get("mqtt_acks_sent") >= sent)
+            assert r.rows() == 200
+            assert r.rejects("bad_topic") == 1
+            assert r.rejects("payload_too_large") == 1
+            assert r.rejects("bad_utf8") == 1
+            assert r.rejects("empty_payload") == 1
+            assert r.rejects("bad_json") == 1
+            assert r.counters.get("rejects", protocol="nmea") >= 2  # truncated + too large
+            with psycopg.connect(clean_db) as conn:
+                letters = conn.execute(
+                    "SELECT reason, peer, raw FROM dead_letters ORDER BY id"
+                ).fetchall()
+            raws = {bytes(raw) for _, _, raw in letters}
+            assert {m[1] for m in bad} <= raws | {nmea(1)[:25].rstrip()}
+            assert len(letters) == 6
+            assert r.counters.get("mqtt_acks_sent") == sent
+
+    asyncio.run(main())
+
+
+def test_puback_only_after_commit(project_broker: Broker, clean_db: str) -> None:
+    """While the table is locked nothing commits, so nothing may be acknowledged."""
+
+    async def main() -> None:
+        async with rig(project_broker, clean_db) as r:
+            lock = await psycopg.AsyncConnection.connect(clean_db)
+            await lock.execute("LOCK TABLE positions IN ACCESS EXCLUSIVE MODE")
+            pub = Publisher(project_broker)
+            try:
+                sent = pub.send((f"{r.prefix}/lock/nmea", nmea(i)) for i in range(50))
+                await until(lambda: r.counters.get("mqtt_messages_in") == sent)
+                await asyncio.sleep(0.3)  # a writer batch delay many times over
+                assert r.counters.get("mqtt_acks_sent") == 0
+                await lock.rollback()
+                await until(lambda: r.counters.get("mqtt_acks_sent") == sent)
+                assert r.rows() == sent
+            finally:
+                pub.close()
+                await lock.close()
+
+    asyncio.run(main())
