@@ -331,8 +331,17 @@ async def _write_fixes(
                         if a:
                             await cp.write_row((n + k, a))
                 n += len(b.fixes)
-    await cur.execute(_copy.INSERT_WITH_ATTRIBUTES if attrs else _copy.INSERT_PLAIN)
-    return {str(t): int(c) for t, c in await cur.fetchall()}
+    fast, idempotent = _copy.insert_sql(attributes=bool(attrs))
+    try:
+        async with cur.connection.transaction():  # a savepoint: a duplicate undoes only this
+            await cur.execute(fast)
+    except psycopg.errors.UniqueViolation:
+        await cur.execute(idempotent)
+        return {str(t): int(c) for t, c in await cur.fetchall()}
+    sent = Counter[str]()
+    for b in batches:
+        sent[b.transport] += len(b.fixes)
+    return dict(sent)
 
 
 def _ts(us: int) -> datetime:
