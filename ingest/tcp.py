@@ -17,7 +17,6 @@ wrong is dead-lettered and counted, and never leaves the protocol callbacks.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 from collections import deque
@@ -176,9 +175,7 @@ class TcpListener:
         await self.flush()
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*self._tasks, return_exceptions=True)  # failures went to wait()
         if self._server is not None:
             await self._server.wait_closed()
 
@@ -194,6 +191,10 @@ class TcpListener:
         for conn in self._conns:
             conn.pause()
         await self.flush()
+
+    async def wait(self) -> None:
+        """Block while the listener works; raise the error that stopped it (writer failure)."""
+        await asyncio.shield(self._tasks[0])
 
     async def flush(self) -> None:
         """Wait until everything read so far has been accepted by the writer."""
@@ -320,22 +321,37 @@ class TcpListener:
         self._wake.set()
 
     async def _feed(self) -> None:
-        """Hand queued batches to the writer in arrival order; resume paused devices."""
-        while True:
-            if not self._queue:
-                self._empty.set()
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            conn, batch = self._queue.popleft()
-            self._putting = True
-            try:
-                await self._writer.put(batch)
-            finally:
-                self._putting = False
-            conn.queued -= 1
-            if conn.queued == 0 and self._reading:
-                conn.resume()
+        """Hand queued batches to the writer in arrival order; resume paused devices.
+
+        If the writer fails, every device is disconnected (it will resend elsewhere or
+        later: nothing unacked is lost) and the error surfaces through ``wait()``.
+        """
+        try:
+            while True:
+                if not self._queue:
+                    self._empty.set()
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                conn, batch = self._queue.popleft()
+                self._putting = True
+                try:
+                    await self._writer.put(batch)
+                finally:
+                    self._putting = False
+                conn.queued -= 1
+                if conn.queued == 0 and self._reading:
+                    conn.resume()
+        except Exception:
+            log.exception("tcp %s: the writer failed, closing every connection", self.codec.NAME)
+            self._reading = False
+            if self._server is not None:
+                self._server.close()
+            for conn in list(self._conns):
+                conn.close()
+            self._queue.clear()
+            self._empty.set()
+            raise
 
     async def _sweep(self) -> None:
         """Advance the coarse clock and close connections idle for ``idle_timeout_s``."""

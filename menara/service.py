@@ -1,0 +1,161 @@
+"""The ingest service: schema, device registry, writer, listeners, metrics, clean stop.
+
+Shutdown order is what keeps "stored exactly once" true across restarts: stop reading
+from every transport, drain the writer (commit everything accepted and send the acks
+it owes), and only then disconnect. TCP listeners stop reading first and the writer is
+drained while devices are still connected; leaving ``MqttIngest`` does the same steps
+for MQTT (stop reading, drain, PUBACK, disconnect); then the TCP connections close and
+the writer stops. Anything not acked by then is resent and de-duplicated by the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Iterator
+
+import psycopg
+
+from decoders import t55
+from ingest import backoff
+from ingest.counters import Counters
+from ingest.devices import DeviceRegistry
+from ingest.metrics import Gauge, MetricsServer
+from ingest.mqtt import MqttIngest
+from ingest.tcp import TcpListener
+from ingest.writer import Writer
+from menara import db
+from menara.settings import Settings
+
+log = logging.getLogger(__name__)
+
+REGISTRY_REFRESH_S = 5.0
+
+
+async def serve(
+    settings: Settings,
+    *,
+    counters: Counters,
+    stop: asyncio.Event,
+    ready: asyncio.Event | None = None,
+) -> None:
+    """Run ingest until ``stop`` is set; ``ready`` is set once every listener is up."""
+    dsn = settings.db_dsn
+    await asyncio.to_thread(db.ensure_database, dsn)
+    await asyncio.to_thread(
+        db.upgrade,
+        dsn,
+        timescale=settings.timescale,
+        compress_after=settings.compress_after,
+        retention=settings.retention,
+    )
+    registry = DeviceRegistry(policy=settings.unknown_devices)
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        known = await registry.refresh(conn)
+    log.info("devices: %d known, unknown devices: %s", known, settings.unknown_devices)
+
+    async with contextlib.AsyncExitStack() as stack:
+        writer = await stack.enter_async_context(
+            Writer(
+                dsn,
+                counters=counters,
+                batch_rows=settings.writer_batch_rows,
+                batch_delay_ms=settings.writer_batch_delay_ms,
+                max_pending=settings.writer_max_pending,
+                on_registered=registry.mark_registered,
+            )
+        )
+        listeners: list[TcpListener] = []
+        if settings.t55_port > 0:
+            tcp = TcpListener(
+                codec=t55,
+                host=settings.tcp_host,
+                port=settings.t55_port,
+                idle_timeout_s=settings.tcp_idle_timeout_s,
+                max_line_bytes=settings.tcp_max_line_bytes,
+                writer=writer,
+                registry=registry,
+                counters=counters,
+            )
+            listeners.append(await stack.enter_async_context(tcp))
+            log.info("t55 listening on %s:%d", settings.tcp_host, tcp.port)
+        mqtt: MqttIngest | None = None
+        if settings.mqtt_port > 0:
+            mqtt = MqttIngest(
+                settings=settings, writer=writer, registry=registry, counters=counters
+            )
+            await stack.enter_async_context(mqtt)
+            log.info("mqtt subscribed at %s:%d", settings.mqtt_host, settings.mqtt_port)
+        if settings.metrics_port > 0:
+
+            def gauges() -> Iterator[Gauge]:
+                yield "writer_pending_rows", {}, float(writer.pending_rows)
+                for lis in listeners:
+                    labels = {"protocol": lis.codec.NAME}
+                    yield "tcp_connections_open", labels, float(lis.open_connections)
+
+            metrics = MetricsServer(
+                host=settings.tcp_host, port=settings.metrics_port, counters=counters, gauges=gauges
+            )
+            await stack.enter_async_context(metrics)
+            log.info("metrics on http://%s:%d/metrics", settings.tcp_host, metrics.port)
+
+        refresher = asyncio.create_task(_refresh_devices(dsn, registry), name="device-refresh")
+        watched = [
+            asyncio.create_task(stop.wait()),
+            *(asyncio.create_task(x.wait()) for x in listeners),
+        ]
+        try:
+            if ready is not None:
+                ready.set()
+            done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+            log.info("stopping: closing intake, draining the writer")
+            for lis in listeners:
+                await lis.stop_reading()
+            await writer.drain()  # TCP acks go out while the devices are still connected
+            for task in done:
+                task.result()  # a listener that failed (its writer died) fails the service
+        finally:
+            for task in (refresher, *watched):
+                task.cancel()
+            await asyncio.gather(refresher, *watched, return_exceptions=True)
+    log.info("stopped")
+
+
+async def _refresh_devices(dsn: str, registry: DeviceRegistry) -> None:
+    """Reload ``devices`` every few seconds; a lost database is retried with backoff."""
+    delays = backoff.delays()
+    while True:
+        try:
+            async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+                delays = backoff.delays()
+                while True:
+                    await asyncio.sleep(REGISTRY_REFRESH_S)
+                    await registry.refresh(conn)
+        except psycopg.Error as exc:
+            delay = next(delays)
+            log.warning("device refresh failed (%s); retrying in %.1f s", exc, delay)
+            await asyncio.sleep(delay)
+
+
+def run_blocking(settings: Settings, counters: Counters) -> int:
+    """``menara serve``: run until SIGINT/SIGTERM, then stop cleanly; the exit code."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(settings, counters=counters, stop=stop)
+
+    try:
+        asyncio.run(main())
+    except db.DatabaseError as exc:
+        log.error("%s", exc)
+        return 1
+    except Exception:
+        log.exception("ingest service failed")
+        return 1
+    return 0

@@ -1,0 +1,98 @@
+"""The whole service against the simulated fleet: what the fleet delivered is what is stored."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+
+from ingest.counters import Counters
+from menara import service
+from menara.settings import Settings, load
+from simulators.fleet import FleetConfig, run_fleet
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.db
+
+
+async def http_get(port: int, path: str) -> tuple[str, str]:
+    """(status line, body) of a plain HTTP/1.1 GET."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    data = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    head, _, body = data.decode().partition("\r\n\r\n")
+    return head.split("\r\n")[0], body
+
+
+def settings_for(dsn: str) -> Settings:
+    return load(
+        environ={},
+        overrides={
+            "db_dsn": dsn,
+            "tcp_host": "127.0.0.1",
+            "t55_port": free_port(),
+            "mqtt_port": 0,
+            "metrics_port": free_port(),
+            "unknown_devices": "register",
+            "writer_batch_delay_ms": 10,
+        },
+    )
+
+
+def positions(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT count(*) FROM positions").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_fleet_over_tcp_is_stored_exactly(clean_db: str) -> None:
+    cfg = settings_for(clean_db)
+    counters = Counters()
+
+    async def main() -> int:
+        stop, ready = asyncio.Event(), asyncio.Event()
+        server = asyncio.create_task(service.serve(cfg, counters=counters, stop=stop, ready=ready))
+        try:
+            await asyncio.wait_for(ready.wait(), 30)
+            fleet = FleetConfig(
+                vehicles=20,
+                transport="tcp",
+                tcp_port=cfg.t55_port,
+                realtime=False,
+                fixes_per_vehicle=25,
+                start_time=datetime(2026, 1, 5, 8, 0, tzinfo=UTC),
+                duplicate=0.1,
+                garbage=0.05,
+                split=0.2,
+                disconnect=0.02,
+            )
+            stats = await run_fleet(fleet)
+            assert stats.unique_fixes == 20 * 25
+            async with asyncio.timeout(20):
+                while positions(clean_db) < stats.unique_fixes:
+                    await asyncio.sleep(0.05)
+            status, body = await http_get(cfg.metrics_port, "/metrics")
+            assert status == "HTTP/1.1 200 OK"
+            assert 'menara_fixes_in_total{protocol="t55",transport="tcp"}' in body
+            assert "menara_writer_pending_rows " in body
+            assert 'menara_tcp_connections_open{protocol="t55"}' in body
+            assert (await http_get(cfg.metrics_port, "/healthz")) == ("HTTP/1.1 200 OK", "ok\n")
+            assert (await http_get(cfg.metrics_port, "/nope"))[0] == "HTTP/1.1 404 Not Found"
+            stop.set()
+            await asyncio.wait_for(server, 30)
+            return stats.unique_fixes
+        finally:
+            stop.set()
+            server.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await server
+
+    expected = asyncio.run(main())
+    assert positions(clean_db) == expected
+    assert counters.get("rejects", protocol="t55") >= 1  # the junk lines

@@ -1,0 +1,290 @@
+"""The T55 TCP listener end to end: real sockets, the real writer, real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from decoders import t55
+from ingest.counters import Counters
+from ingest.devices import DeviceRegistry
+from ingest.tcp import TcpListener
+from ingest.writer import Writer
+from simulators.nmea_out import gga, pgid, rmc
+
+pytestmark = pytest.mark.db
+
+T0 = datetime(2026, 1, 5, 8, 0, 0, tzinfo=UTC)
+
+
+def fix(i: int) -> bytes:
+    """RMC+GGA of fix ``i``: one second and 0.0001° east per step, so rows are predictable."""
+    t = T0 + timedelta(seconds=i)
+    lon = 106.8 + i * 0.0001
+    return rmc(t, -6.2, lon, 36.0, 90.0) + gga(
+        t, -6.2, lon, satellites=9, hdop=0.8, altitude_m=12.0
+    )
+
+
+def fixes(n: int, start: int = 0) -> bytes:
+    return b"".join(fix(i) for i in range(start, start + n))
+
+
+@dataclass
+class Rig:
+    """A listener wired to a writer on the test database."""
+
+    dsn: str
+    listener: TcpListener
+    writer: Writer
+    counters: Counters
+
+    async def settle(self, sent: int) -> None:
+        """Wait until ``sent`` bytes were read, then until all of it is committed."""
+        await until(lambda: self.counters.get("bytes_in") >= sent)
+        await self.listener.flush()
+        await self.writer.drain()
+
+    async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.open_connection("127.0.0.1", self.listener.port)
+
+    def rejects(self, code: str) -> int:
+        return self.counters.get("rejects", protocol="t55", code=code)
+
+
+@contextlib.asynccontextmanager
+async def rig(
+    dsn: str,
+    *,
+    policy: str = "register",
+    known: Iterable[str] = (),
+    idle_timeout_s: float = 30.0,
+    max_pending: int = 10_000,
+) -> AsyncIterator[Rig]:
+    counters = Counters()
+    registry = DeviceRegistry(policy=policy, known=known)
+    async with (
+        Writer(
+            dsn,
+            counters=counters,
+            batch_rows=500,
+            batch_delay_ms=5,
+            max_pending=max_pending,
+            on_registered=registry.mark_registered,
+        ) as writer,
+        TcpListener(
+            codec=t55,
+            host="127.0.0.1",
+            port=0,
+            idle_timeout_s=idle_timeout_s,
+            max_line_bytes=1024,
+            writer=writer,
+            registry=registry,
+            counters=counters,
+        ) as listener,
+    ):
+        yield Rig(dsn, listener, writer, counters)
+
+
+async def until(check: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Poll ``check`` until it holds; fail after ``timeout_s``."""
+    async with asyncio.timeout(timeout_s):
+        while not check():
+            await asyncio.sleep(0.01)
+
+
+async def close(w: asyncio.StreamWriter) -> None:
+    w.close()
+    with contextlib.suppress(ConnectionError):
+        await w.wait_closed()
+
+
+async def send(rig_: Rig, data: bytes, *, chunk: int = 0) -> None:
+    """One connection sends ``data`` (in ``chunk``-byte writes when set) and hangs up."""
+    _, w = await rig_.connect()
+    step = chunk or len(data)
+    for i in range(0, len(data), step):
+        w.write(data[i : i + step])
+        await w.drain()
+    await close(w)
+
+
+def query(dsn: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def rows(dsn: str, device: str) -> list[tuple[Any, ...]]:
+    return query(
+        dsn,
+        "SELECT fix_time, lat, lon, speed_kmh, course_deg, satellites, hdop, altitude_m"
+        " FROM positions WHERE device_id = %s ORDER BY fix_time",
+        device,
+    )
+
+
+def letters(dsn: str) -> list[tuple[Any, ...]]:
+    return query(
+        dsn, "SELECT reason, device_id, raw, peer, transport FROM dead_letters ORDER BY id"
+    )
+
+
+def run(coro: Coroutine[Any, Any, None]) -> None:
+    asyncio.run(asyncio.wait_for(coro, 60))
+
+
+def test_login_then_fixes_each_stored_once(clean_db: str) -> None:
+    async def main() -> None:
+        async with rig(clean_db) as r:
+            _, w = await r.connect()
+            w.write(pgid("DEV1"))
+            for i in range(50):  # one packet per fix, as a tracker does
+                w.write(fix(i))
+                await w.drain()
+            w.write(fixes(50))  # the whole lot again: a device resending after a reconnect
+            await w.drain()
+            await r.settle(len(pgid("DEV1")) + 2 * len(fixes(50)))
+            await close(w)
+
+    run(main())
+    stored = rows(clean_db, "DEV1")
+    assert len(stored) == 50
+    assert stored[0][:3] == (T0, -6.2, 106.8)
+    assert stored[0][5:] == (9, pytest.approx(0.8), 12.0)
+    assert query(clean_db, "SELECT device_id FROM devices") == [("DEV1",)]
+    assert letters(clean_db) == []
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 100])
+def test_split_packets_give_the_same_rows(clean_db: str, chunk: int) -> None:
+    stream = pgid("WHOLE") + fixes(20)
+    split = pgid("SPLIT") + fixes(20)
+
+    async def main() -> None:
+        async with rig(clean_db) as r:
+            await asyncio.gather(send(r, stream), send(r, split, chunk=chunk))
+            await r.settle(len(stream) + len(split))
+
+    run(main())
+    whole = rows(clean_db, "WHOLE")
+    assert len(whole) == 20
+    # An epoch cut between its RMC and GGA reaches the decoder in two calls, which merge
+    # nothing across calls: the fix keeps the RMC's time, position and motion, but the
+    # GGA's satellites, HDOP and altitude may be missing (the GGA-only fix is a duplicate).
+    assert [x[:5] for x in rows(clean_db, "SPLIT")] == [x[:5] for x in whole]
+
+
+def test_bad_input_is_dead_lettered_and_other_devices_unaffected(clean_db: str) -> None:
+    garbage = b"hello\r\n" + b"\x00\xff\x13\x37" * 10 + b"\n"
+    bad_checksum = fix(1).replace(b"*", b"0*", 1)
+    oversized = b"$GPRMC," + b"9" * 2000
+
+    async def main() -> None:
+        async with rig(clean_db) as r:
+            long_r, long_w = await r.connect()
+            long_w.write(pgid("LONG") + fix(0) + oversized)
+            assert await asyncio.wait_for(long_r.read(), 10) == b""  # the server hung up
+            await close(long_w)
+            sent = r.counters.get("bytes_in")  # the server read only part of it
+            noisy_r, noisy = await r.connect()
+            noisy.write(fix(0))  # before any identity
+            await r.settle(sent + len(fix(0)))
+            noisy.write(pgid("NOISY") + fix(1) + garbage + bad_checksum + fix(2))
+            await noisy.drain()
+            calm = asyncio.create_task(send(r, pgid("CALM") + fixes(30)))
+            truncated = pgid("CUT") + fix(0) + fix(1)[:20]
+            await send(r, truncated)
+            await calm
+            sent += len(fix(0)) + len(pgid("NOISY") + fix(1) + garbage + bad_checksum + fix(2))
+            sent += len(pgid("CALM") + fixes(30)) + len(truncated)
+            await r.settle(sent)
+            noisy.write(fix(3))  # still connected: framing was never lost
+            await noisy.drain()
+            await r.settle(sent + len(fix(3)))
+            assert not noisy_r.at_eof()
+            await close(noisy)
+            assert r.rejects("no_identity") == 2  # the RMC and the GGA
+            assert r.rejects("malformed") == 2
+            assert r.rejects("bad_checksum") == 1
+            assert r.rejects("line_too_long") == 1
+            assert r.rejects("truncated") == 1
+            assert r.counters.get("framing_lost") == 1
+
+    run(main())
+    assert len(rows(clean_db, "CALM")) == 30
+    assert [x[0] for x in rows(clean_db, "NOISY")] == [T0 + timedelta(seconds=s) for s in (1, 2, 3)]
+    assert len(rows(clean_db, "CUT")) == 1
+    assert len(rows(clean_db, "LONG")) == 1
+    kept = {(reason, dev): raw for reason, dev, raw, _, _ in letters(clean_db)}
+    assert kept[("no_identity", None)] in (fix(0).split(b"\r\n")[0], fix(0).split(b"\r\n")[1])
+    assert kept[("malformed", "NOISY")] in (b"hello", garbage.split(b"\r\n")[1].rstrip(b"\n"))
+    assert kept[("truncated", "CUT")] == fix(1)[:20]
+    assert bytes(kept[("line_too_long", "LONG")]).startswith(b"$GPRMC,999")
+    assert {(p.split(":")[0], tr) for *_, p, tr in letters(clean_db)} == {("127.0.0.1", "tcp")}
+
+
+@pytest.mark.parametrize("policy", ["reject", "register"])
+def test_unknown_device_policy(clean_db: str, policy: str) -> None:
+    async def main() -> None:
+        async with rig(clean_db, policy=policy, known=["KNOWN"]) as r:
+            a, b = pgid("KNOWN") + fixes(5), pgid("STRANGER") + fixes(5)
+            await asyncio.gather(send(r, a), send(r, b))
+            await r.settle(len(a) + len(b))
+            assert r.rejects("unknown_device") == (5 if policy == "reject" else 0)
+
+    run(main())
+    assert len(rows(clean_db, "KNOWN")) == 5
+    registered = query(clean_db, "SELECT device_id FROM devices")
+    if policy == "reject":
+        assert rows(clean_db, "STRANGER") == []
+        assert registered == []
+        kept = letters(clean_db)
+        assert {(reason, dev) for reason, dev, *_ in kept} == {("unknown_device", "STRANGER")}
+        assert b"".join(raw for _, _, raw, _, _ in kept).count(b"GPRMC") == 5
+    else:
+        assert len(rows(clean_db, "STRANGER")) == 5
+        assert registered == [("STRANGER",)]
+
+
+def test_idle_connections_are_closed(clean_db: str) -> None:
+    async def main() -> None:
+        async with rig(clean_db, idle_timeout_s=0.2) as r:
+            idle_r, idle_w = await r.connect()
+            idle_w.write(pgid("SLEEPY"))
+            await idle_w.drain()
+            assert await asyncio.wait_for(idle_r.read(), 5) == b""
+            await close(idle_w)
+            assert r.counters.get("idle_closed") == 1
+            await until(lambda: r.listener.open_connections == 0)
+
+    run(main())
+
+
+def test_slow_database_pauses_reading_and_loses_nothing(clean_db: str) -> None:
+    n = 300
+
+    async def main() -> None:
+        async with rig(clean_db, max_pending=5) as r:
+            lock = await psycopg.AsyncConnection.connect(clean_db)
+            async with lock:
+                await lock.execute("LOCK TABLE positions IN ACCESS EXCLUSIVE MODE")
+                _, w = await r.connect()
+                w.write(pgid("BURST"))
+                for i in range(n):
+                    w.write(fix(i))
+                    await asyncio.sleep(0)  # let the listener read each fix as its own packet
+                await until(lambda: r.counters.get("reads_paused") >= 1)
+                assert r.writer.pending_rows <= 5 + 1
+                await lock.rollback()  # the database is fast again
+            await r.settle(len(pgid("BURST")) + len(fixes(n)))
+            await close(w)
+
+    run(main())
+    assert len(rows(clean_db, "BURST")) == n
