@@ -1,0 +1,203 @@
+"""Run a fleet of virtual trackers against the ingest service, with faults on purpose.
+
+Every vehicle follows the same loop whatever its transport: wait for its next fix time,
+maybe send a junk line, send the fix, maybe resend a recent fix, maybe (TCP) hang up.
+TCP vehicles each hold one connection and speak T55 (``$PGID`` then RMC+GGA per fix);
+MQTT vehicles share one paho client and publish to ``<prefix>/<id>/nmea`` or ``/json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from simulators.model import (
+    FleetConfig,
+    FleetStats,
+    Transport,
+    TransportStats,
+    device_ids,
+    transports,
+)
+from simulators.mqtt_link import MqttLink
+from simulators.routes import JAKARTA_ROUTES
+from simulators.tcp_link import TcpLink
+from simulators.vehicle import SimFix, Vehicle, garbage_line
+
+__all__ = [
+    "FleetConfig",
+    "FleetStats",
+    "Transport",
+    "TransportStats",
+    "device_ids",
+    "run_fleet",
+    "transports",
+]
+
+# Longest wait for the broker's last acknowledgements once every vehicle is done.
+ACK_TIMEOUT_S = 30.0
+# How many recent fixes a vehicle may pick a duplicate from.
+DUPLICATE_WINDOW = 16
+
+
+class _Pacer:
+    """When each vehicle's k-th fix is due: spread over the period in realtime, else now."""
+
+    def __init__(self, cfg: FleetConfig, t0: float, stop: asyncio.Event) -> None:
+        self._realtime = cfg.realtime
+        self._period = 1.0 / cfg.rate_hz
+        self._t0 = t0
+        self._stop = stop
+
+    async def wait(self, k: int, phase: float) -> bool:
+        """Sleep until fix ``k`` of a vehicle with ``phase`` (0..1) is due; False if stopped."""
+        if self._realtime:
+            loop = asyncio.get_running_loop()
+            delay = self._t0 + (k + phase) * self._period - loop.time()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+        else:
+            await asyncio.sleep(0)
+        return not self._stop.is_set()
+
+
+class _Sender:
+    """Adapts either link to one interface: one fix, one duplicate, one junk line, hang up."""
+
+    def __init__(self, device_id: str, link: TcpLink | MqttLink) -> None:
+        self._id = device_id
+        self._link = link
+
+    async def fix(self, payload: bytes, fix: SimFix) -> bool:
+        if isinstance(self._link, TcpLink):
+            return await self._link.send_fix(payload, fix.key)
+        return await self._link.send_fix(self._id, payload, fix.key)
+
+    async def duplicate(self, payload: bytes) -> bool:
+        if isinstance(self._link, TcpLink):
+            return await self._link.send_duplicate(payload)
+        return await self._link.send_duplicate(self._id, payload)
+
+    async def garbage(self, line: bytes) -> bool:
+        if isinstance(self._link, TcpLink):
+            return await self._link.send_garbage(line)
+        return await self._link.send_garbage(self._id, line)
+
+    async def drop(self) -> bool:
+        return await self._link.drop() if isinstance(self._link, TcpLink) else True
+
+
+async def _drive(
+    cfg: FleetConfig,
+    vehicle: Vehicle,
+    sender: _Sender,
+    encode: Callable[[SimFix], bytes],
+    pacer: _Pacer,
+    rng: random.Random,
+) -> None:
+    recent: deque[bytes] = deque(maxlen=DUPLICATE_WINDOW)
+    phase = rng.random()
+    fixes = vehicle.fixes()
+    for k in range(cfg.fix_count):
+        if not await pacer.wait(k, phase):
+            return
+        fix = next(fixes)
+        payload = encode(fix)
+        if rng.random() < cfg.garbage and not await sender.garbage(garbage_line(rng, fix)):
+            return
+        if not await sender.fix(payload, fix):
+            return
+        recent.append(payload)
+        if rng.random() < cfg.duplicate and not await sender.duplicate(rng.choice(recent)):
+            return
+        if rng.random() < cfg.disconnect and not await sender.drop():
+            return
+
+
+async def _report(stats: FleetStats, t0: float, progress: Callable[[FleetStats], None]) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(1.0)
+        stats.elapsed_s = loop.time() - t0
+        progress(stats)
+
+
+async def run_fleet(
+    cfg: FleetConfig,
+    *,
+    progress: Callable[[FleetStats], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> FleetStats:
+    """Drive every vehicle until its fixes are sent, time is up, or ``stop`` is set.
+
+    ``progress`` gets the live stats about once a second (read them, don't keep them).
+    Returns after all connections are closed and, for MQTT QoS >= 1, after the broker
+    acknowledged everything (or ``ACK_TIMEOUT_S`` passed), so ``stats.sent`` is exactly
+    what reached the broker or a TCP socket.
+    """
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    stats = FleetStats()
+    pacer = _Pacer(cfg, t0, stop)
+    span = cfg.fix_count / cfg.rate_hz if cfg.realtime else 0.0
+    give_up_at = t0 + max(cfg.duration_s, span)
+    start = cfg.start_time or datetime.now(UTC)
+    routes = cfg.routes or JAKARTA_ROUTES
+    plan = transports(cfg)
+    reporter = asyncio.create_task(_report(stats, t0, progress)) if progress else None
+    mqtt: MqttLink | None = None
+    tcp: list[TcpLink] = []
+    try:
+        if "mqtt" in plan.values():
+            mqtt = MqttLink(cfg, stats.mqtt, stats.sent, stop=stop)
+            if not await mqtt.start(give_up_at):
+                plan = {d: t for d, t in plan.items() if t != "mqtt"}
+        async with asyncio.TaskGroup() as tg:
+            for i, device_id in enumerate(device_ids(cfg)):
+                transport = plan.get(device_id)
+                if transport is None:
+                    continue
+                seed = cfg.seed * 1_000_003 + i
+                rng = random.Random(seed)
+                vehicle = Vehicle(
+                    device_id, routes[i % len(routes)], start=start, rate_hz=cfg.rate_hz, seed=seed
+                )
+                link: TcpLink | MqttLink
+                encode = SimFix.nmea
+                if transport == "tcp":
+                    link = TcpLink(
+                        device_id,
+                        cfg,
+                        stats.tcp,
+                        stats.sent,
+                        give_up_at=give_up_at,
+                        stop=stop,
+                        rng=rng,
+                    )
+                    tcp.append(link)
+                else:
+                    assert mqtt is not None
+                    link = mqtt
+                    if cfg.payload == "json":
+                        encode = SimFix.json
+                getattr(stats, transport).vehicles += 1
+                tg.create_task(_drive(cfg, vehicle, _Sender(device_id, link), encode, pacer, rng))
+    finally:
+        for t in tcp:
+            await t.close()
+        if mqtt is not None:
+            await mqtt.close(ACK_TIMEOUT_S)
+        if reporter is not None:
+            reporter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reporter
+        stats.elapsed_s = loop.time() - t0
+    if progress is not None:
+        progress(stats)
+    return stats
