@@ -9,6 +9,8 @@ route turns round at each end, so vehicles never jump.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import math
 from dataclasses import dataclass, field
@@ -50,16 +52,19 @@ class Route:
     name: str
     coords: tuple[tuple[float, float], ...]
     end: End = "bounce"
+    # Derived once. Plain tuples for position_at (bisect on a tuple is far faster than
+    # numpy on one scalar); arrays for the vectorised distance_to_m.
+    _cum: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    _vertices: tuple[tuple[float, float], ...] = field(init=False, repr=False, compare=False)
+    _course: tuple[float, ...] = field(init=False, repr=False, compare=False)
     _lat: npt.NDArray[np.float64] = field(init=False, repr=False, compare=False)
     _lon: npt.NDArray[np.float64] = field(init=False, repr=False, compare=False)
-    _cum: npt.NDArray[np.float64] = field(init=False, repr=False, compare=False)
-    _course: tuple[float, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.end not in ("loop", "bounce"):
             raise RouteError(f"route {self.name!r}: end must be 'loop' or 'bounce'")
-        pts = [(float(lon), float(lat)) for lon, lat in self.coords]
-        for x, y in pts:
+        pts = [(float(lat), float(lon)) for lon, lat in self.coords]
+        for y, x in pts:
             if not (-90.0 <= y <= 90.0 and -180.0 <= x <= 180.0):
                 raise RouteError(f"route {self.name!r}: ({x}, {y}) is not a lon/lat pair")
         if self.end == "loop" and len(pts) > 1 and pts[0] != pts[-1]:
@@ -68,19 +73,20 @@ class Route:
         pts = [p for i, p in enumerate(pts) if i == 0 or p != pts[i - 1]]
         if len(pts) < 2:
             raise RouteError(f"route {self.name!r}: needs at least two distinct vertices")
-        lat = np.array([p[1] for p in pts])
-        lon = np.array([p[0] for p in pts])
-        seg = [haversine_m(lat[i], lon[i], lat[i + 1], lon[i + 1]) for i in range(len(pts) - 1)]
-        course = [_bearing_deg(lat[i], lon[i], lat[i + 1], lon[i + 1]) for i in range(len(pts) - 1)]
-        object.__setattr__(self, "_lat", lat)
-        object.__setattr__(self, "_lon", lon)
-        object.__setattr__(self, "_cum", np.concatenate(([0.0], np.cumsum(seg))))
-        object.__setattr__(self, "_course", tuple(course))
+        legs = list(itertools.pairwise(pts))
+        cum = [0.0]
+        for a, b in legs:
+            cum.append(cum[-1] + haversine_m(*a, *b))
+        object.__setattr__(self, "_cum", tuple(cum))
+        object.__setattr__(self, "_vertices", tuple(pts))
+        object.__setattr__(self, "_course", tuple(_bearing_deg(*a, *b) for a, b in legs))
+        object.__setattr__(self, "_lat", np.array([p[0] for p in pts]))
+        object.__setattr__(self, "_lon", np.array([p[1] for p in pts]))
 
     @property
     def length_m(self) -> float:
         """Length of one pass (a loop includes its closing segment)."""
-        return float(self._cum[-1])
+        return self._cum[-1]
 
     @property
     def cycle_m(self) -> float:
@@ -94,14 +100,16 @@ class Route:
         backwards = d > length
         if backwards:
             d = 2.0 * length - d
-        i = int(np.searchsorted(self._cum, d, side="right")) - 1
-        i = min(max(i, 0), len(self._cum) - 2)
-        seg = self._cum[i + 1] - self._cum[i]
-        f = (d - self._cum[i]) / seg
-        lat = float(self._lat[i] + f * (self._lat[i + 1] - self._lat[i]))
-        lon = float(self._lon[i] + f * (self._lon[i + 1] - self._lon[i]))
+        cum = self._cum
+        i = min(max(bisect.bisect_right(cum, d) - 1, 0), len(cum) - 2)
+        f = (d - cum[i]) / (cum[i + 1] - cum[i])
+        (lat0, lon0), (lat1, lon1) = self._vertices[i], self._vertices[i + 1]
         course = self._course[i]
-        return lat, lon, (course + 180.0) % 360.0 if backwards else course
+        return (
+            lat0 + f * (lat1 - lat0),
+            lon0 + f * (lon1 - lon0),
+            (course + 180.0) % 360.0 if backwards else course,
+        )
 
     def distance_to_m(self, lat: float, lon: float) -> float:
         """Distance from a point to the nearest point of the route (local flat projection)."""

@@ -1,0 +1,40 @@
+"""``python -m simulators``: runs, reports, and stops cleanly on Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from simulators.__main__ import main
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_cli_gives_up_on_a_dead_server(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--transport", "tcp", "--tcp-port", str(free_port()), "--fast", "--duration-s", "0.3"]
+    assert main([*args, "--vehicles", "2"]) == 0
+    assert capsys.readouterr().out.endswith("unique fixes delivered: 0\n")
+
+
+def test_ctrl_c_stops_a_realtime_run() -> None:
+    cmd = [sys.executable, "-m", "simulators", "--transport", "tcp", "--vehicles", "2"]
+    cmd += ["--tcp-port", str(free_port()), "--duration-s", "600"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert "tcp:" in proc.stdout.readline()  # first progress line: it is running
+        began = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=10)
+        assert time.monotonic() - began < 3.0
+        assert proc.returncode == 0 and "unique fixes delivered: 0" in out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
