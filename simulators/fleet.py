@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from simulators.model import (
+    DeviceLink,
     FleetConfig,
     FleetStats,
     Transport,
@@ -66,36 +67,10 @@ class _Pacer:
         return not self._stop.is_set()
 
 
-class _Sender:
-    """Adapts either link to one interface: one fix, one duplicate, one junk line, hang up."""
-
-    def __init__(self, device_id: str, link: TcpLink | MqttLink) -> None:
-        self._id = device_id
-        self._link = link
-
-    async def fix(self, payload: bytes, fix: SimFix) -> bool:
-        if isinstance(self._link, TcpLink):
-            return await self._link.send_fix(payload, fix.key)
-        return await self._link.send_fix(self._id, payload, fix.key)
-
-    async def duplicate(self, payload: bytes) -> bool:
-        if isinstance(self._link, TcpLink):
-            return await self._link.send_duplicate(payload)
-        return await self._link.send_duplicate(self._id, payload)
-
-    async def garbage(self, line: bytes) -> bool:
-        if isinstance(self._link, TcpLink):
-            return await self._link.send_garbage(line)
-        return await self._link.send_garbage(self._id, line)
-
-    async def drop(self) -> bool:
-        return await self._link.drop() if isinstance(self._link, TcpLink) else True
-
-
 async def _drive(
     cfg: FleetConfig,
     vehicle: Vehicle,
-    sender: _Sender,
+    link: DeviceLink,
     encode: Callable[[SimFix], bytes],
     pacer: _Pacer,
     rng: random.Random,
@@ -108,14 +83,14 @@ async def _drive(
             return
         fix = next(fixes)
         payload = encode(fix)
-        if rng.random() < cfg.garbage and not await sender.garbage(garbage_line(rng, fix)):
+        if rng.random() < cfg.garbage and not await link.send_garbage(garbage_line(rng, fix)):
             return
-        if not await sender.fix(payload, fix):
+        if not await link.send_fix(payload, fix.key):
             return
         recent.append(payload)
-        if rng.random() < cfg.duplicate and not await sender.duplicate(rng.choice(recent)):
+        if rng.random() < cfg.duplicate and not await link.send_duplicate(rng.choice(recent)):
             return
-        if rng.random() < cfg.disconnect and not await sender.drop():
+        if rng.random() < cfg.disconnect and not await link.drop():
             return
 
 
@@ -163,15 +138,20 @@ async def run_fleet(
                 transport = plan.get(device_id)
                 if transport is None:
                     continue
-                seed = cfg.seed * 1_000_003 + i
-                rng = random.Random(seed)
+                # Separate streams for the trip and the faults: changing fault rates
+                # must not change where the vehicles drive.
+                rng = random.Random(f"faults/{cfg.seed}/{i}")
                 vehicle = Vehicle(
-                    device_id, routes[i % len(routes)], start=start, rate_hz=cfg.rate_hz, seed=seed
+                    device_id,
+                    routes[i % len(routes)],
+                    start=start,
+                    rate_hz=cfg.rate_hz,
+                    seed=cfg.seed * 1_000_003 + i,
                 )
-                link: TcpLink | MqttLink
+                link: DeviceLink
                 encode = SimFix.nmea
                 if transport == "tcp":
-                    link = TcpLink(
+                    tcp_link = TcpLink(
                         device_id,
                         cfg,
                         stats.tcp,
@@ -180,14 +160,15 @@ async def run_fleet(
                         stop=stop,
                         rng=rng,
                     )
-                    tcp.append(link)
+                    tcp.append(tcp_link)
+                    link = tcp_link
                 else:
                     assert mqtt is not None
-                    link = mqtt
+                    link = mqtt.device(device_id)
                     if cfg.payload == "json":
                         encode = SimFix.json
                 getattr(stats, transport).vehicles += 1
-                tg.create_task(_drive(cfg, vehicle, _Sender(device_id, link), encode, pacer, rng))
+                tg.create_task(_drive(cfg, vehicle, link, encode, pacer, rng))
     finally:
         for t in tcp:
             await t.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Protocol
 
 from simulators.errors import ConfigError
 from simulators.routes import Route
@@ -108,6 +108,18 @@ def transports(cfg: FleetConfig) -> dict[str, Transport]:
         return dict.fromkeys(ids, cfg.transport)
     half = cfg.vehicles // 2
     return {d: ("mqtt" if i < half else "tcp") for i, d in enumerate(ids)}
+
+
+class DeviceLink(Protocol):
+    """How one vehicle reaches the server; each call is False once the run must end."""
+
+    async def send_fix(self, payload: bytes, key: tuple[str, datetime]) -> bool: ...
+
+    async def send_duplicate(self, payload: bytes) -> bool: ...
+
+    async def send_garbage(self, line: bytes) -> bool: ...
+
+    async def drop(self) -> bool: ...
 
 
 @dataclass

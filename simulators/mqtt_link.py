@@ -36,7 +36,7 @@ class MqttLink:
         self, cfg: FleetConfig, stats: TransportStats, sent: set[Key], *, stop: asyncio.Event
     ) -> None:
         self._cfg = cfg
-        self._stats = stats
+        self.stats = stats
         self._sent = sent
         self._stop = stop
         self._lock = threading.Lock()
@@ -62,12 +62,12 @@ class MqttLink:
         self, _c: mqtt.Client, _u: Any, _f: Any, rc: ReasonCode, _p: Any = None
     ) -> None:
         if rc.is_failure:
-            self._stats.connect_failures += 1
+            self.stats.connect_failures += 1
         else:
             self._connected.set()
 
     def _on_connect_fail(self, _c: mqtt.Client, _u: Any) -> None:
-        self._stats.connect_failures += 1
+        self.stats.connect_failures += 1
 
     def _on_disconnect(
         self, _c: mqtt.Client, _u: Any, _f: Any, _rc: ReasonCode, _p: Any = None
@@ -86,9 +86,9 @@ class MqttLink:
     def _settle(self, key: Key | None, ok: bool) -> None:
         """Count one message's outcome; call with the lock held."""
         if not ok:
-            self._stats.publish_failures += 1
+            self.stats.publish_failures += 1
         elif key is not None:
-            self._stats.fixes_sent += 1
+            self.stats.fixes_sent += 1
             self._sent.add(key)
 
     # --- event loop --------------------------------------------------------------------
@@ -108,7 +108,8 @@ class MqttLink:
         """``<prefix>/<device>/<payload kind>``."""
         return f"{self._cfg.topic_prefix}/{device_id}/{self._cfg.payload}"
 
-    async def _publish(self, device_id: str, payload: bytes, key: Key | None) -> bool:
+    async def publish(self, device_id: str, payload: bytes, key: Key | None) -> bool:
+        """Publish; a fix (``key`` given) counts as sent when the broker acknowledges it."""
         while len(self._pending) >= MAX_PENDING:
             if self._stop.is_set():
                 return False
@@ -128,21 +129,9 @@ class MqttLink:
         await asyncio.sleep(0)
         return True
 
-    async def send_fix(self, device_id: str, payload: bytes, key: Key) -> bool:
-        """Publish one fix; it counts as sent when the broker acknowledges it."""
-        return await self._publish(device_id, payload, key)
-
-    async def send_duplicate(self, device_id: str, payload: bytes) -> bool:
-        """Publish an already-sent fix again."""
-        ok = await self._publish(device_id, payload, None)
-        self._stats.duplicates_sent += ok
-        return ok
-
-    async def send_garbage(self, device_id: str, payload: bytes) -> bool:
-        """Publish one junk payload."""
-        ok = await self._publish(device_id, payload, None)
-        self._stats.garbage_sent += ok
-        return ok
+    def device(self, device_id: str) -> MqttDevice:
+        """The view of this publisher that one vehicle uses."""
+        return MqttDevice(self, device_id)
 
     async def close(self, ack_timeout_s: float) -> None:
         """Wait for outstanding acknowledgements (bounded), then disconnect.
@@ -161,6 +150,34 @@ class MqttLink:
         self._client.disconnect()
         await asyncio.to_thread(self._client.loop_stop)
         with self._lock:
-            self._stats.publish_failures += len(self._pending)
+            self.stats.publish_failures += len(self._pending)
             self._pending.clear()
             self._early.clear()
+
+
+class MqttDevice:
+    """One vehicle's side of the shared publisher (a ``DeviceLink``)."""
+
+    def __init__(self, link: MqttLink, device_id: str) -> None:
+        self._link = link
+        self._id = device_id
+
+    async def send_fix(self, payload: bytes, key: Key) -> bool:
+        """Publish one fix."""
+        return await self._link.publish(self._id, payload, key)
+
+    async def send_duplicate(self, payload: bytes) -> bool:
+        """Publish an already-sent fix again."""
+        ok = await self._link.publish(self._id, payload, None)
+        self._link.stats.duplicates_sent += ok
+        return ok
+
+    async def send_garbage(self, line: bytes) -> bool:
+        """Publish one junk payload."""
+        ok = await self._link.publish(self._id, line, None)
+        self._link.stats.garbage_sent += ok
+        return ok
+
+    async def drop(self) -> bool:
+        """MQTT vehicles share one connection, so there is nothing of their own to drop."""
+        return True
