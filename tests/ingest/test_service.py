@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import UTC, datetime
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -13,9 +21,12 @@ from ingest.counters import Counters
 from menara import service
 from menara.settings import Settings, load
 from simulators.fleet import FleetConfig, run_fleet
+from simulators.nmea_out import pgid, rmc
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.db
+
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 
 
 async def http_get(port: int, path: str) -> tuple[str, str]:
@@ -66,7 +77,7 @@ def test_fleet_over_tcp_is_stored_exactly(clean_db: str) -> None:
                 tcp_port=cfg.t55_port,
                 realtime=False,
                 fixes_per_vehicle=25,
-                start_time=datetime(2026, 1, 5, 8, 0, tzinfo=UTC),
+                start_time=T0,
                 duplicate=0.1,
                 garbage=0.05,
                 split=0.2,
@@ -96,3 +107,57 @@ def test_fleet_over_tcp_is_stored_exactly(clean_db: str) -> None:
     expected = asyncio.run(main())
     assert positions(clean_db) == expected
     assert counters.get("rejects", protocol="t55") >= 1  # the junk lines
+
+
+def bytes_in(metrics_port: int) -> int:
+    """Bytes the T55 listener has read, from the metrics endpoint."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    m = re.search(r'^menara_bytes_in_total\{protocol="t55",transport="tcp"\} (\d+)$', text, re.M)
+    return int(m.group(1)) if m else 0
+
+
+def test_ctrl_c_stops_cleanly_with_everything_stored(clean_db: str) -> None:
+    """``menara serve`` in its own process: SIGINT drains the writer and exits 0."""
+    port, metrics_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "MENARA_DB_DSN": clean_db,
+        "MENARA_TCP_HOST": "127.0.0.1",
+        "MENARA_T55_PORT": str(port),
+        "MENARA_MQTT_PORT": "0",
+        "MENARA_METRICS_PORT": str(metrics_port),
+        "MENARA_UNKNOWN_DEVICES": "register",
+        "MENARA_WRITER_BATCH_DELAY_MS": "10000",  # nothing is committed before the stop
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "menara", "serve"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=1)
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+        with sock:
+            payload = pgid("CTRLC") + b"".join(
+                rmc(T0 + timedelta(seconds=i), -6.2, 106.8, 20.0, 0.0) for i in range(10)
+            )
+            sock.sendall(payload)
+            while bytes_in(metrics_port) < len(payload):
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stderr is not None
+        log = proc.stderr.read()
+        proc.stderr.close()
+    assert "t55 listening on 127.0.0.1:" in log
+    assert positions(clean_db) == 10
