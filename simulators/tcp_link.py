@@ -1,8 +1,10 @@
 """One T55 device connection: identity line first, then sentences; reconnects with backoff.
 
 T55 servers send no acknowledgements, so a fix counts as sent once its bytes are drained
-into the socket. A write that fails is repeated on the next connection, as a device with
-a send buffer would.
+into the socket; bytes written just before the server closes the connection can still be
+lost, which TCP alone cannot tell. A connection the server has closed is replaced before
+the next write, and a write that fails is repeated on the next connection, as a device
+with a send buffer would.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class TcpLink:
         self._give_up_at = give_up_at
         self._stop = stop
         self._rng = rng
+        self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._backoff: Iterator[float] = delays()
         self._connections = 0
@@ -56,7 +59,7 @@ class TcpLink:
         while not self._stop.is_set():
             writer: asyncio.StreamWriter | None = None
             try:
-                _, w = await asyncio.wait_for(
+                r, w = await asyncio.wait_for(
                     asyncio.open_connection(self._cfg.tcp_host, self._cfg.tcp_port), 5.0
                 )
                 writer = w
@@ -73,7 +76,7 @@ class TcpLink:
                 if wait <= 0 or not await self._pause(wait):
                     return False
                 continue
-            self._writer = w
+            self._reader, self._writer = r, w
             self._backoff = delays()
             if self._connections:
                 self._stats.reconnects += 1
@@ -84,6 +87,8 @@ class TcpLink:
     async def _write(self, pieces: list[bytes]) -> bool:
         """Write pieces with a flush between; retry all of them on a new connection."""
         while True:
+            if self._reader is not None and self._reader.at_eof():
+                await self.close()  # the server hung up: don't write into the void
             if self._writer is None and not await self._connect():
                 return False
             assert self._writer is not None
@@ -130,7 +135,7 @@ class TcpLink:
 
     async def close(self) -> None:
         """Close the connection, if any, and wait until it is closed."""
-        writer, self._writer = self._writer, None
+        writer, self._writer, self._reader = self._writer, None, None
         if writer is not None:
             writer.close()
             with contextlib.suppress(OSError):

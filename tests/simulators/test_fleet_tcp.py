@@ -208,3 +208,39 @@ def _luhn_ok(number: str) -> bool:
 def test_bad_config_is_refused(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         FleetConfig(**bad)  # type: ignore[arg-type]
+
+
+def test_server_hanging_up_makes_the_device_reconnect() -> None:
+    cfg = _cfg(vehicles=1, fixes_per_vehicle=200)
+    conns: list[list[bytes]] = []
+    finished = 0
+
+    async def rude(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Hangs up on the first connection after five lines; keeps later ones to the end."""
+        nonlocal finished
+        lines: list[bytes] = []
+        conns.append(lines)
+        while (len(conns) > 1 or len(lines) < 5) and (line := await reader.readline()):
+            lines.append(line)
+        writer.close()
+        finished += 1
+
+    async def scenario() -> FleetStats:
+        async with await asyncio.start_server(rude, "127.0.0.1", cfg.tcp_port):
+            stats = await run_fleet(cfg)
+            deadline = time.monotonic() + 5
+            while finished < len(conns) and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+        return stats
+
+    stats = asyncio.run(scenario())
+    assert stats.tcp.reconnects >= 1 and len(conns) >= 2
+    assert all(c[0].startswith(b"$PGID,") for c in conns)
+    last = max(stats.sent)
+    received = {
+        (last[0], m.datetime)
+        for c in conns
+        for m in map(_sentence, c[1:])
+        if isinstance(m, pynmea2.RMC)
+    }
+    assert received <= stats.sent and last in received
