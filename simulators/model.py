@@ -140,6 +140,8 @@ class TransportStats:
 class FleetStats:
     """Counters of a run; ``sent`` holds every unique (device id, fix time) delivered.
 
+    ``sent`` is left out of the repr, which would otherwise print every fix of a long run.
+
     "Delivered" means drained into the TCP socket, or acknowledged by the broker
     (PUBACK) at QoS 1 and 2; at QoS 0 it means written to the broker connection.
     """
@@ -147,7 +149,7 @@ class FleetStats:
     mqtt: TransportStats = field(default_factory=TransportStats)
     tcp: TransportStats = field(default_factory=TransportStats)
     elapsed_s: float = 0.0
-    sent: set[tuple[str, datetime]] = field(default_factory=set)
+    sent: set[tuple[str, datetime]] = field(default_factory=set, repr=False)
 
     @property
     def fixes_sent(self) -> int:
