@@ -52,6 +52,7 @@ def _install_stop(stop: asyncio.Event) -> None:
 
 def _progress_printer(counters: Counters, started: float) -> Callable[[FleetStats], None]:
     last = {"t": started, "in": 0, "stored": 0}
+    tty = sys.stdout.isatty()  # a log file gets one line per update, a terminal one live line
 
     def show(stats: FleetStats) -> None:
         now = time.monotonic()
@@ -60,12 +61,13 @@ def _progress_printer(counters: Counters, started: float) -> Callable[[FleetStat
         rate_in, rate_st = (got - last["in"]) / dt, (stored - last["stored"]) / dt
         last.update(t=now, **{"in": got, "stored": stored})
         print(
-            f"\r[{now - started:5.0f}s] sent {stats.fixes_sent:>7}  received {got:>7} "
+            f"{chr(13) if tty else ''}[{now - started:5.0f}s] sent {stats.fixes_sent:>7}  "
+            f"received {got:>7} "
             f"({rate_in:6.0f}/s)  stored {stored:>7} ({rate_st:6.0f}/s)  "
             f"rejects {counters.get('rejects'):>4}  "
             f"mqtt {counters.get('fixes_in', transport='mqtt'):>6}  "
             f"tcp {counters.get('fixes_in', transport='tcp'):>6}",
-            end="",
+            end="" if tty else "\n",
             flush=True,
         )
 

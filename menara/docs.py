@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from decoders import PROTOCOLS
-from menara.settings import describe
+from menara.settings import Settings, describe
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -24,12 +24,22 @@ def settings_table() -> str:
     return "\n".join(rows)
 
 
+def _transports() -> dict[str, str]:
+    d = Settings()
+    return {
+        "t55": f"TCP, `t55_port` (default {d.t55_port})",
+        "nmea": f"MQTT `{d.mqtt_topic_prefix}/<device>/nmea`",
+        "menara-json": f"MQTT `{d.mqtt_topic_prefix}/<device>/json`",
+    }
+
+
 def protocol_table() -> str:
     rows = ["| protocol | transport | what it is |", "|---|---|---|"]
+    where = _transports()
     for name, codec in sorted(PROTOCOLS.items()):
         doc = (getattr(codec, "__doc__", None) or "").strip().splitlines()
-        transport = getattr(codec, "TRANSPORT", "")
-        rows.append(f"| `{name}` | {transport} | {doc[0] if doc else ''} |")
+        summary = doc[0].replace("``", "`") if doc else ""
+        rows.append(f"| `{name}` | {where.get(name, '')} | {summary} |")
     return "\n".join(rows)
 
 
@@ -39,8 +49,8 @@ SECTIONS = {"settings": settings_table, "protocols": protocol_table}
 def render(text: str) -> str:
     """``text`` with every ``<!-- NAME:start -->…<!-- NAME:end -->`` block regenerated."""
     for name, make in SECTIONS.items():
-        pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(\n<!-- {name}:end -->)", re.S)
-        text = pattern.sub(lambda m, make=make: m.group(1) + make() + m.group(2), text)
+        pattern = re.compile(rf"(<!-- {name}:start -->\n)(?:.*?\n)?(<!-- {name}:end -->)", re.S)
+        text = pattern.sub(lambda m, make=make: m.group(1) + make() + "\n" + m.group(2), text)
     return text
 
 
