@@ -49,7 +49,7 @@ _POW10 = np.array([10.0**i for i in range(23)])
 _KNOTS_TO_KMH = 1.852
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _hexval(c: int) -> int:
     if 48 <= c <= 57:
         return c - 48
@@ -72,7 +72,7 @@ def _word(buf: U8, s: int) -> int:
     return v
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _digits(buf: U8, s: int, n: int) -> int:
     """Unsigned integer from exactly ``n`` digits at ``s``; -1 if any is not a digit."""
     v = 0
@@ -84,12 +84,12 @@ def _digits(buf: U8, s: int, n: int) -> int:
     return v
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _number(buf: U8, s: int, e: int, signed: bool) -> tuple[bool, float]:
     """Decimal ``[-]iii[.fff]`` as (ok, value), correctly rounded.
 
-    The digits are gathered into an exact integer mantissa (up to 17 significant digits)
-    and divided once by a power of ten, which is what ``float(str)`` gives for them.
+    The digits form an exact integer mantissa divided once by a power of ten, which is
+    what ``float(str)`` gives; decimals past the 18th digit are dropped.
     """
     neg = False
     if signed and s < e and buf[s] == 45:
@@ -98,55 +98,62 @@ def _number(buf: U8, s: int, e: int, signed: bool) -> tuple[bool, float]:
     mant = 0
     ndig = 0
     scale = 0
-    seen_dot = False
-    any_digit = False
+    dot = False
     for i in range(s, e):
         c = int(buf[i])
-        if c == 46 and not seen_dot:
-            seen_dot = True
-            continue
-        if c < 48 or c > 57:
+        if c == 46 and not dot:
+            dot = True
+        elif c < 48 or c > 57:
             return False, 0.0
-        any_digit = True
-        if ndig < 17:
-            if mant > 0 or c != 48:
-                ndig += 1
+        elif ndig < 18:
             mant = mant * 10 + (c - 48)
-            if seen_dot:
+            ndig += 1
+            if dot:
                 scale += 1
-        elif not seen_dot:
-            scale -= 1
-    if not any_digit:
+        elif not dot:
+            return False, 0.0
+    if ndig == 0:
         return False, 0.0
     v = float(mant)
     if scale > 0:
-        v = v / _POW10[scale]
-    elif scale < 0:
-        v = v * _POW10[-scale]
+        v /= _POW10[scale]
     return True, -v if neg else v
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _coord(buf: U8, s: int, e: int, hs: int, he: int, maxdeg: int) -> tuple[int, float]:
-    """(code, degrees) from ``[d]ddmm.mmmm`` plus a hemisphere field; NaN when empty."""
+    """(code, degrees) from ``[d]ddmm[.mmmm]`` plus a hemisphere field; NaN when empty.
+
+    Minutes are ``(mm * 10**k + frac) / 10**k`` in exact integers, i.e. ``float("mm.frac")``.
+    """
     if s == e and he - hs <= 1:
         return OK, np.nan
     if s == e or he - hs != 1:
         return MALFORMED, 0.0
-    dot = e
+    ipart = 0
+    nint = 0
+    frac = 0
+    k = 0
+    dot = False
     for i in range(s, e):
-        if buf[i] == 46:
-            dot = i
-            break
-    if dot - s < 3:  # at least one degree digit and two minute digits
+        c = int(buf[i])
+        if c == 46 and not dot:
+            dot = True
+        elif c < 48 or c > 57:
+            return MALFORMED, 0.0
+        elif not dot:
+            ipart = ipart * 10 + (c - 48)
+            nint += 1
+        elif k < 12:
+            frac = frac * 10 + (c - 48)
+            k += 1
+    if nint < 3 or nint > 5:  # [d]dd degrees and two minute digits
         return MALFORMED, 0.0
-    deg = _digits(buf, s, dot - s - 2)
-    ok, minutes = _number(buf, dot - 2, e, False)
-    if deg < 0 or not ok:
-        return MALFORMED, 0.0
-    if minutes >= 60.0 or deg > maxdeg:
+    deg = ipart // 100
+    mm = ipart % 100
+    if mm >= 60 or deg > maxdeg:
         return OUT_OF_RANGE, 0.0
-    v = deg + minutes / 60.0
+    v = deg + (mm * _POW10[k] + frac) / _POW10[k] / 60.0
     if v > maxdeg:
         return OUT_OF_RANGE, 0.0
     h = buf[hs]
@@ -157,7 +164,7 @@ def _coord(buf: U8, s: int, e: int, hs: int, he: int, maxdeg: int) -> tuple[int,
     return MALFORMED, 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _tod_us(buf: U8, s: int, e: int) -> int:
     """Time of day ``hhmmss[.ffffff]`` in microseconds; -1 malformed, -2 out of range."""
     if e - s < 6:
@@ -195,7 +202,7 @@ def days_from_civil(y: int, m: int, d: int) -> int:
     return era * 146097 + doe - 719468
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _date(buf: U8, s: int, e: int) -> int:
     """``ddmmyy`` to days since epoch; yy < 80 is 20yy, else 19yy. -1 bad, -2 empty."""
     if s == e:
@@ -219,7 +226,7 @@ def _date(buf: U8, s: int, e: int) -> int:
     return days_from_civil(year, mo, dd)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _opt(
     buf: U8,
     fs: I64,
@@ -274,14 +281,32 @@ def decode_lines(
     cur = -1  # open epoch (index into fix columns)
     start = 0
     for li in range(nlines):
-        end = start
-        while end < n and buf[end] != 10:
-            end += 1
-        ls[li] = start
-        le[li] = end
+        # One pass to the end of the line: XOR for the checksum and the field bounds,
+        # both up to the first '*'.
         s = start
-        e = end
+        x = 0
+        star = -1
+        nf = 0
+        fs[0] = s + 1
+        end = s + 1 if s < n and buf[s] != 10 else s
+        while end < n:
+            c = int(buf[end])
+            if c == 10 or c == 42:
+                break
+            x ^= c
+            if c == 44 and nf < MAX_FIELDS - 1:
+                fe[nf] = end
+                nf += 1
+                fs[nf] = end + 1
+            end += 1
+        if end < n and buf[end] == 42:
+            star = end
+            while end < n and buf[end] != 10:
+                end += 1
+        ls[li] = s
+        le[li] = end
         start = end + 1
+        e = end
         if e > s and buf[e - 1] == 13:
             e -= 1
         if e == s:
@@ -292,15 +317,9 @@ def decode_lines(
         if buf[s] != 36 and buf[s] != 33:  # '$' '!'
             code[li] = MALFORMED
             continue
-        # checksum: XOR of the bytes between the start char and '*'
-        star = -1
-        x = 0
-        for i in range(s + 1, e):
-            c = int(buf[i])
-            if c == 42:
-                star = i
-                break
-            x ^= c
+        if nf == MAX_FIELDS - 1:
+            code[li] = MALFORMED
+            continue
         if star >= 0:
             if e - star != 3:
                 code[li] = MALFORMED
@@ -314,19 +333,6 @@ def decode_lines(
                 code[li] = BAD_CHECKSUM
                 continue
             e = star
-        # fields
-        nf = 0
-        fs[0] = s + 1
-        for i in range(s + 1, e):
-            if buf[i] == 44:
-                fe[nf] = i
-                nf += 1
-                if nf == MAX_FIELDS:
-                    break
-                fs[nf] = i + 1
-        if nf == MAX_FIELDS:
-            code[li] = MALFORMED
-            continue
         fe[nf] = e
         nf += 1
         a0 = fs[0]

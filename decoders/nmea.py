@@ -110,11 +110,8 @@ def decode_lines(
     fixes = empty_fixes(int(dated.sum()))
     for name, col in zip(_COLUMNS, out[5:14], strict=True):
         fixes[name] = col[:nfix][dated[:nfix]]
-    rejects = tuple(
-        _reject(int(c), raw[int(s) : int(e)])
-        for s, e, c in zip(ls, le, code, strict=True)
-        if k.OK < c < k.BLANK
-    )
+    bad = np.flatnonzero((code > k.OK) & (code < k.BLANK))
+    rejects = tuple(_reject(int(code[i]), raw[int(ls[i]) : int(le[i])]) for i in bad)
     session = replace(session, last_date_days=int(date), last_tod_ms=int(tod))
     return Decoded(fixes=fixes, session=session, rejects=rejects), row
 
