@@ -45,6 +45,8 @@ I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
 
+FLOAT_COLUMNS = ("lat", "lon", "speed_kmh", "course_deg", "altitude_m", "hdop")
+
 _POW10 = np.array([10.0**i for i in range(23)])
 _KNOTS_TO_KMH = 1.852
 
@@ -227,14 +229,7 @@ def _date(buf: U8, s: int, e: int) -> int:
 
 
 @njit(cache=True, inline="always")
-def _opt(
-    buf: U8,
-    fs: I64,
-    fe: I64,
-    k: int,
-    nf: int,
-    signed: bool,
-) -> tuple[bool, float]:
+def _opt(buf: U8, fs: I64, fe: I64, k: int, nf: int, signed: bool) -> tuple[bool, float]:
     """Optional numeric field ``k``: (ok, value), NaN when absent or empty."""
     if k >= nf or fs[k] == fe[k]:
         return True, np.nan
@@ -244,14 +239,13 @@ def _opt(
 @njit(cache=True)
 def decode_lines(
     buf: U8, last_date_days: int, last_tod_ms: int
-) -> tuple[I64, I64, I8, I64, I64, I64, F64, F64, F64, F64, F64, I64, F64, B, int, int, int]:
+) -> tuple[I64, I64, I8, I64, I64, I64, F64, I64, B, int, int, int]:
     """Decode every '\\n'-separated line of ``buf``.
 
-    Returns per line ``(start, end, code, epoch)``, then per epoch the columns
-    ``(day, time_us, lat, lon, speed_kmh, course_deg, altitude_m, satellites, hdop, valid)``
-    (over-allocated: use the first ``nfix``; ``day < 0`` means no date was known, so
-    the caller rejects that epoch's lines ``no_date``), then ``nfix`` and the running
-    ``(date_days, tod_ms)`` for the next call.
+    Returns per line ``(start, end, code, epoch)``, then per epoch ``day``, ``time_us``,
+    the float columns ``FLOAT_COLUMNS``, ``satellites`` and ``valid`` (over-allocated: use
+    the first ``nfix``; ``day < 0`` means no date was known, so the caller rejects that
+    epoch's lines ``no_date``), then ``nfix`` and the running ``(date_days, tod_ms)``.
     """
     n = len(buf)
     nlines = 1
@@ -265,16 +259,12 @@ def decode_lines(
     t_us = np.empty(nlines, np.int64)
     tod = np.empty(nlines, np.int64)
     fday = np.full(nlines, -1, np.int64)
-    lat = np.full(nlines, np.nan)
-    lon = np.full(nlines, np.nan)
-    spd = np.full(nlines, np.nan)
-    crs = np.full(nlines, np.nan)
-    alt = np.full(nlines, np.nan)
+    fc = np.full((nlines, 6), np.nan)  # FLOAT_COLUMNS
     sats = np.full(nlines, -1, np.int64)
-    hdop = np.full(nlines, np.nan)
     valid = np.ones(nlines, np.bool_)
     fs = np.empty(MAX_FIELDS, np.int64)
     fe = np.empty(MAX_FIELDS, np.int64)
+    vals = np.empty(6)
     date = last_date_days
     tod_ms = last_tod_ms
     nfix = 0
@@ -439,18 +429,12 @@ def decode_lines(
             cur = nfix
             nfix += 1
             tod[cur] = tu
-            lat[cur] = la
-            lon[cur] = lo
         if day >= 0:
             fday[cur] = day
-        if np.isnan(spd[cur]):
-            spd[cur] = sp
-        if np.isnan(crs[cur]):
-            crs[cur] = co
-        if np.isnan(alt[cur]):
-            alt[cur] = al
-        if np.isnan(hdop[cur]):
-            hdop[cur] = hd
+        vals[0], vals[1], vals[2], vals[3], vals[4], vals[5] = la, lo, sp, co, al, hd
+        for j in range(6):  # the first sentence of the epoch that knows a value wins
+            if np.isnan(fc[cur, j]):
+                fc[cur, j] = vals[j]
         if sats[cur] < 0:
             sats[cur] = sv
         valid[cur] = valid[cur] and va
@@ -458,25 +442,7 @@ def decode_lines(
         code[li] = OK
     if cur >= 0:
         date, tod_ms = _close(cur, tod, fday, t_us, date, tod_ms)
-    return (
-        ls,
-        le,
-        code,
-        epoch,
-        fday,
-        t_us,
-        lat,
-        lon,
-        spd,
-        crs,
-        alt,
-        sats,
-        hdop,
-        valid,
-        nfix,
-        date,
-        tod_ms,
-    )
+    return ls, le, code, epoch, fday, t_us, fc, sats, valid, nfix, date, tod_ms
 
 
 @njit(cache=True)

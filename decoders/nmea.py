@@ -47,18 +47,6 @@ REJECT_CODES: dict[int, str] = {
     k.LINE_TOO_LONG: "line_too_long",
 }
 
-_COLUMNS = (
-    "fix_time_us",
-    "lat",
-    "lon",
-    "speed_kmh",
-    "course_deg",
-    "altitude_m",
-    "satellites",
-    "hdop",
-    "valid",
-)
-
 _DETAILS: dict[str, str] = {
     "malformed": "not a well-formed NMEA sentence",
     "bad_checksum": "checksum does not match",
@@ -101,15 +89,19 @@ def decode_lines(
     """
     arr = np.frombuffer(buf, dtype=np.uint8) if isinstance(buf, bytes) else buf
     raw = buf if isinstance(buf, bytes) else arr.tobytes()
-    out = k.decode_lines(arr, session.last_date_days, session.last_tod_ms)
-    ls, le, code, epoch, day = out[:5]
-    nfix, date, tod = out[14:]
+    ls, le, code, epoch, day, t_us, fc, sats, valid, nfix, date, tod = k.decode_lines(
+        arr, session.last_date_days, session.last_tod_ms
+    )
     dated = np.append(day[:nfix] >= 0, False)  # the extra False serves epoch == -1
     code[(epoch >= 0) & ~dated[epoch]] = k.NO_DATE
     row = np.where(dated[epoch], (np.cumsum(dated) - 1)[epoch], -1)
-    fixes = empty_fixes(int(dated.sum()))
-    for name, col in zip(_COLUMNS, out[5:14], strict=True):
-        fixes[name] = col[:nfix][dated[:nfix]]
+    keep = dated[:nfix]
+    fixes = empty_fixes(int(keep.sum()))
+    fixes["fix_time_us"] = t_us[:nfix][keep]
+    for j, name in enumerate(k.FLOAT_COLUMNS):
+        fixes[name] = fc[:nfix, j][keep]
+    fixes["satellites"] = sats[:nfix][keep]
+    fixes["valid"] = valid[:nfix][keep]
     bad = np.flatnonzero((code > k.OK) & (code < k.BLANK))
     rejects = tuple(_reject(int(code[i]), raw[int(ls[i]) : int(le[i])]) for i in bad)
     session = replace(session, last_date_days=int(date), last_tod_ms=int(tod))
