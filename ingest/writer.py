@@ -175,12 +175,16 @@ class Writer:
     # -- the flush task ------------------------------------------------------------
 
     async def _run(self) -> None:
-        while await self._gather():
-            items = self._take()
-            await self._commit([it.batch for it in items])
-            self._acknowledge([it.batch for it in items])
-            self._pending_rows -= sum(it.batch.rows for it in items)
-            self._committed = items[-1].seq
+        try:
+            while await self._gather():
+                items = self._take()
+                await self._commit([it.batch for it in items])
+                self._acknowledge([it.batch for it in items])
+                self._pending_rows -= sum(it.batch.rows for it in items)
+                self._committed = items[-1].seq
+                async with self._changed:
+                    self._changed.notify_all()
+        finally:  # wake put()/drain() waiters so they see a dead writer instead of hanging
             async with self._changed:
                 self._changed.notify_all()
 

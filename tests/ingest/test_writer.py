@@ -178,35 +178,35 @@ def test_register_device_inserts_it_and_reports_it(clean_db: str) -> None:
     assert registered == ["new1", "new1"]  # the second insert is a no-op, the answer the same
 
 
+async def waits_on_lock(conn: psycopg.AsyncConnection[Any], pid: int | None) -> bool:
+    cur = await conn.execute(
+        "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s", (pid,)
+    )
+    row = await cur.fetchone()
+    return bool(row and row[0])
+
+
 def test_put_blocks_at_max_pending_until_rows_commit(clean_db: str) -> None:
+    opts: dict[str, Any] = {"batch_rows": 10, "batch_delay_ms": 1, "max_pending": 20}
+
     async def go() -> None:
-        locker = await psycopg.AsyncConnection.connect(clean_db)
-        try:
+        # the locker is closed (its lock released) before the writer's exit flushes
+        async with (
+            Writer(clean_db, counters=Counters(), **opts) as w,
+            await psycopg.AsyncConnection.connect(clean_db) as locker,
+        ):
             await locker.execute("LOCK TABLE positions IN SHARE MODE")  # stalls every INSERT
-            opts: dict[str, Any] = {"batch_rows": 10, "batch_delay_ms": 1, "max_pending": 20}
-            async with Writer(clean_db, counters=Counters(), **opts) as w:
-                await w.put(Batch("d", "mqtt", "nmea", fixes(10)))
-                await w.put(Batch("d", "mqtt", "nmea", fixes(10, start=10)))
-                third = asyncio.create_task(w.put(Batch("d", "mqtt", "nmea", fixes(5, start=20))))
-
-                async def writer_waits_on_lock() -> bool:
-                    cur = await locker.execute(
-                        "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s",
-                        (w.backend_pid,),
-                    )
-                    row = await cur.fetchone()
-                    return bool(row and row[0])
-
-                await until(writer_waits_on_lock)
-                await asyncio.sleep(0)
-                assert not third.done()
-                assert w.pending_rows == 20
-                await locker.rollback()  # release: the first flush commits, room opens
-                await asyncio.wait_for(third, 10)
-                await w.drain()
-                assert w.pending_rows == 0
-        finally:
-            await locker.close()
+            await w.put(Batch("d", "mqtt", "nmea", fixes(10)))
+            await w.put(Batch("d", "mqtt", "nmea", fixes(10, start=10)))
+            third = asyncio.create_task(w.put(Batch("d", "mqtt", "nmea", fixes(5, start=20))))
+            await until(lambda: waits_on_lock(locker, w.backend_pid))
+            await asyncio.sleep(0)
+            assert not third.done()
+            assert w.pending_rows == 20
+            await locker.rollback()  # release: the first flush commits, room opens
+            await asyncio.wait_for(third, 10)
+            await w.drain()
+            assert w.pending_rows == 0
 
     run(go())
     assert rows(clean_db, "SELECT count(*) FROM positions") == [(25,)]
@@ -222,41 +222,30 @@ def test_recovers_when_the_backend_is_killed_mid_stream(clean_db: str) -> None:
         )
 
     async def go() -> None:
-        admin = await psycopg.AsyncConnection.connect(clean_db, autocommit=True)
-        locker = await psycopg.AsyncConnection.connect(clean_db)
-        try:
-            async with Writer(clean_db, counters=counters, batch_rows=50, batch_delay_ms=5) as w:
-                for i in range(30):
-                    await w.put(batch(i))
-                await w.drain()
-                # 1. killed while idle: the next flush finds the connection gone
-                await admin.execute("SELECT pg_terminate_backend(%s)", (w.backend_pid,))
-                for i in range(30, 60):
-                    await w.put(batch(i))
-                await w.drain()
-                # 2. killed inside a transaction, its INSERT stalled on a lock
-                await locker.execute("LOCK TABLE positions IN SHARE MODE")
-                for i in range(60, 90):
-                    await w.put(batch(i))
-                pid = w.backend_pid
-
-                async def stalled() -> bool:
-                    cur = await admin.execute(
-                        "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s",
-                        (pid,),
-                    )
-                    row = await cur.fetchone()
-                    return bool(row and row[0])
-
-                await until(stalled)
-                await admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-                await locker.rollback()
-                for i in range(90, 120):
-                    await w.put(batch(i))
-                await w.drain()
-        finally:
-            await locker.close()
-            await admin.close()
+        async with (
+            Writer(clean_db, counters=counters, batch_rows=50, batch_delay_ms=5) as w,
+            await psycopg.AsyncConnection.connect(clean_db, autocommit=True) as admin,
+            await psycopg.AsyncConnection.connect(clean_db) as locker,
+        ):
+            for i in range(30):
+                await w.put(batch(i))
+            await w.drain()
+            # 1. killed while idle: the next flush finds the connection gone
+            await admin.execute("SELECT pg_terminate_backend(%s)", (w.backend_pid,))
+            for i in range(30, 60):
+                await w.put(batch(i))
+            await w.drain()
+            # 2. killed inside a transaction, its INSERT stalled on a lock
+            await locker.execute("LOCK TABLE positions IN SHARE MODE")
+            for i in range(60, 90):
+                await w.put(batch(i))
+            pid = w.backend_pid
+            await until(lambda: waits_on_lock(admin, pid))
+            await admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            await locker.rollback()
+            for i in range(90, 120):
+                await w.put(batch(i))
+            await w.drain()
 
     run(go())
     assert rows(
