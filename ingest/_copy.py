@@ -5,8 +5,8 @@ so the whole PGCOPY payload is one numpy structured array (big-endian, field
 count and lengths included) turned into bytes in one go: no Python loop per row.
 Unknown values travel as the dtype's own NaN / -1 and become NULL in the
 ``INSERT ... SELECT`` that moves the rows into ``positions``; the variable-width
-columns (device, transport, protocol, received time) sit in a per-batch table
-joined on the batch index, and per-fix attributes in a third table joined on the
+columns (device, transport, protocol) sit in a small table of the flush's distinct
+sources joined on its index, and per-fix attributes in a third table joined on the
 row number, only when a flush carries any.
 """
 
@@ -25,9 +25,10 @@ PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 minus 1970-01-01, in microsecond
 
 # (staging column, SQL type, big-endian numpy type), in COPY order
 _FIX_COLUMNS = (
-    ("b", "int4", ">i4"),
+    ("s", "int4", ">i4"),
     ("n", "int4", ">i4"),
     ("fix_time", "timestamptz", ">i8"),
+    ("received_time", "timestamptz", ">i8"),
     ("lat", "float8", ">f8"),
     ("lon", "float8", ">f8"),
     ("speed_kmh", "float4", ">f4"),
@@ -52,17 +53,16 @@ STAGING_DDL = (
     "CREATE TEMP TABLE IF NOT EXISTS menara_stage_fix ("
     + ", ".join(f"{name} {sqltype}" for name, sqltype, _ in _FIX_COLUMNS)
     + ") ON COMMIT DELETE ROWS",
-    "CREATE TEMP TABLE IF NOT EXISTS menara_stage_batch (b int4, device_id text,"
-    " transport text, protocol text, received_time timestamptz) ON COMMIT DELETE ROWS",
+    "CREATE TEMP TABLE IF NOT EXISTS menara_stage_source (s int4, device_id text,"
+    " transport text, protocol text) ON COMMIT DELETE ROWS",
     "CREATE TEMP TABLE IF NOT EXISTS menara_stage_attr (n int4, attributes jsonb)"
     " ON COMMIT DELETE ROWS",
 )
 COPY_FIX = "COPY menara_stage_fix FROM STDIN (FORMAT BINARY)"
-COPY_BATCH = (
-    "COPY menara_stage_batch (b, device_id, transport, protocol, received_time)"
-    " FROM STDIN (FORMAT BINARY)"
+COPY_SOURCE = (
+    "COPY menara_stage_source (s, device_id, transport, protocol) FROM STDIN (FORMAT BINARY)"
 )
-BATCH_TYPES = ("int4", "text", "text", "text", "timestamptz")
+SOURCE_TYPES = ("int4", "text", "text", "text")
 COPY_ATTR = "COPY menara_stage_attr (n, attributes) FROM STDIN (FORMAT BINARY)"
 ATTR_TYPES = ("int4", "jsonb")
 COPY_DEAD = (
@@ -79,12 +79,12 @@ _INSERT = """
 INSERT INTO positions (device_id, fix_time, received_time, lat, lon, speed_kmh, course_deg,
                        altitude_m, satellites, hdop, valid, ignition, odometer_m, attributes,
                        transport, protocol)
-SELECT s.device_id, f.fix_time, s.received_time, f.lat, f.lon,
+SELECT s.device_id, f.fix_time, f.received_time, f.lat, f.lon,
        nullif(f.speed_kmh, 'NaN'), nullif(f.course_deg, 'NaN'), nullif(f.altitude_m, 'NaN'),
        CASE WHEN f.satellites >= 0 THEN f.satellites END, nullif(f.hdop, 'NaN'), f.valid,
        CASE WHEN f.ignition >= 0 THEN f.ignition <> 0 END, nullif(f.odometer_m, 'NaN'),
        {attributes}, s.transport, s.protocol
-FROM menara_stage_fix f JOIN menara_stage_batch s USING (b) {join}"""
+FROM menara_stage_fix f JOIN menara_stage_source s USING (s) {join}"""
 
 
 def insert_sql(*, attributes: bool) -> tuple[str, str]:
@@ -107,14 +107,23 @@ def insert_sql(*, attributes: bool) -> tuple[str, str]:
     return plain, idempotent
 
 
-def encode_fixes(parts: Sequence[FixArray]) -> bytes:
-    """One PGCOPY payload for ``menara_stage_fix``: part ``i`` gets batch index ``b = i``."""
+def encode_fixes(
+    parts: Sequence[FixArray], source: Sequence[int], received_us: Sequence[int]
+) -> bytes:
+    """One PGCOPY payload for ``menara_stage_fix``; part ``i`` comes from ``source[i]``."""
+    for p in parts:
+        if p.dtype != FIX_DTYPE:
+            raise TypeError(f"fixes must have FIX_DTYPE, not {p.dtype}")
     lengths = np.fromiter((len(p) for p in parts), dtype=np.int64, count=len(parts))
-    fixes = np.concatenate(parts) if parts else np.zeros(0, FIX_DTYPE)
+    # joining bytes is ~40x faster than np.concatenate over thousands of tiny arrays
+    fixes = np.frombuffer(b"".join(p.tobytes() for p in parts), dtype=FIX_DTYPE)
     rows = np.repeat(_TEMPLATE, len(fixes))
-    rows["b"] = np.repeat(np.arange(len(parts), dtype=np.int32), lengths)
+    rows["s"] = np.repeat(np.asarray(source, dtype=np.int32), lengths)
     rows["n"] = np.arange(len(fixes), dtype=np.int32)
     rows["fix_time"] = fixes["fix_time_us"] - PG_EPOCH_US
+    rows["received_time"] = np.repeat(
+        np.asarray(received_us, dtype=np.int64) - PG_EPOCH_US, lengths
+    )
     for name in ("lat", "lon", "speed_kmh", "course_deg", "altitude_m", "satellites", "hdop"):
         rows[name] = fixes[name]
     rows["valid"] = fixes["valid"]

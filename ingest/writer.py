@@ -155,10 +155,11 @@ class Writer:
     async def _put_many(self, batches: Sequence[Batch]) -> None:
         if self._closing or self._dead():
             self._raise_dead()
-        async with self._changed:
-            await self._changed.wait_for(
-                lambda: self._pending_rows < self._max_pending or self._dead()
-            )
+        if self._pending_rows >= self._max_pending:
+            async with self._changed:
+                await self._changed.wait_for(
+                    lambda: self._pending_rows < self._max_pending or self._dead()
+                )
         if self._dead():
             self._raise_dead()
         assert self._loop is not None
@@ -318,22 +319,29 @@ async def _write_fixes(
     cur: psycopg.AsyncCursor[tuple[Any, ...]], batches: Sequence[Batch]
 ) -> dict[str, int]:
     """Stage and insert the fixes; returns rows actually inserted per transport."""
-    async with cur.copy(_copy.COPY_BATCH) as cp:
-        cp.set_types(_copy.BATCH_TYPES)
-        for i, b in enumerate(batches):
-            await cp.write_row((i, b.device_id, b.transport, b.protocol, _ts(b.received_us)))
+    sources: dict[tuple[str, str, str], int] = {}
+    index = [
+        sources.setdefault((b.device_id, b.transport, b.protocol), len(sources)) for b in batches
+    ]
+    async with cur.copy(_copy.COPY_SOURCE) as cp:
+        cp.set_types(_copy.SOURCE_TYPES)
+        for key, i in sources.items():
+            await cp.write_row((i, *key))
+    payload = _copy.encode_fixes(
+        [b.fixes for b in batches], index, [b.received_us for b in batches]
+    )
     async with cur.copy(_copy.COPY_FIX) as cp:
-        await cp.write(_copy.encode_fixes([b.fixes for b in batches]))
+        await cp.write(payload)
     attrs = [b for b in batches if b.attributes]
     if attrs:
         async with cur.copy(_copy.COPY_ATTR) as cp:
             cp.set_types(_copy.ATTR_TYPES)
             n = 0
             for b in batches:
-                if b.attributes:
-                    for k, a in enumerate(b.attributes):
+                if b.attributes:  # one dict per fix, or a ValueError: refused content
+                    for k, a in zip(range(n, n + len(b.fixes)), b.attributes, strict=True):
                         if a:
-                            await cp.write_row((n + k, a))
+                            await cp.write_row((k, a))
                 n += len(b.fixes)
     fast, idempotent = _copy.insert_sql(attributes=bool(attrs))
     try:
