@@ -43,6 +43,7 @@ class _Item(NamedTuple):
     seq: int
     enqueued: float  # loop time
     batch: Batch
+    rows: int
 
 
 class Writer:
@@ -160,16 +161,17 @@ class Writer:
                 await self._changed.wait_for(
                     lambda: self._pending_rows < self._max_pending or self._dead()
                 )
-        if self._dead():
-            self._raise_dead()
+            if self._dead():
+                self._raise_dead()
         assert self._loop is not None
         now = self._loop.time()
         was_empty = not self._queue
         for batch in batches:
+            rows = len(batch.fixes) + len(batch.dead_letters)
             self._accepted += 1
-            self._queue.append(_Item(self._accepted, now, batch))
-            self._queued_rows += batch.rows
-            self._pending_rows += batch.rows
+            self._queue.append(_Item(self._accepted, now, batch, rows))
+            self._queued_rows += rows
+            self._pending_rows += rows
         if was_empty or self._queued_rows >= self._batch_rows:
             self._wake.set()
 
@@ -181,7 +183,7 @@ class Writer:
                 items = self._take()
                 await self._commit([it.batch for it in items])
                 self._acknowledge([it.batch for it in items])
-                self._pending_rows -= sum(it.batch.rows for it in items)
+                self._pending_rows -= sum(it.rows for it in items)
                 self._committed = items[-1].seq
                 async with self._changed:
                     self._changed.notify_all()
@@ -209,10 +211,10 @@ class Writer:
     def _take(self) -> list[_Item]:
         items: list[_Item] = []
         rows = 0
-        while self._queue and (not items or rows + self._queue[0].batch.rows <= self._batch_rows):
+        while self._queue and (not items or rows + self._queue[0].rows <= self._batch_rows):
             item = self._queue.popleft()
             items.append(item)
-            rows += item.batch.rows
+            rows += item.rows
         self._queued_rows -= rows
         return items
 
