@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -139,7 +140,8 @@ def _utc(s: str) -> datetime:
 # month buckets start from January 1, 2000 (time_bucket_ng() page,
 # https://docs.timescale.com/api/latest/hyperfunctions/time_bucket_ng/).
 # The session time zone is Asia/Kolkata (+05:30) so that a bucket aligned to local
-# midnight instead of UTC midnight would show.
+# midnight instead of UTC midnight would show. The same table passes against a real
+# TimescaleDB (2.23-dev in PGlite) in test_timescaledb_engine below.
 BUCKETS = [
     ("5 minutes", "2024-03-15T10:07:31+00:00", "2024-03-15T10:05:00+00:00"),
     ("5 minutes", "2024-03-15T10:05:00+00:00", "2024-03-15T10:05:00+00:00"),
@@ -179,3 +181,28 @@ def test_time_bucket_is_inlined_for_index_use(db_dsn: str) -> None:
             "EXPLAIN VERBOSE SELECT time_bucket('5 minutes', fix_time) FROM positions"
         ).fetchall()
     assert "date_bin" in str(plan)
+
+
+TIMESCALE_DSN = os.environ.get("MENARA_TEST_TIMESCALE_DSN", "")
+
+
+@pytest.mark.skipif(not TIMESCALE_DSN, reason="set MENARA_TEST_TIMESCALE_DSN (PGlite+TimescaleDB)")
+def test_timescaledb_engine() -> None:
+    """Hypertable, compression and policies on a real TimescaleDB; its time_bucket agrees."""
+    first = db.upgrade(TIMESCALE_DSN, timescale="on", retention="90 days")
+    again = db.upgrade(TIMESCALE_DSN, timescale="on", retention="90 days")
+    assert first.timescaledb and again == db.UpgradeResult((), 1, True)
+    assert db.status(TIMESCALE_DSN)["engine"] == "timescaledb"
+    with psycopg.connect(TIMESCALE_DSN, autocommit=True, prepare_threshold=None) as conn:
+        assert conn.execute(
+            "SELECT compression_enabled FROM timescaledb_information.hypertables"
+            " WHERE hypertable_name = 'positions'"
+        ).fetchall() == [(True,)]
+        jobs = conn.execute(
+            "SELECT proc_name FROM timescaledb_information.jobs"
+            " WHERE hypertable_name = 'positions' ORDER BY 1"
+        ).fetchall()
+        assert jobs == [("policy_compression",), ("policy_retention",)]
+        for width, ts, expected in BUCKETS:
+            got = conn.execute("SELECT time_bucket(%s::interval, %s::timestamptz)", (width, ts))
+            assert got.fetchone() == (_utc(expected),), (width, ts)
