@@ -15,8 +15,10 @@ import pytest
 
 from decoders.model import FixArray, empty_fixes
 from ingest.counters import Counters
+from ingest.errors import StorageError
 from ingest.model import Batch, DeadLetter
 from ingest.writer import Writer
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.db
 
@@ -309,3 +311,43 @@ def test_put_threadsafe_from_another_thread(clean_db: str) -> None:
 
     run(go())
     assert rows(clean_db, "SELECT count(*) FROM positions") == [(20,)]
+
+
+def test_put_threadsafe_blocks_the_thread_while_full(clean_db: str) -> None:
+    opts: dict[str, Any] = {"batch_rows": 10, "batch_delay_ms": 1, "max_pending": 10}
+    accepted = threading.Event()
+
+    async def go() -> None:
+        async with (
+            Writer(clean_db, counters=Counters(), **opts) as w,
+            await psycopg.AsyncConnection.connect(clean_db) as locker,
+        ):
+            await locker.execute("LOCK TABLE positions IN SHARE MODE")
+            await w.put(Batch("d", "mqtt", "nmea", fixes(10)))
+            await until(lambda: waits_on_lock(locker, w.backend_pid))
+
+            def mqtt_thread() -> None:
+                w.put_threadsafe([Batch("d", "mqtt", "nmea", fixes(3, start=10))])
+                accepted.set()
+
+            thread = asyncio.create_task(asyncio.to_thread(mqtt_thread))
+            with pytest.raises(TimeoutError):  # a bounded look: still blocked after 0.2 s
+                await asyncio.to_thread(w.put_threadsafe, [], 0.2)
+            assert not accepted.is_set()
+            await locker.rollback()
+            await asyncio.wait_for(thread, 10)
+            await w.drain()
+
+    run(go())
+    assert accepted.is_set()
+    assert rows(clean_db, "SELECT count(*) FROM positions") == [(13,)]
+
+
+def test_unreachable_database_at_start_is_a_storage_error() -> None:
+    async def go() -> None:
+        dsn = f"postgresql://postgres@127.0.0.1:{free_port()}/menara"
+        async with Writer(dsn, counters=Counters()):
+            pass
+
+    with pytest.raises(StorageError, match="cannot connect"):
+        run(go())
