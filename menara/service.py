@@ -87,7 +87,6 @@ async def serve(
                 settings=settings, writer=writer, registry=registry, counters=counters
             )
             await stack.enter_async_context(mqtt)
-            log.info("mqtt subscribed at %s:%d", settings.mqtt_host, settings.mqtt_port)
         if settings.metrics_port > 0:
 
             def gauges() -> Iterator[Gauge]:
@@ -102,14 +101,15 @@ async def serve(
             await stack.enter_async_context(metrics)
             log.info("metrics on http://%s:%d/metrics", settings.tcp_host, metrics.port)
 
-        refresher = asyncio.create_task(_refresh_devices(dsn, registry), name="device-refresh")
+        background = [
+            asyncio.create_task(_refresh_devices(dsn, registry), name="device-refresh"),
+            asyncio.create_task(_announce(settings, mqtt, ready), name="ready"),
+        ]
         watched = [
             asyncio.create_task(stop.wait()),
             *(asyncio.create_task(x.wait()) for x in listeners),
         ]
         try:
-            if ready is not None:
-                ready.set()
             done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
             log.info("stopping: closing intake, draining the writer")
             for lis in listeners:
@@ -118,10 +118,21 @@ async def serve(
             for task in done:
                 task.result()  # a listener that failed (its writer died) fails the service
         finally:
-            for task in (refresher, *watched):
+            for task in (*background, *watched):
                 task.cancel()
-            await asyncio.gather(refresher, *watched, return_exceptions=True)
+            await asyncio.gather(*background, *watched, return_exceptions=True)
     log.info("stopped")
+
+
+async def _announce(
+    settings: Settings, mqtt: MqttIngest | None, ready: asyncio.Event | None
+) -> None:
+    """Set ``ready`` once MQTT is subscribed too (a fresh session gets nothing before)."""
+    if mqtt is not None:
+        await mqtt.subscribed()
+        log.info("mqtt subscribed at %s:%d", settings.mqtt_host, settings.mqtt_port)
+    if ready is not None:
+        ready.set()
 
 
 async def _refresh_devices(dsn: str, registry: DeviceRegistry) -> None:

@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -22,6 +24,7 @@ from menara import service
 from menara.settings import Settings, load
 from simulators.fleet import FleetConfig, run_fleet
 from simulators.nmea_out import pgid, rmc
+from tests.brokers import Broker
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.db
@@ -40,7 +43,7 @@ async def http_get(port: int, path: str) -> tuple[str, str]:
     return head.split("\r\n")[0], body
 
 
-def settings_for(dsn: str) -> Settings:
+def settings_for(dsn: str, **changes: object) -> Settings:
     return load(
         environ={},
         overrides={
@@ -51,8 +54,40 @@ def settings_for(dsn: str) -> Settings:
             "metrics_port": free_port(),
             "unknown_devices": "register",
             "writer_batch_delay_ms": 10,
+            **changes,
         },
     )
+
+
+@contextlib.asynccontextmanager
+async def running(cfg: Settings, counters: Counters) -> AsyncIterator[None]:
+    """``serve`` in a task: ready on entry, stopped (and drained) on exit."""
+    stop, ready = asyncio.Event(), asyncio.Event()
+    server = asyncio.create_task(service.serve(cfg, counters=counters, stop=stop, ready=ready))
+    up = asyncio.create_task(ready.wait())
+    try:
+        await asyncio.wait([up, server], timeout=30, return_when=asyncio.FIRST_COMPLETED)
+        if server.done():
+            server.result()  # serve failed while starting: show why
+        assert up.done(), "serve() not ready within 30 s"
+        yield
+        stop.set()
+        await asyncio.wait_for(server, 30)
+    finally:
+        stop.set()
+        up.cancel()
+        server.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await up
+        with contextlib.suppress(asyncio.CancelledError):
+            await server
+
+
+async def stored(dsn: str, n: int) -> None:
+    """Poll until ``n`` positions are stored (fail after 20 s)."""
+    async with asyncio.timeout(20):
+        while positions(dsn) < n:
+            await asyncio.sleep(0.05)
 
 
 def positions(dsn: str) -> int:
@@ -65,29 +100,24 @@ def positions(dsn: str) -> int:
 def test_fleet_over_tcp_is_stored_exactly(clean_db: str) -> None:
     cfg = settings_for(clean_db)
     counters = Counters()
+    fleet = FleetConfig(
+        vehicles=20,
+        transport="tcp",
+        tcp_port=cfg.t55_port,
+        realtime=False,
+        fixes_per_vehicle=25,
+        start_time=T0,
+        duplicate=0.1,
+        garbage=0.05,
+        split=0.2,
+        disconnect=0.02,
+    )
 
     async def main() -> int:
-        stop, ready = asyncio.Event(), asyncio.Event()
-        server = asyncio.create_task(service.serve(cfg, counters=counters, stop=stop, ready=ready))
-        try:
-            await asyncio.wait_for(ready.wait(), 30)
-            fleet = FleetConfig(
-                vehicles=20,
-                transport="tcp",
-                tcp_port=cfg.t55_port,
-                realtime=False,
-                fixes_per_vehicle=25,
-                start_time=T0,
-                duplicate=0.1,
-                garbage=0.05,
-                split=0.2,
-                disconnect=0.02,
-            )
+        async with running(cfg, counters):
             stats = await run_fleet(fleet)
             assert stats.unique_fixes == 20 * 25
-            async with asyncio.timeout(20):
-                while positions(clean_db) < stats.unique_fixes:
-                    await asyncio.sleep(0.05)
+            await stored(clean_db, stats.unique_fixes)
             status, body = await http_get(cfg.metrics_port, "/metrics")
             assert status == "HTTP/1.1 200 OK"
             assert 'menara_fixes_in_total{protocol="t55",transport="tcp"}' in body
@@ -95,18 +125,48 @@ def test_fleet_over_tcp_is_stored_exactly(clean_db: str) -> None:
             assert 'menara_tcp_connections_open{protocol="t55"}' in body
             assert (await http_get(cfg.metrics_port, "/healthz")) == ("HTTP/1.1 200 OK", "ok\n")
             assert (await http_get(cfg.metrics_port, "/nope"))[0] == "HTTP/1.1 404 Not Found"
-            stop.set()
-            await asyncio.wait_for(server, 30)
-            return stats.unique_fixes
-        finally:
-            stop.set()
-            server.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await server
+        return stats.unique_fixes
 
     expected = asyncio.run(main())
     assert positions(clean_db) == expected
     assert counters.get("rejects", protocol="t55") >= 1  # the junk lines
+
+
+@pytest.mark.mqtt
+def test_mixed_fleet_over_tcp_and_mqtt_is_stored_exactly(
+    clean_db: str, project_broker: Broker
+) -> None:
+    prefix = f"t{uuid.uuid4().hex[:8]}/v1"
+    cfg = settings_for(
+        clean_db,
+        mqtt_host=project_broker.host,
+        mqtt_port=project_broker.port,
+        mqtt_topic_prefix=prefix,
+        mqtt_client_id=f"ingest-{prefix}",
+        metrics_port=0,
+    )
+    fleet = FleetConfig(
+        vehicles=20,
+        transport="mixed",
+        tcp_port=cfg.t55_port,
+        mqtt_host=project_broker.host,
+        mqtt_port=project_broker.port,
+        topic_prefix=prefix,
+        realtime=False,
+        fixes_per_vehicle=25,
+        start_time=T0,
+        duplicate=0.1,
+    )
+
+    async def main() -> tuple[int, int]:
+        async with running(cfg, Counters()):
+            stats = await run_fleet(fleet)
+            await stored(clean_db, stats.unique_fixes)
+        return stats.unique_fixes, stats.mqtt.fixes_sent
+
+    expected, over_mqtt = asyncio.run(main())
+    assert over_mqtt > 0
+    assert positions(clean_db) == expected == 20 * 25
 
 
 def bytes_in(metrics_port: int) -> int:
