@@ -1,13 +1,14 @@
 """The batch writer: fixes and dead letters into PostgreSQL, acknowledged after commit.
 
 Transports ``put`` batches; one flush task gathers them up to ``batch_rows`` or
-``batch_delay_ms`` and writes them in one transaction (binary COPY into staging,
-``INSERT ... ON CONFLICT DO NOTHING`` into ``positions``). Each batch's ``on_commit``
+``batch_delay_ms`` and writes them in one transaction (binary COPY into staging, then
+an insert into ``positions`` that stores a resent fix once). Each batch's ``on_commit``
 runs only after COMMIT, so a sender is never acknowledged for data that could still
 be lost. The queue is bounded by ``max_pending`` rows and pushes back, never drops.
 A lost connection is retried with the same batches after a backoff; content the
 database refuses twice is kept as ``db_rejected`` dead letters so that it cannot
-block the stream.
+block the stream. If the connection drops during COMMIT itself the outcome is
+unknown and the retry may store that flush's dead letters twice (fixes never).
 """
 
 from __future__ import annotations
