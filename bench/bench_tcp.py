@@ -17,12 +17,14 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import resource
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -55,7 +57,7 @@ def free_port() -> int:
 # -- servers (child processes) ------------------------------------------------------
 
 
-def serve_menara(dsn: str, port: int) -> None:
+def serve_menara(dsn: str, port: int, metrics_port: int) -> None:
     """The real service on ``port`` until SIGTERM (which drains the writer first)."""
     from ingest.counters import Counters
     from menara import service
@@ -68,7 +70,7 @@ def serve_menara(dsn: str, port: int) -> None:
             "tcp_host": "127.0.0.1",
             "t55_port": port,
             "mqtt_port": 0,
-            "metrics_port": 0,
+            "metrics_port": metrics_port,
             "unknown_devices": "register",
             "tcp_idle_timeout_s": 3600.0,
             "log_level": "WARNING",
@@ -210,13 +212,19 @@ def _wait_port(port: int, timeout_s: float = 60.0) -> None:
             time.sleep(0.05)
 
 
-def _proc(pid: int) -> tuple[int, float, int]:
-    """(VmRSS in KiB, user+system CPU seconds, open fds) of a process."""
+def _rss_kib(pid: int) -> int:
     status = Path(f"/proc/{pid}/status").read_text()
-    rss = int(next(ln.split()[1] for ln in status.splitlines() if ln.startswith("VmRSS:")))
+    return int(next(ln.split()[1] for ln in status.splitlines() if ln.startswith("VmRSS:")))
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (its own, not its children's)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return rss, cpu, len(os.listdir(f"/proc/{pid}/fd"))
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 def _stop(server: subprocess.Popen[str]) -> None:
@@ -230,23 +238,38 @@ def _postgres_cpu() -> float:
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             if Path(f"/proc/{pid}/comm").read_text().strip() == "postgres":
-                total += _proc(int(pid))[1]
+                total += _cpu_s(int(pid))
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue  # exited while we looked
     return total
 
 
+def _committed(metrics_port: int) -> int:
+    """Fixes the service has committed (new and duplicate), from its metrics endpoint.
+
+    Cheaper than ``count(*)`` on a growing table, which would compete with the writer.
+    """
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    found = re.findall(
+        r'^menara_rows_(?:written|duplicate)_total\{transport="tcp"\} (\d+)$', text, re.M
+    )
+    return sum(int(n) for n in found)
+
+
 def load_run(kind: str, dsn: str, conns: int, fixes: int) -> dict[str, float]:
     import psycopg
 
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     expect_lines = conns * (1 + 2 * fixes)
     if kind == "menara":
-        server = _child("server-menara", dsn, str(port))
+        server = _child("server-menara", dsn, str(port), str(metrics_port))
     else:
         server = _child("server-bare", str(port), str(expect_lines))
     try:
         _wait_port(port)
+        if kind == "menara":
+            _wait_port(metrics_port)
         with psycopg.connect(dsn, autocommit=True) as db:
 
             def count() -> int:
@@ -254,20 +277,20 @@ def load_run(kind: str, dsn: str, conns: int, fixes: int) -> dict[str, float]:
                 return int(row[0]) if row else 0
 
             base = count()
-            cpu0, pg0 = _proc(server.pid)[1], _postgres_cpu()
+            cpu0, pg0 = _cpu_s(server.pid), _postgres_cpu()
             client = _child("client-load", str(port), str(conns), str(fixes))
             out, _ = client.communicate(timeout=600)
             sent = json.loads(out)
             total = sent["conns"] * fixes
             if kind == "menara":
                 deadline = time.monotonic() + 600
-                while count() - base < total and time.monotonic() < deadline:
+                while _committed(metrics_port) < total and time.monotonic() < deadline:
                     time.sleep(0.02)
                 t_done, stored = time.time(), count() - base
             else:
                 assert server.stdout is not None
                 t_done, stored = float(server.stdout.readline().split()[1]), total
-            cpu1, pg1 = _proc(server.pid)[1], _postgres_cpu()
+            cpu1, pg1 = _cpu_s(server.pid), _postgres_cpu()
     finally:
         _stop(server)
     secs = t_done - sent["t_start"]
@@ -285,20 +308,20 @@ def load_run(kind: str, dsn: str, conns: int, fixes: int) -> dict[str, float]:
 def idle_run(kind: str, dsn: str, conns: int) -> dict[str, float]:
     port = free_port()
     server = (
-        _child("server-menara", dsn, str(port))
+        _child("server-menara", dsn, str(port), "0")
         if kind == "menara"
         else _child("server-bare", str(port), "-1")
     )
     try:
         _wait_port(port)
-        rss0, _, fds0 = _proc(server.pid)
+        rss0, fds0 = _rss_kib(server.pid), _fds(server.pid)
         client = _child("client-idle", str(port), str(conns))
         assert client.stdout is not None and client.stdin is not None
         held = json.loads(client.stdout.readline())["held"]
         deadline = time.monotonic() + 60
-        while _proc(server.pid)[2] - fds0 < held and time.monotonic() < deadline:
+        while _fds(server.pid) - fds0 < held and time.monotonic() < deadline:
             time.sleep(0.1)
-        rss1, _, _ = _proc(server.pid)
+        rss1 = _rss_kib(server.pid)
         client.stdin.close()
         client.wait(120)
     finally:
@@ -349,7 +372,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "server-menara":
-        serve_menara(sys.argv[2], int(sys.argv[3]))
+        serve_menara(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     elif len(sys.argv) > 1 and sys.argv[1] == "server-bare":
         serve_bare(int(sys.argv[2]), int(sys.argv[3]))
     elif len(sys.argv) > 1 and sys.argv[1] == "client-load":
