@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 
 from decoders.model import FIX_DTYPE, FixArray
+from ingest.model import DeadLetter
 
 PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
 PGCOPY_TRAILER = struct.pack("!h", -1)
 PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 minus 1970-01-01, in microseconds
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # (staging column, SQL type, big-endian numpy type), in COPY order
 _FIX_COLUMNS = (
@@ -130,3 +134,9 @@ def encode_fixes(
     rows["ignition"] = fixes["ignition"]
     rows["odometer_m"] = fixes["odometer_m"]
     return PGCOPY_HEADER + rows.tobytes() + PGCOPY_TRAILER
+
+
+def letter_row(d: DeadLetter) -> tuple[Any, ...]:
+    """A ``COPY_DEAD`` row (dead letters are few: ``write_row`` is fast enough)."""
+    received = _UNIX_EPOCH + timedelta(microseconds=d.received_us)
+    return (received, d.transport, d.protocol, d.peer, d.device_id, d.code, d.detail, d.raw)

@@ -18,7 +18,6 @@ import dataclasses
 import logging
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, NamedTuple, Self
 
@@ -33,7 +32,6 @@ __all__ = ["Writer"]
 
 log = logging.getLogger(__name__)
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Errors that say "this content", not "this connection": retrying them as-is is futile.
 _DATA_ERRORS = (psycopg.DataError, psycopg.IntegrityError, TypeError, ValueError)
 
@@ -286,7 +284,7 @@ class Writer:
                 async with cur.copy(_copy.COPY_DEAD) as cp:
                     cp.set_types(_copy.DEAD_TYPES)
                     for d in letters:
-                        await cp.write_row(_letter_row(d))
+                        await cp.write_row(_copy.letter_row(d))
             if register:
                 await cur.execute(_copy.REGISTER, (list(register), list(register.values())))
         await conn.commit()
@@ -357,23 +355,6 @@ async def _write_fixes(
     for b in batches:
         sent[b.transport] += len(b.fixes)
     return dict(sent)
-
-
-def _ts(us: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=us)
-
-
-def _letter_row(d: DeadLetter) -> tuple[Any, ...]:
-    return (
-        _ts(d.received_us),
-        d.transport,
-        d.protocol,
-        d.peer,
-        d.device_id,
-        d.code,
-        d.detail,
-        d.raw,
-    )
 
 
 def _clean(s: str) -> str:
