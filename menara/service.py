@@ -152,17 +152,31 @@ async def _refresh_devices(dsn: str, registry: DeviceRegistry) -> None:
 
 
 def run_blocking(settings: Settings, counters: Counters) -> int:
-    """``menara serve``: run until SIGINT/SIGTERM, then stop cleanly; the exit code."""
+    """``menara serve``: run until SIGINT/SIGTERM, then stop cleanly; the exit code.
+
+    A second signal abandons the drain (say, the database is gone for good): what was
+    not committed is not acked either, so devices and the broker send it again.
+    """
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def on_signal() -> None:
+            if stop.is_set():
+                log.warning("second signal: stopping without waiting for the writer")
+                for task in asyncio.all_tasks(loop):
+                    task.cancel()
+            stop.set()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal)
         await serve(settings, counters=counters, stop=stop)
 
     try:
         asyncio.run(main())
+    except asyncio.CancelledError:
+        return 130
     except db.DatabaseError as exc:
         log.error("%s", exc)
         return 1

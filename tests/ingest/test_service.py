@@ -177,8 +177,10 @@ def bytes_in(metrics_port: int) -> int:
     return int(m.group(1)) if m else 0
 
 
-def test_ctrl_c_stops_cleanly_with_everything_stored(clean_db: str) -> None:
-    """``menara serve`` in its own process: SIGINT drains the writer and exits 0."""
+@pytest.mark.parametrize("database_stuck", [False, True])
+def test_ctrl_c_stops_cleanly(clean_db: str, database_stuck: bool) -> None:
+    """``menara serve`` in its own process: SIGINT drains the writer and exits 0; while
+    the drain cannot finish (positions locked), a second SIGINT exits 130 unacked."""
     port, metrics_port = free_port(), free_port()
     env = {
         **os.environ,
@@ -188,11 +190,12 @@ def test_ctrl_c_stops_cleanly_with_everything_stored(clean_db: str) -> None:
         "MENARA_MQTT_PORT": "0",
         "MENARA_METRICS_PORT": str(metrics_port),
         "MENARA_UNKNOWN_DEVICES": "register",
-        "MENARA_WRITER_BATCH_DELAY_MS": "10000",  # nothing is committed before the stop
+        "MENARA_WRITER_BATCH_DELAY_MS": "3000",  # nothing is committed before the stop
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "menara", "serve"], env=env, stderr=subprocess.PIPE, text=True
     )
+    lock = psycopg.connect(clean_db)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -210,14 +213,22 @@ def test_ctrl_c_stops_cleanly_with_everything_stored(clean_db: str) -> None:
             while bytes_in(metrics_port) < len(payload):
                 assert time.monotonic() < deadline
                 time.sleep(0.02)
+            if database_stuck:
+                lock.execute("LOCK TABLE positions IN ACCESS EXCLUSIVE MODE")
             proc.send_signal(signal.SIGINT)
-            assert proc.wait(30) == 0
+            if database_stuck:
+                assert proc.stderr is not None
+                while "stopping:" not in proc.stderr.readline():
+                    assert proc.poll() is None
+                proc.send_signal(signal.SIGINT)
+            assert proc.wait(30) == (130 if database_stuck else 0)
     finally:
+        lock.close()
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         assert proc.stderr is not None
         log = proc.stderr.read()
         proc.stderr.close()
-    assert "t55 listening on 127.0.0.1:" in log
-    assert positions(clean_db) == 10
+    assert database_stuck or "t55 listening on 127.0.0.1:" in log
+    assert positions(clean_db) == (0 if database_stuck else 10)
