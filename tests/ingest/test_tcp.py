@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 import pytest
 
-from decoders import t55
+from decoders import Codec, Decoded, Session, t55
 from ingest.counters import Counters
 from ingest.devices import DeviceRegistry
 from ingest.tcp import TcpListener
@@ -68,6 +68,7 @@ async def rig(
     known: Iterable[str] = (),
     idle_timeout_s: float = 30.0,
     max_pending: int = 10_000,
+    codec: Codec = t55,
 ) -> AsyncIterator[Rig]:
     counters = Counters()
     registry = DeviceRegistry(policy=policy, known=known)
@@ -81,7 +82,7 @@ async def rig(
             on_registered=registry.mark_registered,
         ) as writer,
         TcpListener(
-            codec=t55,
+            codec=codec,
             host="127.0.0.1",
             port=0,
             idle_timeout_s=idle_timeout_s,
@@ -311,3 +312,37 @@ def test_random_bytes_never_break_the_listener(clean_db: str) -> None:
     run(main())
     assert len(rows(clean_db, "GOOD")) == 40
     assert query(clean_db, "SELECT count(*) FROM dead_letters WHERE device_id = 'NOISE'")[0][0] > 0
+
+
+class AckingT55:
+    """T55 with Traccar's ``t55.ack`` option on: ``OK1`` for every packet carrying fixes."""
+
+    NAME = "t55"
+
+    def split_frames(self, buf: bytes) -> tuple[list[bytes], bytes]:
+        return t55.split_frames(buf)
+
+    def decode_frames(self, frames: Sequence[bytes], *, session: Session) -> Decoded:
+        decoded = t55.decode_frames(frames, session=session)
+        return replace(decoded, replies=(b"OK1\r\n",) if len(decoded.fixes) else ())
+
+
+def test_replies_are_sent_only_after_commit(clean_db: str) -> None:
+    async def main() -> None:
+        async with rig(clean_db, codec=AckingT55()) as r:
+            reader, w = await r.connect()
+            w.write(pgid("ACKED") + fix(0))
+            assert await asyncio.wait_for(reader.readline(), 10) == b"OK1\r\n"
+            assert len(rows(clean_db, "ACKED")) == 1
+            lock = await psycopg.AsyncConnection.connect(clean_db)
+            async with lock:
+                await lock.execute("LOCK TABLE positions IN ACCESS EXCLUSIVE MODE")
+                w.write(fix(1))
+                with pytest.raises(TimeoutError):  # read and queued, but not committed
+                    await asyncio.wait_for(reader.readline(), 0.3)
+                await lock.rollback()
+            assert await asyncio.wait_for(reader.readline(), 10) == b"OK1\r\n"
+            assert len(rows(clean_db, "ACKED")) == 2
+            await close(w)
+
+    run(main())
