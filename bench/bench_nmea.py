@@ -1,9 +1,11 @@
-"""NMEA decoding speed: the numba kernel against pynmea2, and numba warm-start time.
+"""NMEA decoding speed: the numba kernel against pynmea2, per-packet cost, warm start.
 
 Run: ``.venv/bin/python bench/bench_nmea.py [--epochs N]``. Generates a realistic
 stream (a vehicle driving, GNRMC + GNGGA per 1 s epoch, checksums on), decodes it with
 the kernel, and with pynmea2 (parse and read every field we store) on a subset, in the
-same run, and prints a table for BENCHMARKS.md.
+same run; then times one tracker packet (one RMC + one GGA line, as the TCP listener
+sees it) through ``t55.decode_frames`` and ``nmea.decode_frames``. Prints a table for
+BENCHMARKS.md. Every figure is single-threaded and the best of ``--repeat`` rounds.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import pynmea2
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from decoders import _nmea_kernels, nmea  # noqa: E402
+from decoders import _nmea_kernels, nmea, t55  # noqa: E402
 from decoders.model import Session  # noqa: E402
 
 
@@ -69,13 +71,34 @@ def bench_kernel(buf: bytes, repeat: int) -> tuple[float, float]:
     kern, full = math.inf, math.inf
     for _ in range(repeat):
         t0 = time.perf_counter()
-        _nmea_kernels.decode_lines(arr, -1, -1)
+        _nmea_kernels.decode(arr, _nmea_kernels.NO_IGNITION, -1, -1)
         t1 = time.perf_counter()
         out = nmea.decode_buffer(buf, session=Session())
         t2 = time.perf_counter()
         kern, full = min(kern, t1 - t0), min(full, t2 - t1)
     assert not out.rejects, out.rejects[:3]
     return kern, full
+
+
+def bench_packet(buf: bytes, repeat: int, calls: int = 20_000) -> tuple[float, float]:
+    """Best seconds per call for one RMC+GGA packet: (t55.decode_frames, nmea.decode_frames).
+
+    The session carries identity and date, as it does on a live connection.
+    """
+    frames = buf.split(b"\r\n")[:2]
+    session = Session(device_id="359853000144328", last_date_days=19_875, last_tod_ms=0)
+    best = []
+    for codec in (t55, nmea):
+        out = codec.decode_frames(frames, session=session)
+        assert len(out.fixes) == 1 and not out.rejects, out.rejects
+        per = math.inf
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                codec.decode_frames(frames, session=session)
+            per = min(per, (time.perf_counter() - t0) / calls)
+        best.append(per)
+    return best[0], best[1]
 
 
 def bench_pynmea2(lines: list[str]) -> float:
@@ -137,6 +160,7 @@ def main() -> None:
     kern, full = bench_kernel(buf, args.repeat)
     lines = buf.decode().splitlines()[: args.baseline]
     base = bench_pynmea2(lines)
+    t55_call, nmea_call = bench_packet(buf, args.repeat)
     (imp, first), cold = start_times()
 
     kern_rate, full_rate, base_rate = n / kern, n / full, len(lines) / base
@@ -148,6 +172,12 @@ def main() -> None:
         ("pynmea2 parse + fields", f"{base_rate:,.0f} sentences/s", f"{len(lines):,} lines"),
         ("speed-up kernel / pynmea2", f"{kern_rate / base_rate:,.0f}x", "target >= 150x"),
         ("speed-up decode_buffer / pynmea2", f"{full_rate / base_rate:,.0f}x", ""),
+        (
+            "1 packet: t55.decode_frames",
+            f"{t55_call * 1e6:.1f} us/call",
+            "RMC+GGA, target <= 15 us",
+        ),
+        ("1 packet: nmea.decode_frames", f"{nmea_call * 1e6:.1f} us/call", "RMC+GGA"),
         ("warm start: import", f"{imp:.3f} s", "fresh process"),
         ("warm start: first decode", f"{first:.3f} s", "cache=True, target <= 0.5 s"),
         ("cold start: first decode", f"{cold:.3f} s", "empty cache: numba compiles"),

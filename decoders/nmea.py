@@ -1,8 +1,9 @@
 """NMEA 0183 over a byte stream: RMC and GGA from any talker, u-blox ``PUBX,00``.
 
 Frames are lines ending in ``\\n`` (a trailing ``\\r`` is dropped). The work is done by
-the numba kernel in ``_nmea_kernels.py`` over one buffer per batch; this module only
-maps its columns and codes to ``Decoded``.
+the numba kernel in ``_nmea_kernels.py`` over one buffer per batch, which writes the fix
+rows itself; this module only slices them and names the rejects, so one small packet
+costs a few microseconds.
 
 Decisions a reader needs:
 
@@ -24,27 +25,27 @@ Decisions a reader needs:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 import numpy as np
 import numpy.typing as npt
 
+from decoders import _nmea_fields as f
 from decoders import _nmea_kernels as k
-from decoders.model import Decoded, Reject, Session, empty_fixes
+from decoders.model import Decoded, Reject, Session
 
 NAME = "nmea"
 MAX_LINE = k.MAX_LINE
 
 REJECT_CODES: dict[int, str] = {
-    k.MALFORMED: "malformed",
-    k.BAD_CHECKSUM: "bad_checksum",
-    k.UNSUPPORTED: "unsupported_sentence",
-    k.BAD_TIME: "bad_time",
-    k.BAD_DATE: "bad_date",
-    k.OUT_OF_RANGE: "out_of_range",
-    k.NO_FIX: "no_fix",
-    k.NO_DATE: "no_date",
-    k.LINE_TOO_LONG: "line_too_long",
+    f.MALFORMED: "malformed",
+    f.BAD_CHECKSUM: "bad_checksum",
+    f.UNSUPPORTED: "unsupported_sentence",
+    f.BAD_TIME: "bad_time",
+    f.BAD_DATE: "bad_date",
+    f.OUT_OF_RANGE: "out_of_range",
+    f.NO_FIX: "no_fix",
+    f.NO_DATE: "no_date",
+    f.LINE_TOO_LONG: "line_too_long",
 }
 
 _DETAILS: dict[str, str] = {
@@ -77,47 +78,51 @@ def split_frames(buf: bytes) -> tuple[list[bytes], bytes]:
 
 def decode_buffer(buf: bytes | npt.NDArray[np.uint8], *, session: Session) -> Decoded:
     """Decode a buffer of complete ``\\n``-separated sentences in one kernel call."""
-    return decode_lines(buf, session=session)[0]
-
-
-def decode_lines(
-    buf: bytes | npt.NDArray[np.uint8], *, session: Session
-) -> tuple[Decoded, npt.NDArray[np.int64]]:
-    """``decode_buffer`` plus, per line, the row of the fix it went into (-1: none).
-
-    The mapping lets a wrapping protocol (T55) attach per-line extras to the right fix.
-    """
-    arr = np.frombuffer(buf, dtype=np.uint8) if isinstance(buf, bytes) else buf
-    raw = buf if isinstance(buf, bytes) else arr.tobytes()
-    ls, le, code, epoch, day, t_us, fc, sats, valid, nfix, date, tod = k.decode_lines(
-        arr, session.last_date_days, session.last_tod_ms
-    )
-    dated = np.append(day[:nfix] >= 0, False)  # the extra False serves epoch == -1
-    code[(epoch >= 0) & ~dated[epoch]] = k.NO_DATE
-    row = np.where(dated[epoch], (np.cumsum(dated) - 1)[epoch], -1)
-    keep = dated[:nfix]
-    fixes = empty_fixes(int(keep.sum()))
-    fixes["fix_time_us"] = t_us[:nfix][keep]
-    for j, name in enumerate(k.FLOAT_COLUMNS):
-        fixes[name] = fc[:nfix, j][keep]
-    fixes["satellites"] = sats[:nfix][keep]
-    fixes["valid"] = valid[:nfix][keep]
-    bad = np.flatnonzero((code > k.OK) & (code < k.BLANK))
-    rejects = tuple(_reject(int(code[i]), raw[int(ls[i]) : int(le[i])]) for i in bad)
-    session = replace(session, last_date_days=int(date), last_tod_ms=int(tod))
-    return Decoded(fixes=fixes, session=session, rejects=rejects), row
+    raw = buf if isinstance(buf, bytes) else buf.tobytes()
+    return _decode(raw, session, k.NO_IGNITION, None)
 
 
 def decode_frames(frames: Sequence[bytes], *, session: Session) -> Decoded:
     """Decode many lines at once (the batch path)."""
-    return decode_buffer(b"\n".join(frames), session=session)
+    return _decode(b"\n".join(frames), session, k.NO_IGNITION, None)
 
 
 def decode(frame: bytes, *, session: Session) -> Decoded:
     """Decode one line."""
-    return decode_frames([frame], session=session)
+    return _decode(frame, session, k.NO_IGNITION, None)
+
+
+def decode_lines(
+    lines: Sequence[bytes],
+    *,
+    session: Session,
+    raws: Sequence[bytes],
+    ignition: Sequence[int] = (),
+) -> Decoded:
+    """Decode lines that contain no ``\\n`` for a wrapping protocol (T55).
+
+    A reject carries ``raws[i]`` (the line as the device sent it) rather than the
+    sentence; ``ignition[i]`` (-1 unknown, 0, 1; empty for none) goes into line i's fix.
+    """
+    ign = np.array(ignition, np.int8) if ignition else k.NO_IGNITION
+    return _decode(b"\n".join(lines), session, ign, raws)
+
+
+def _decode(buf: bytes, session: Session, ignition: k.I8, raws: Sequence[bytes] | None) -> Decoded:
+    out, rej, nfix, date, tod = k.decode(
+        np.frombuffer(buf, np.uint8), ignition, session.last_date_days, session.last_tod_ms
+    )
+    if date != session.last_date_days or tod != session.last_tod_ms:
+        session = Session(device_id=session.device_id, last_date_days=date, last_tod_ms=tod)
+    if not len(rej):
+        return Decoded(out[:nfix], session)
+    rejects = tuple(
+        _reject(int(code), raws[int(i)] if raws is not None else buf[int(s) : int(e)])
+        for i, s, e, code in rej
+    )
+    return Decoded(out[:nfix], session, rejects=rejects)
 
 
 def _reject(code: int, raw: bytes) -> Reject:
     name = REJECT_CODES[code]
-    return Reject(name, _DETAILS[name], raw.removesuffix(b"\r"))
+    return Reject(name, _DETAILS[name], raw)

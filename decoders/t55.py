@@ -39,10 +39,13 @@ _ID_LINES = (
     re.compile(rb"\$IMEI=([0-9]{1,20})"),
     re.compile(rb"([0-9A-F]{6,20})"),
 )
+# A line starting with '$' but none of these is no identity line: skip the regexes.
+_ID_HEADS = (b"$PGID,", b"$DEVID,", b"$PCPTI,", b"$GPFID,", b"$IMEI=")
 _CHECKSUM = re.compile(rb"\$([^*]*)\*([0-9A-Fa-f]{2})")
 _PREFIX = re.compile(rb"(?:[0-9]+/)?([0-9A-Za-z]{1,20})[,/]?(\$.*)")
 _TAIL = re.compile(rb"(\$[^*]*\*[0-9A-Fa-f]{2}),[0-9]*,([0-9]{1,20}),([01])(?:,.*)?")
 _UNSUPPORTED = (b"$GPRMA", b"$TRCCR", b"$GPIOP", b"QZE,")
+_TOO_LONG = f"line longer than {nmea.MAX_LINE} bytes"
 
 
 def split_frames(buf: bytes) -> tuple[list[bytes], bytes]:
@@ -56,37 +59,31 @@ def decode(frame: bytes, *, session: Session) -> Decoded:
 
 
 def decode_frames(frames: Sequence[bytes], *, session: Session) -> Decoded:
-    """Decode lines in order; runs of NMEA between identity lines go to the kernel at once."""
+    """Decode lines in order; runs of NMEA between identity lines go to the kernel at once.
+
+    A frame holding several lines (an MQTT payload) is split at ``\\n`` first.
+    """
     batch = _Batch(session)
     for frame in frames:
-        line = frame.removesuffix(b"\r")
-        if len(line) > nmea.MAX_LINE:
-            batch.reject("line_too_long", f"line longer than {nmea.MAX_LINE} bytes", line)
-            continue
-        ident, sentence = _identity(line)
-        if ident == b"":
-            batch.reject("bad_checksum", "checksum does not match", line)
-            continue
-        if ident is not None and not batch.identify(ident, line):
-            continue
-        if sentence is None:
-            continue
-        if sentence.startswith(_UNSUPPORTED):
-            batch.reject("unsupported_sentence", "T55 sentence not decoded", line)
-        elif batch.session.device_id is None:
-            batch.reject("no_identity", "NMEA before any identity line", line)
-        else:
-            batch.add(sentence, line)
+        for line in _lines(frame) if b"\n" in frame else (frame,):
+            batch.line(line.removesuffix(b"\r"))
     return batch.finish()
+
+
+def _lines(frame: bytes) -> list[bytes]:
+    lines = frame.split(b"\n")
+    return lines[:-1] if lines[-1] == b"" else lines
 
 
 def _identity(line: bytes) -> tuple[bytes | None, bytes | None]:
     """(device id named by the line, NMEA sentence left to decode); id b"" = bad checksum."""
-    for rx in _ID_LINES:
-        m = rx.fullmatch(line)
-        if m is not None:
-            return (m.group(1) if _checksum_ok(line) else b""), None
-    m = _TAIL.fullmatch(line)
+    plain = line.startswith(b"$") and not line.startswith(_ID_HEADS)
+    if not plain:
+        for rx in _ID_LINES:
+            m = rx.fullmatch(line)
+            if m is not None:
+                return (m.group(1) if _checksum_ok(line) else b""), None
+    m = _tail(line)
     if m is not None:
         return (m.group(2) if _checksum_ok(m.group(1)) else b""), line
     if not line.startswith((b"$", b"!")):
@@ -94,6 +91,14 @@ def _identity(line: bytes) -> tuple[bytes | None, bytes | None]:
         if m is not None:
             return m.group(1), m.group(2)
     return None, line
+
+
+def _tail(sentence: bytes) -> re.Match[bytes] | None:
+    """The ``,sats,imei,ignition`` extension; cheap refusal unless ``*HH,`` follows the '$'."""
+    star = sentence.find(b"*")
+    if star < 0 or sentence[star + 3 : star + 4] != b",":
+        return None
+    return _TAIL.fullmatch(sentence)
 
 
 def _checksum_ok(line: bytes) -> bool:
@@ -113,6 +118,34 @@ class _Batch:
         self.pending: list[bytes] = []  # NMEA sentences not yet decoded
         self.raws: list[bytes] = []
         self.ignition: list[int] = []  # per pending sentence: -1 unknown, 0, 1
+        self.has_ignition = False
+
+    def line(self, line: bytes) -> None:
+        if len(line) > nmea.MAX_LINE:
+            self.reject("line_too_long", _TOO_LONG, line)
+            return
+        ident, sentence = _identity(line)
+        if ident == b"":
+            self.reject("bad_checksum", "checksum does not match", line)
+            return
+        if ident is not None and not self.identify(ident, line):
+            return
+        if sentence is None:
+            return
+        if sentence.startswith(_UNSUPPORTED):
+            self.reject("unsupported_sentence", "T55 sentence not decoded", line)
+        elif self.session.device_id is None:
+            self.reject("no_identity", "NMEA before any identity line", line)
+        else:
+            tail = _tail(sentence)
+            if tail is None:
+                self.ignition.append(-1)
+                self.pending.append(sentence)
+            else:
+                self.ignition.append(int(tail.group(3)))
+                self.pending.append(tail.group(1))
+                self.has_ignition = True
+            self.raws.append(line)
 
     def identify(self, ident: bytes, line: bytes) -> bool:
         """Adopt ``ident``; False (and a reject) if the connection already has another."""
@@ -127,12 +160,6 @@ class _Batch:
             self.session = replace(self.session, device_id=new)
         return True
 
-    def add(self, sentence: bytes, line: bytes) -> None:
-        tail = _TAIL.fullmatch(sentence)
-        self.ignition.append(int(tail.group(3)) if tail else -1)
-        self.pending.append(tail.group(1) if tail else sentence)
-        self.raws.append(line)
-
     def reject(self, code: str, detail: str, raw: bytes) -> None:
         self.flush()
         self.rejects.append(Reject(code, detail, raw))
@@ -140,20 +167,24 @@ class _Batch:
     def flush(self) -> None:
         if not self.pending:
             return
-        out, row = nmea.decode_lines(b"\n".join(self.pending), session=self.session)
-        fixes = out.fixes.copy()
-        for r, ign in zip(row, self.ignition, strict=True):
-            if r >= 0 and ign >= 0:
-                fixes["ignition"][r] = ign
-        self.fixes.append(fixes)
-        by_sentence = dict(zip(self.pending, self.raws, strict=True))
-        self.rejects.extend(replace(rj, raw=by_sentence.get(rj.raw, rj.raw)) for rj in out.rejects)
+        out = nmea.decode_lines(
+            self.pending,
+            session=self.session,
+            raws=self.raws,
+            ignition=self.ignition if self.has_ignition else (),
+        )
+        self.fixes.append(out.fixes)
+        self.rejects.extend(out.rejects)
         self.session = out.session
         self.pending, self.raws, self.ignition = [], [], []
+        self.has_ignition = False
 
     def finish(self) -> Decoded:
         self.flush()
-        fixes = np.concatenate(self.fixes) if self.fixes else empty_fixes(0)
+        if len(self.fixes) == 1:
+            fixes = self.fixes[0]
+        else:
+            fixes = np.concatenate(self.fixes) if self.fixes else empty_fixes(0)
         return Decoded(
             fixes=fixes,
             session=self.session,

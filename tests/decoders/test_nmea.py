@@ -188,3 +188,17 @@ def test_random_bytes_never_raise(buf: bytes) -> None:
 def test_long_fuzz(lines: list[str], rng: random.Random) -> None:
     frames = [_mutate(rng, ln.encode()) for ln in lines]
     check_fixes(nmea.decode_frames(frames, session=Session()))
+
+
+def test_dateless_epoch_rejects_its_lines_in_line_order() -> None:
+    gga_line = with_checksum("GPGGA,120001,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,")
+    frames = [gga_line.encode(), b"$GPGGA,bad", gga_line.encode()]
+    out = nmea.decode_frames(frames, session=Session())
+    assert len(out.fixes) == 0 and out.session == Session()
+    assert [r.code for r in out.rejects] == ["no_date", "malformed", "no_date"]
+    assert [r.raw for r in out.rejects] == frames
+
+
+def test_pubx_00_without_fields_is_malformed() -> None:
+    for line in (b"$PUBX,00", b"$PUBX,00\r"):
+        assert [r.code for r in nmea.decode(line, session=Session()).rejects] == ["malformed"]

@@ -67,3 +67,17 @@ def test_mutated_streams_only_give_rejects_or_sound_fixes(
 def test_random_bytes_never_raise(buf: bytes) -> None:
     frames, rest = t55.split_frames(buf)
     check_fixes(t55.decode_frames([*frames, rest], session=Session(device_id="x")))
+
+
+def test_ignition_tail_names_the_device_and_sets_ignition() -> None:
+    tail = RMC + ",5,351467108700000,1"
+    out = t55.decode_frames([tail.encode(), RMC.encode()], session=Session())
+    assert out.rejects == () and out.device_id == "351467108700000"
+    assert [int(i) for i in out.fixes["ignition"]] == [1]  # same epoch: one fix
+
+
+def test_a_frame_of_several_lines_is_split() -> None:
+    payload = b"IMEI 351467108700000\r\n" + RMC.encode() + b"\r\n$GPRMC,bad\r\n"
+    out = t55.decode_frames([payload], session=Session())
+    assert len(out.fixes) == 1
+    assert [(r.code, r.raw) for r in out.rejects] == [("malformed", b"$GPRMC,bad")]
