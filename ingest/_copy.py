@@ -84,31 +84,82 @@ INSERT INTO positions (device_id, fix_time, received_time, lat, lon, speed_kmh, 
                        altitude_m, satellites, hdop, valid, ignition, odometer_m, attributes,
                        transport, protocol)
 SELECT s.device_id, f.fix_time, f.received_time, f.lat, f.lon,
-       nullif(f.speed_kmh, 'NaN'), nullif(f.course_deg, 'NaN'), nullif(f.altitude_m, 'NaN'),
-       CASE WHEN f.satellites >= 0 THEN f.satellites END, nullif(f.hdop, 'NaN'), f.valid,
-       CASE WHEN f.ignition >= 0 THEN f.ignition <> 0 END, nullif(f.odometer_m, 'NaN'),
-       {attributes}, s.transport, s.protocol
+       nullif(f.speed_kmh, 'NaN') AS speed_kmh, nullif(f.course_deg, 'NaN') AS course_deg,
+       nullif(f.altitude_m, 'NaN') AS altitude_m,
+       CASE WHEN f.satellites >= 0 THEN f.satellites END AS satellites,
+       nullif(f.hdop, 'NaN') AS hdop, f.valid,
+       CASE WHEN f.ignition >= 0 THEN f.ignition <> 0 END AS ignition,
+       nullif(f.odometer_m, 'NaN') AS odometer_m,
+       {attributes} AS attributes, s.transport, s.protocol
 FROM menara_stage_fix f JOIN menara_stage_source s USING (s) {join}"""
 
 
+_FILLABLE = (
+    "speed_kmh",
+    "course_deg",
+    "altitude_m",
+    "satellites",
+    "hdop",
+    "ignition",
+    "odometer_m",
+)  # columns one sentence of an epoch may lack and a later one may carry
+
+_MERGE = """
+WITH src AS ({select}),
+grp AS (
+  SELECT device_id, fix_time, min(received_time) AS received_time,
+         (array_agg(lat ORDER BY n))[1] AS lat, (array_agg(lon ORDER BY n))[1] AS lon,
+         {firsts}, bool_and(valid) AS valid,
+         (array_agg(attributes ORDER BY n) FILTER (WHERE attributes IS NOT NULL))[1] AS attributes,
+         (array_agg(transport ORDER BY n))[1] AS transport,
+         (array_agg(protocol ORDER BY n))[1] AS protocol
+  FROM src GROUP BY device_id, fix_time),
+ins AS (
+  INSERT INTO positions ({columns}) SELECT {columns} FROM grp
+  ON CONFLICT (device_id, fix_time) DO UPDATE SET {fills},
+    valid = positions.valid AND excluded.valid,
+    attributes = coalesce(positions.attributes, excluded.attributes)
+  WHERE {missing}
+  RETURNING transport, xmax = 0 AS inserted)
+SELECT transport, inserted, count(*) FROM ins GROUP BY 1, 2"""
+
+_COLUMNS = (
+    "device_id, fix_time, received_time, lat, lon, speed_kmh, course_deg, altitude_m,"
+    " satellites, hdop, valid, ignition, odometer_m, attributes, transport, protocol"
+)
+
+
 def insert_sql(*, attributes: bool) -> tuple[str, str]:
-    """(fast, idempotent) statements moving the staged fixes into ``positions``.
+    """(fast, merging) statements moving the staged fixes into ``positions``.
 
     The fast one is a plain INSERT: ON CONFLICT costs about half again as much per row
     and a flush rarely holds a stored fix, so the writer tries it first in a savepoint
-    and runs the idempotent one only after a unique violation. That one counts inserted
-    rows per transport; ON CONFLICT DO NOTHING also skips the second of two equal keys
-    in one statement (only DO UPDATE refuses to touch a row twice).
+    and runs the merging one only after a unique violation. That one folds fixes with
+    the same (device, fix time) into one row, first value winning, and fills columns a
+    stored row lacks (an RMC and its GGA that arrived in different packets or messages
+    become one row, as they would have in one packet); an exact resend changes nothing.
+    It returns (transport, inserted, rows): inserted false means merged into a stored row.
     """
     plain = _INSERT.format(
         attributes="a.attributes" if attributes else "NULL::jsonb",
         join="LEFT JOIN menara_stage_attr a USING (n)" if attributes else "",
     )
-    idempotent = (
-        f"WITH ins AS ({plain}\nON CONFLICT (device_id, fix_time) DO NOTHING RETURNING transport)"
-        " SELECT transport, count(*) FROM ins GROUP BY transport"
+    select = plain[plain.index("SELECT") :].replace(
+        "SELECT s.device_id,", "SELECT f.n, s.device_id,", 1
     )
-    return plain, idempotent
+    merging = _MERGE.format(
+        select=select,
+        columns=_COLUMNS,
+        firsts=",\n         ".join(
+            f"(array_agg({c} ORDER BY n) FILTER (WHERE {c} IS NOT NULL))[1] AS {c}"
+            for c in _FILLABLE
+        ),
+        fills=", ".join(f"{c} = coalesce(positions.{c}, excluded.{c})" for c in _FILLABLE),
+        missing=" OR ".join(
+            f"(positions.{c} IS NULL AND excluded.{c} IS NOT NULL)" for c in _FILLABLE
+        ),
+    )
+    return plain, merging
 
 
 def encode_fixes(

@@ -276,10 +276,10 @@ class Writer:
         with_fixes = [b for b in batches if len(b.fixes)]
         letters = [d for b in batches for d in b.dead_letters]
         register = {b.device_id: b.protocol for b in with_fixes if b.register_device}
-        inserted: dict[str, int] = {}
+        outcome: Counter[tuple[str, bool]] = Counter()
         async with conn.cursor() as cur:
             if with_fixes:
-                inserted = await _write_fixes(cur, with_fixes)
+                outcome = await _write_fixes(cur, with_fixes)
             if letters:
                 async with cur.copy(_copy.COPY_DEAD) as cp:
                     cp.set_types(_copy.DEAD_TYPES)
@@ -292,9 +292,10 @@ class Writer:
         for b in with_fixes:
             sent[b.transport] += len(b.fixes)
         for transport, n in sent.items():
-            done = inserted.get(transport, 0)
+            done, merged = outcome[transport, True], outcome[transport, False]
             self._counters.inc("rows_written", done, transport=transport)
-            self._counters.inc("rows_duplicate", n - done, transport=transport)
+            self._counters.inc("rows_merged", merged, transport=transport)
+            self._counters.inc("rows_duplicate", n - done - merged, transport=transport)
         self._counters.inc("dead_letters_written", len(letters))
         self._counters.inc("batches_committed", len(batches))
         for device_id in register:
@@ -318,8 +319,8 @@ class Writer:
 
 async def _write_fixes(
     cur: psycopg.AsyncCursor[tuple[Any, ...]], batches: Sequence[Batch]
-) -> dict[str, int]:
-    """Stage and insert the fixes; returns rows actually inserted per transport."""
+) -> Counter[tuple[str, bool]]:
+    """Stage and insert the fixes; returns rows per (transport, inserted-not-merged)."""
     sources: dict[tuple[str, str, str], int] = {}
     index = [
         sources.setdefault((b.device_id, b.transport, b.protocol), len(sources)) for b in batches
@@ -344,17 +345,17 @@ async def _write_fixes(
                         if a:
                             await cp.write_row((k, a))
                 n += len(b.fixes)
-    fast, idempotent = _copy.insert_sql(attributes=bool(attrs))
+    fast, merging = _copy.insert_sql(attributes=bool(attrs))
     try:
         async with cur.connection.transaction():  # a savepoint: a duplicate undoes only this
             await cur.execute(fast)
     except psycopg.errors.UniqueViolation:
-        await cur.execute(idempotent)
-        return {str(t): int(c) for t, c in await cur.fetchall()}
-    sent = Counter[str]()
+        await cur.execute(merging)
+        return Counter({(str(t), bool(i)): int(c) for t, i, c in await cur.fetchall()})
+    sent = Counter[tuple[str, bool]]()
     for b in batches:
-        sent[b.transport] += len(b.fixes)
-    return dict(sent)
+        sent[b.transport, True] += len(b.fixes)
+    return sent
 
 
 def _clean(s: str) -> str:

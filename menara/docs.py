@@ -46,12 +46,15 @@ def protocol_table() -> str:
 SECTIONS = {"settings": settings_table, "protocols": protocol_table}
 
 
+def _replace_block(text: str, name: str, block: str) -> str:
+    pattern = re.compile(rf"(<!-- {name}:start -->\n)(?:.*?\n)?(<!-- {name}:end -->)", re.S)
+    return pattern.sub(lambda m: m.group(1) + block + "\n" + m.group(2), text)
+
+
 def render(text: str) -> str:
     """``text`` with every ``<!-- NAME:start -->…<!-- NAME:end -->`` block regenerated."""
     for name, make in SECTIONS.items():
-        pattern = re.compile(rf"(<!-- {name}:start -->\n)(?:.*?\n)?(<!-- {name}:end -->)", re.S)
-        block = make()
-        text = pattern.sub(lambda m: m.group(1) + block + "\n" + m.group(2), text)
+        text = _replace_block(text, name, make())
     return text
 
 

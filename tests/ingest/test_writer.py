@@ -120,6 +120,33 @@ def test_duplicates_within_and_across_batches_are_stored_once(clean_db: str) -> 
     assert acks == {"a": 1, "b": 1, "c": 1}
 
 
+def test_rmc_and_gga_of_one_epoch_in_separate_batches_become_one_row(clean_db: str) -> None:
+    """A packet boundary between an RMC and its GGA must not lose the GGA's columns."""
+    rmc = fixes(1)
+    rmc["speed_kmh"], rmc["course_deg"] = 40.0, 180.0
+    gga = fixes(1, lat=-6.00001)  # GGA's own position: the first one stored wins
+    gga["satellites"], gga["hdop"], gga["altitude_m"] = 8, 0.9, 12.5
+    counters = Counters()
+
+    async def go() -> None:
+        async with Writer(clean_db, counters=counters) as w:
+            await w.put(Batch("d1", "tcp", "t55", rmc))
+            await w.drain()
+            await w.put(Batch("d1", "tcp", "t55", gga))
+            await w.drain()
+            await w.put(Batch("d1", "tcp", "t55", gga))  # an exact resend changes nothing
+
+    run(go())
+    got = rows(
+        clean_db,
+        "SELECT lat, speed_kmh, course_deg, satellites, hdop, altitude_m, valid FROM positions",
+    )
+    assert got == [(-6.0, 40.0, 180.0, 8, pytest.approx(0.9), 12.5, True)]
+    assert counters.get("rows_written") == 1
+    assert counters.get("rows_merged") == 1
+    assert counters.get("rows_duplicate") == 1
+
+
 def test_on_commit_runs_after_rows_are_visible_elsewhere(clean_db: str) -> None:
     seen: list[int] = []
 
