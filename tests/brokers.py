@@ -13,7 +13,6 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,13 +20,38 @@ import pytest
 PROJECT_CONF = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto.conf"
 
 
-@dataclass(frozen=True, slots=True)
 class Broker:
-    """Where a private broker listens, and its log (for failure messages)."""
+    """A private Mosquitto process; ``stop``/``start`` keep its port and its persistence."""
 
-    host: str
-    port: int
-    log: Path
+    def __init__(self, work: Path) -> None:
+        self.host = "127.0.0.1"
+        self.port = _free_port()
+        self.conf = work / "mosquitto.conf"
+        self.conf.write_text(derive_config(self.port, work))
+        self.log = work / "mosquitto.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self._proc = subprocess.Popen(
+                ["mosquitto", "-c", str(self.conf)], stdout=out, stderr=out
+            )
+        try:
+            wait_listening(self.host, self.port)
+        except OSError:
+            pytest.fail(f"private mosquitto did not start: {self.log.read_text()}")
+
+    def stop(self) -> None:
+        """SIGTERM: Mosquitto saves sessions and queued messages, then exits."""
+        if self._proc is None:
+            return
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._proc = None
 
 
 def _free_port() -> int:
@@ -61,24 +85,21 @@ def wait_listening(host: str, port: int, timeout_s: float = 10.0) -> None:
 
 @pytest.fixture(scope="session")
 def project_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    """A Mosquitto with the project's queue limits, for the whole test session."""
-    work = tmp_path_factory.mktemp("mosquitto")
-    port = _free_port()
-    conf = work / "mosquitto.conf"
-    conf.write_text(derive_config(port, work))
-    log = work / "mosquitto.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=out, stderr=out)
+    """A Mosquitto with the project's queue limits, shared by the whole test session."""
+    broker = Broker(tmp_path_factory.mktemp("mosquitto"))
+    broker.start()
     try:
-        try:
-            wait_listening("127.0.0.1", port)
-        except OSError:
-            pytest.fail(f"private mosquitto did not start: {log.read_text()}")
-        yield Broker("127.0.0.1", port, log)
+        yield broker
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        broker.stop()
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[Broker]:
+    """A Mosquitto of the test's own, which the test may stop and start."""
+    broker = Broker(tmp_path)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()

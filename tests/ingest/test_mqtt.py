@@ -85,14 +85,17 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def rig(broker: Broker, dsn: str, *, qos: int = 1) -> AsyncIterator[Rig]:
-    prefix = f"t{uuid.uuid4().hex[:8]}/v1"
+async def rig(
+    broker: Broker, dsn: str, *, qos: int = 1, group: str = "", prefix: str = ""
+) -> AsyncIterator[Rig]:
+    prefix = prefix or f"t{uuid.uuid4().hex[:8]}/v1"
     settings = Settings().replace(
         mqtt_host=broker.host,
         mqtt_port=broker.port,
         mqtt_topic_prefix=prefix,
-        mqtt_client_id=f"ingest-{prefix}",
+        mqtt_client_id=f"ingest-{uuid.uuid4().hex[:8]}",
         mqtt_qos=qos,
+        mqtt_shared_group=group,
     )
     counters = Counters()
     registry = DeviceRegistry(policy="register")
@@ -217,5 +220,48 @@ def test_puback_only_after_commit(project_broker: Broker, clean_db: str) -> None
             finally:
                 pub.close()
                 await lock.close()
+
+    asyncio.run(main())
+
+
+def test_broker_restart_reconnects_and_keeps_the_session(own_broker: Broker, clean_db: str) -> None:
+    async def main() -> None:
+        async with rig(own_broker, clean_db) as r:
+            pub = Publisher(own_broker)
+            pub.send((f"{r.prefix}/rs/nmea", nmea(i)) for i in range(100))
+            pub.close()
+            await until(lambda: r.rows() == 100)
+            own_broker.stop()
+            own_broker.start()
+            await until(lambda: r.counters.get("mqtt_reconnects") >= 1)
+            pub = Publisher(own_broker)
+            pub.send((f"{r.prefix}/rs/nmea", nmea(i)) for i in range(100, 200))
+            pub.close()
+            await until(lambda: r.rows() == 200)
+
+    asyncio.run(main())
+
+
+def test_shared_subscription_splits_the_stream(project_broker: Broker, clean_db: str) -> None:
+    """Two workers in one $share group: every fix stored once, both did some of the work."""
+
+    async def main() -> None:
+        prefix = f"sh{uuid.uuid4().hex[:8]}/v1"
+        async with (
+            rig(project_broker, clean_db, group="g1", prefix=prefix) as a,
+            rig(project_broker, clean_db, group="g1", prefix=prefix) as b,
+        ):
+            pub = Publisher(project_broker)
+            try:
+                sent = pub.send((f"{a.prefix}/sh{i % 7}/nmea", nmea(i)) for i in range(700))
+            finally:
+                pub.close()
+
+            def received() -> int:
+                return a.counters.get("mqtt_messages_in") + b.counters.get("mqtt_messages_in")
+
+            await until(lambda: received() == sent and a.rows() == sent)
+            assert a.counters.get("mqtt_messages_in") > 0
+            assert b.counters.get("mqtt_messages_in") > 0
 
     asyncio.run(main())
