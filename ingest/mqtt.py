@@ -52,9 +52,8 @@ from ingest.counters import Counters
 from ingest.devices import DeviceRegistry
 from ingest.intake import to_batch
 from ingest.model import Batch
-from menara.settings import Settings
 
-__all__ = ["KINDS", "MAX_PAYLOAD_BYTES", "BatchSink", "MqttIngest", "parse_topic"]
+__all__ = ["KINDS", "MAX_PAYLOAD_BYTES", "BatchSink", "MqttIngest", "MqttSettings", "parse_topic"]
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +76,31 @@ EMPTY_PAYLOAD = "empty_payload"
 PAYLOAD_TOO_LARGE = "payload_too_large"
 BAD_UTF8 = "bad_utf8"
 DECODER_ERROR = "decoder_error"  # a decoder raised instead of returning rejects (a bug)
+
+
+class MqttSettings(Protocol):
+    """The ``mqtt_*`` part of ``menara.settings.Settings`` (ingest may not import menara)."""
+
+    @property
+    def mqtt_host(self) -> str: ...
+    @property
+    def mqtt_port(self) -> int: ...
+    @property
+    def mqtt_username(self) -> str: ...
+    @property
+    def mqtt_password(self) -> str: ...
+    @property
+    def mqtt_topic_prefix(self) -> str: ...
+    @property
+    def mqtt_client_id(self) -> str: ...
+    @property
+    def mqtt_shared_group(self) -> str: ...
+    @property
+    def mqtt_qos(self) -> int: ...
+    @property
+    def mqtt_receive_maximum(self) -> int: ...
+    @property
+    def mqtt_session_expiry_s(self) -> int: ...
 
 
 class BatchSink(Protocol):
@@ -153,7 +177,7 @@ class MqttIngest:
     def __init__(
         self,
         *,
-        settings: Settings,
+        settings: MqttSettings,
         writer: BatchSink,
         registry: DeviceRegistry,
         counters: Counters,
