@@ -32,6 +32,13 @@ _POW10 = np.array([10.0**i for i in range(23)])
 
 
 @njit(cache=True, inline="always")
+def at(buf: U8, i: int) -> int:
+    """``buf[i]`` for ``i >= 0``: an unsigned index spares numba's negative-index fix-up,
+    three instructions per byte in the scan loop (~18% of the kernel's time)."""
+    return int(buf[np.uint64(i)])
+
+
+@njit(cache=True, inline="always")
 def hexval(c: int) -> int:
     """Value of one hex digit, -1 if ``c`` is not one."""
     if 48 <= c <= 57:
@@ -48,7 +55,7 @@ def digits(buf: U8, s: int, n: int) -> int:
     """Unsigned integer from exactly ``n`` digits at ``s``; -1 if any is not a digit."""
     v = 0
     for i in range(s, s + n):
-        c = int(buf[i]) - 48
+        c = at(buf, i) - 48
         if c < 0 or c > 9:
             return -1
         v = v * 10 + c
@@ -64,14 +71,14 @@ def number(buf: U8, s: int, e: int, signed: bool) -> tuple[bool, float]:
     """
     if s == e:
         return True, np.nan
-    neg = signed and buf[s] == 45
+    neg = signed and at(buf, s) == 45
     if neg:
         s += 1
     mant = 0
     ndig = 0
     i = s
     while i < e:  # integer part
-        c = int(buf[i]) - 48
+        c = at(buf, i) - 48
         if c < 0 or c > 9:
             break
         mant = mant * 10 + c
@@ -81,11 +88,11 @@ def number(buf: U8, s: int, e: int, signed: bool) -> tuple[bool, float]:
         return False, 0.0
     scale = 0
     if i < e:
-        if buf[i] != 46:  # '.'
+        if at(buf, i) != 46:  # '.'
             return False, 0.0
         i += 1
         while i < e:
-            c = int(buf[i]) - 48
+            c = at(buf, i) - 48
             if c < 0 or c > 9:
                 return False, 0.0
             if ndig < 18:
@@ -114,7 +121,7 @@ def coord(buf: U8, s: int, e: int, hs: int, he: int, maxdeg: int) -> tuple[int, 
     ipart = 0
     i = s
     while i < e:
-        c = int(buf[i]) - 48
+        c = at(buf, i) - 48
         if c < 0 or c > 9:
             break
         ipart = ipart * 10 + c
@@ -125,11 +132,11 @@ def coord(buf: U8, s: int, e: int, hs: int, he: int, maxdeg: int) -> tuple[int, 
     frac = 0
     k = 0
     if i < e:
-        if buf[i] != 46:
+        if at(buf, i) != 46:
             return MALFORMED, 0.0
         i += 1
         while i < e:
-            c = int(buf[i]) - 48
+            c = at(buf, i) - 48
             if c < 0 or c > 9:
                 return MALFORMED, 0.0
             if k < 12:
@@ -143,7 +150,7 @@ def coord(buf: U8, s: int, e: int, hs: int, he: int, maxdeg: int) -> tuple[int, 
     v = deg + (mm * _POW10[k] + frac) / _POW10[k] / 60.0
     if v > maxdeg:
         return OUT_OF_RANGE, 0.0
-    h = buf[hs]
+    h = at(buf, hs)
     if h == (83 if maxdeg == 90 else 87):  # 'S' or 'W'
         return OK, -v
     if h == (78 if maxdeg == 90 else 69):  # 'N' or 'E'
@@ -163,11 +170,11 @@ def tod_us(buf: U8, s: int, e: int) -> int:
         return -1
     frac = 0
     if e - s > 6:
-        if buf[s + 6] != 46:
+        if at(buf, s + 6) != 46:
             return -1
         mul = 100_000
         for i in range(s + 7, e):
-            c = int(buf[i]) - 48
+            c = at(buf, i) - 48
             if c < 0 or c > 9:
                 return -1
             frac += c * mul

@@ -30,6 +30,7 @@ from decoders._nmea_fields import (
     OUT_OF_RANGE,
     U8,
     UNSUPPORTED,
+    at,
     coord,
     date,
     hexval,
@@ -85,7 +86,7 @@ def decode(
     n = len(buf)
     nlines = 1
     for i in range(n):
-        nlines += buf[i] == 10
+        nlines += at(buf, i) == 10
     out = np.empty(nlines, FIX_DTYPE)
     ls = np.empty(nlines, np.int64)
     le = np.empty(nlines, np.int64)
@@ -106,21 +107,21 @@ def decode(
         x = 0
         nc = 0
         d[0] = s
-        i = s + 1 if s < n and buf[s] != 10 else s
+        i = s + 1 if s < n and at(buf, s) != 10 else s
         lim = min(n, s + MAX_LINE + 2)
         while i < lim:
-            c = buf[i]
-            if c == 10 or c == 42:
+            c = at(buf, i)
+            if c | 32 == 42:  # '\n' or '*', the only bytes that OR 32 to 42
                 break
             x ^= c
             d[nc + 1] = i
             nc += c == 44
             i += 1
-        star = i if i < n and buf[i] == 42 else -1
-        while i < n and buf[i] != 10:
+        star = i if i < n and at(buf, i) == 42 else -1
+        while i < n and at(buf, i) != 10:
             i += 1
         start = i + 1
-        e = i - 1 if i > s and buf[i - 1] == 13 else i
+        e = i - 1 if i > s and at(buf, i - 1) == 13 else i
         ls[li] = s
         le[li] = e
         code[li] = MALFORMED
@@ -130,13 +131,13 @@ def decode(
         if e - s > MAX_LINE:
             code[li] = LINE_TOO_LONG
             continue
-        if (buf[s] != 36 and buf[s] != 33) or nc >= MAX_FIELDS - 1:  # '$' '!'
+        if (at(buf, s) != 36 and at(buf, s) != 33) or nc >= MAX_FIELDS - 1:  # '$' '!'
             continue
         if star >= 0:
             if e - star != 3:
                 continue
-            h1 = hexval(int(buf[star + 1]))
-            h2 = hexval(int(buf[star + 2]))
+            h1 = hexval(at(buf, star + 1))
+            h2 = hexval(at(buf, star + 2))
             if h1 < 0 or h2 < 0:
                 continue
             if h1 * 16 + h2 != x:
@@ -147,23 +148,23 @@ def decode(
         nf = nc + 1
         a = s + 1
         kind = 0
-        if buf[s] == 36 and d[1] - a == 5:
-            if 65 <= buf[a] <= 90 and 65 <= buf[a + 1] <= 90:
-                t1, t2, t3 = buf[a + 2], buf[a + 3], buf[a + 4]
+        if at(buf, s) == 36 and d[1] - a == 5:
+            if 65 <= at(buf, a) <= 90 and 65 <= at(buf, a + 1) <= 90:
+                t1, t2, t3 = at(buf, a + 2), at(buf, a + 3), at(buf, a + 4)
                 if t1 == 82 and t2 == 77 and t3 == 67:
                     kind = KIND_RMC
                 elif t1 == 71 and t2 == 71 and t3 == 65:
                     kind = KIND_GGA
         elif (
             d[1] - a == 4
-            and buf[a] == 80  # "PUBX"
-            and buf[a + 1] == 85
-            and buf[a + 2] == 66
-            and buf[a + 3] == 88
+            and at(buf, a) == 80  # "PUBX"
+            and at(buf, a + 1) == 85
+            and at(buf, a + 2) == 66
+            and at(buf, a + 3) == 88
             and nf > 1
             and d[2] - d[1] == 3  # ",00"
-            and buf[d[1] + 1] == 48
-            and buf[d[1] + 2] == 48
+            and at(buf, d[1] + 1) == 48
+            and at(buf, d[1] + 2) == 48
         ):
             kind = KIND_PUBX
         if kind == 0:
@@ -193,7 +194,7 @@ def decode(
         sv = -1
         svf = np.nan
         if kind == KIND_RMC:
-            st = buf[d[2] + 1] if d[3] - d[2] == 2 else 0
+            st = at(buf, d[2] + 1) if d[3] - d[2] == 2 else 0
             if st != 65 and st != 86:  # 'A' 'V'
                 continue
             va = st == 65
@@ -214,14 +215,14 @@ def decode(
             va = not (q == 0.0 or np.isnan(q))
             sp = np.nan
             co = np.nan
-            if nf > 10 and d[11] - d[10] == 2 and buf[d[10] + 1] != 77:  # unit not 'M'
+            if nf > 10 and d[11] - d[10] == 2 and at(buf, d[10] + 1) != 77:  # unit not 'M'
                 al = np.nan
         else:
             ns = d[8] + 1
             if d[9] - ns != 2:
                 continue
-            n1 = buf[ns]
-            n2 = buf[ns + 1]
+            n1 = at(buf, ns)
+            n2 = at(buf, ns + 1)
             va = ((n1 == 71 or n1 == 68) and (n2 == 50 or n2 == 51)) or (n1 == 82 and n2 == 75)
             ok1, sp = number(buf, d[11] + 1, d[12], False)
             ok2, co = number(buf, d[12] + 1, d[13], False)
