@@ -63,4 +63,5 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
+
 from tests.brokers import own_broker, project_broker  # noqa: E402, F401
