@@ -32,6 +32,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import psycopg
@@ -163,6 +164,70 @@ def plain_subscriber(
     return len(msgs) / (last - t0)
 
 
+async def aiomqtt_rate(port: int, prefix: str, msgs: list[tuple[str, bytes]], procs: int) -> float:
+    """aiomqtt (MQTT 5, auto-ack, count only), drained like (a); for comparison."""
+    import aiomqtt  # type: ignore[import-not-found,unused-ignore]  # optional, bench only
+
+    ident = f"bench-aiomqtt-{uuid.uuid4().hex[:8]}"
+
+    def connect() -> aiomqtt.Client:
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = 3600
+        v5 = aiomqtt.ProtocolVersion.V5
+        return aiomqtt.Client(
+            HOST, port, identifier=ident, protocol=v5, clean_start=False, properties=props
+        )
+
+    async with connect() as c:
+        await c.subscribe(f"{prefix}/+/nmea", qos=1)
+    await asyncio.to_thread(publish_backlog, port, prefix, msgs, procs)
+    got = 0
+    t0 = time.perf_counter()
+    async with connect() as c:
+        async for _ in c.messages:
+            got += 1
+            if got == len(msgs):
+                break
+    return len(msgs) / (time.perf_counter() - t0)
+
+
+async def gmqtt_rate(port: int, prefix: str, msgs: list[tuple[str, bytes]], procs: int) -> float:
+    """gmqtt (MQTT 5, auto-ack, count only), drained like (a); for comparison."""
+    import gmqtt  # type: ignore[import-untyped,import-not-found,unused-ignore]  # optional
+
+    ident = f"bench-gmqtt-{uuid.uuid4().hex[:8]}"
+    topic = f"{prefix}/+/nmea"
+    done = asyncio.Event()
+    subscribed = asyncio.Event()
+    got = 0
+
+    def on_message(*_: object) -> int:
+        nonlocal got
+        got += 1
+        if got == len(msgs):
+            done.set()
+        return 0  # PUBACK reason: success
+
+    async def connect() -> Any:
+        c = gmqtt.Client(ident, clean_session=False, session_expiry_interval=3600)
+        c.on_message = on_message
+        c.on_subscribe = lambda *_: subscribed.set()
+        await c.connect(HOST, port, version=gmqtt.constants.MQTTv50)
+        return c
+
+    c = await connect()
+    c.subscribe(topic, qos=1)
+    await subscribed.wait()
+    await c.disconnect()
+    await asyncio.to_thread(publish_backlog, port, prefix, msgs, procs)
+    t0 = time.perf_counter()
+    c = await connect()
+    await asyncio.wait_for(done.wait(), 600)
+    rate = len(msgs) / (time.perf_counter() - t0)
+    await c.disconnect()
+    return rate
+
+
 async def ingest_run(
     port: int, dsn: str, prefix: str, msgs: list[tuple[str, bytes]], procs: int
 ) -> tuple[float, int]:
@@ -230,6 +295,9 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=200_000)
     ap.add_argument("--devices", type=int, default=200)
     ap.add_argument("--publishers", type=int, default=2)
+    ap.add_argument(
+        "--others", action="store_true", help="also aiomqtt and gmqtt (pip install them first)"
+    )
     args = ap.parse_args()
     per = max(1, args.messages // args.devices)
     msgs = payloads(args.devices, per)
@@ -261,6 +329,10 @@ def main() -> None:
             print(f"  ratio (b)/(a): {rate / plain:.2f}x")
             v311 = plain_subscriber(port, "plain311/v1", msgs, args.publishers, v5=False)
             print(f"      the same with MQTT 3.1.1 (no v5 properties to parse): {v311:9,.0f} msg/s")
+            for name, run in (("aiomqtt", aiomqtt_rate), ("gmqtt", gmqtt_rate)):
+                if args.others:
+                    rate = asyncio.run(run(port, name, msgs, args.publishers))
+                    print(f"      {name}, MQTT 5 (auto-ack, count only): {rate:9,.0f} msg/s")
         finally:
             broker.terminate()
             broker.wait(timeout=10)
