@@ -75,22 +75,28 @@ def _lines(frame: bytes) -> list[bytes]:
     return lines[:-1] if lines[-1] == b"" else lines
 
 
-def _identity(line: bytes) -> tuple[bytes | None, bytes | None]:
-    """(device id named by the line, NMEA sentence left to decode); id b"" = bad checksum."""
+def _identity(line: bytes) -> tuple[bytes | None, bytes | None, int]:
+    """(device id named by the line, NMEA sentence left to decode, ignition -1/0/1).
+
+    Id b"" means a bad checksum. The sentence comes without the ignition tail.
+    """
     plain = line.startswith(b"$") and not line.startswith(_ID_HEADS)
     if not plain:
         for rx in _ID_LINES:
             m = rx.fullmatch(line)
             if m is not None:
-                return (m.group(1) if _checksum_ok(line) else b""), None
+                return (m.group(1) if _checksum_ok(line) else b""), None, -1
     m = _tail(line)
     if m is not None:
-        return (m.group(2) if _checksum_ok(m.group(1)) else b""), line
+        return (m.group(2) if _checksum_ok(m.group(1)) else b""), m.group(1), int(m.group(3))
     if not line.startswith((b"$", b"!")):
         m = _PREFIX.fullmatch(line)
         if m is not None:
-            return m.group(1), m.group(2)
-    return None, line
+            tail = _tail(m.group(2))
+            if tail is not None:
+                return m.group(1), tail.group(1), int(tail.group(3))
+            return m.group(1), m.group(2), -1
+    return None, line, -1
 
 
 def _tail(sentence: bytes) -> re.Match[bytes] | None:
@@ -110,6 +116,17 @@ def _checksum_ok(line: bytes) -> bool:
 class _Batch:
     """Accumulates fixes, rejects and session across one ``decode_frames`` call."""
 
+    __slots__ = (
+        "device_id",
+        "fixes",
+        "has_ignition",
+        "ignition",
+        "pending",
+        "raws",
+        "rejects",
+        "session",
+    )
+
     def __init__(self, session: Session) -> None:
         self.session = session
         self.device_id: str | None = None
@@ -124,7 +141,7 @@ class _Batch:
         if len(line) > nmea.MAX_LINE:
             self.reject("line_too_long", _TOO_LONG, line)
             return
-        ident, sentence = _identity(line)
+        ident, sentence, ignition = _identity(line)
         if ident == b"":
             self.reject("bad_checksum", "checksum does not match", line)
             return
@@ -137,15 +154,10 @@ class _Batch:
         elif self.session.device_id is None:
             self.reject("no_identity", "NMEA before any identity line", line)
         else:
-            tail = _tail(sentence)
-            if tail is None:
-                self.ignition.append(-1)
-                self.pending.append(sentence)
-            else:
-                self.ignition.append(int(tail.group(3)))
-                self.pending.append(tail.group(1))
-                self.has_ignition = True
+            self.pending.append(sentence)
             self.raws.append(line)
+            self.ignition.append(ignition)
+            self.has_ignition = self.has_ignition or ignition >= 0
 
     def identify(self, ident: bytes, line: bytes) -> bool:
         """Adopt ``ident``; False (and a reject) if the connection already has another."""
