@@ -6,9 +6,11 @@ default ``menara/v1``):
     <prefix>/<device_id>/nmea   one or more NMEA 0183 sentences, newline separated
     <prefix>/<device_id>/json   one menara-json fix object, or an array of them
 
-Anything else — another topic shape, an empty device id, an empty payload, a payload that
-is not UTF-8 or is larger than ``MAX_PAYLOAD_BYTES`` — is a counted reject kept as a dead
-letter with the raw payload, acknowledged like a good message once that is committed.
+Other topics are not subscribed, so the broker never delivers them. A delivered message
+that cannot be used — empty device id (``<prefix>//nmea``), empty payload, not UTF-8,
+larger than ``MAX_PAYLOAD_BYTES``, or content its decoder rejects — is a counted reject kept
+as a dead letter with the raw payload, and acknowledged once that dead letter is committed;
+one bad message never holds up the device's other messages or other devices.
 
 Delivery: an MQTT v5 persistent session (clean start off, session expiry) with manual
 acks. A QoS 1 message's PUBACK goes out only after the writer has committed the batch
