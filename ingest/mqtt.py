@@ -10,7 +10,7 @@ Other topics are not subscribed, so the broker never delivers them. A delivered 
 that cannot be used — empty device id (``<prefix>//nmea``), empty payload, not UTF-8,
 larger than ``MAX_PAYLOAD_BYTES``, or content its decoder rejects — is a counted reject kept
 as a dead letter with the raw payload, and acknowledged once that dead letter is committed;
-one bad message never holds up the device's other messages or other devices.
+other devices are never affected.
 
 Delivery: an MQTT v5 persistent session (clean start off, session expiry) with manual
 acks. A QoS 1 message's PUBACK goes out only after the writer has committed the batch
