@@ -36,6 +36,7 @@ from decoders._nmea_fields import (
     hexval,
     number,
     tod_us,
+    xor,
 )
 from decoders.model import FIX_DTYPE, FixArray
 
@@ -101,10 +102,9 @@ def decode(
     first = 0
     start = 0
     for li in range(nlines):
-        # To the first '*' or '\n': the XOR checksum and the comma positions (stored
-        # unconditionally, so a comma costs no branch); a longer line is not scanned.
+        # To the first '*' or '\n': the comma positions (stored unconditionally, so a
+        # comma costs no branch); a longer line is not scanned.
         s = start
-        x = 0
         nc = 0
         d[0] = s
         i = s + 1 if s < n and at(buf, s) != 10 else s
@@ -113,7 +113,6 @@ def decode(
             c = at(buf, i)
             if c | 32 == 42:  # '\n' or '*', the only bytes that OR 32 to 42
                 break
-            x ^= c
             d[nc + 1] = i
             nc += c == 44
             i += 1
@@ -140,7 +139,7 @@ def decode(
             h2 = hexval(at(buf, star + 2))
             if h1 < 0 or h2 < 0:
                 continue
-            if h1 * 16 + h2 != x:
+            if h1 * 16 + h2 != xor(buf, s + 1, star):
                 code[li] = BAD_CHECKSUM
                 continue
             e = star
