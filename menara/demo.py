@@ -169,6 +169,8 @@ async def simulate(args: argparse.Namespace, cfg: Settings) -> int:
         realtime=not args.fast,
         fixes_per_vehicle=args.fixes,
         id_prefix=args.id_prefix,
+        imei=args.imei,
+        seed=args.seed,
         duplicate=args.duplicate,
         garbage=args.garbage,
         split=args.split,
@@ -177,9 +179,6 @@ async def simulate(args: argparse.Namespace, cfg: Settings) -> int:
     stop = asyncio.Event()
     _install_stop(stop)
 
-    def show(s: FleetStats) -> None:
-        print(f"\rsent {s.fixes_sent} fixes", end="", flush=True)
-
-    stats = await run_fleet(fleet, progress=show, stop=stop)
-    print(f"\n{stats}")
+    stats = await run_fleet(fleet, progress=lambda s: print(s.line(), flush=True), stop=stop)
+    print(f"unique fixes delivered: {stats.unique_fixes}")
     return 0

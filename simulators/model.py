@@ -160,3 +160,15 @@ class FleetStats:
     def unique_fixes(self) -> int:
         """Size of ``sent``; equals ``fixes_sent`` (kept apart to check one with the other)."""
         return len(self.sent)
+
+    def line(self) -> str:
+        """One progress line: per transport what was sent and what went wrong."""
+        parts = [f"{self.elapsed_s:6.1f}s"]
+        for name in ("mqtt", "tcp"):
+            t: TransportStats = getattr(self, name)
+            parts.append(
+                f"{name}: {t.fixes_sent} fixes, {t.duplicates_sent} dup, {t.garbage_sent} junk,"
+                f" {t.reconnects} reconn, {t.connect_failures} conn-fail,"
+                f" {t.publish_failures} pub-fail"
+            )
+        return " | ".join(parts)
