@@ -112,15 +112,18 @@ def _decode(buf: bytes, session: Session, ignition: k.I8, raws: Sequence[bytes] 
     out, rej, nfix, date, tod = k.decode(
         np.frombuffer(buf, np.uint8), ignition, session.last_date_days, session.last_tod_ms
     )
+    # A view: the unused rows (at most one per line) live as long as the batch, which
+    # costs less than copying the used ones.
+    fixes = out[:nfix]
     if date != session.last_date_days or tod != session.last_tod_ms:
         session = Session(device_id=session.device_id, last_date_days=date, last_tod_ms=tod)
     if not len(rej):
-        return Decoded(out[:nfix], session)
+        return Decoded(fixes, session)
     rejects = tuple(
         _reject(int(code), raws[int(i)] if raws is not None else buf[int(s) : int(e)])
         for i, s, e, code in rej
     )
-    return Decoded(out[:nfix], session, rejects=rejects)
+    return Decoded(fixes, session, rejects=rejects)
 
 
 def _reject(code: int, raw: bytes) -> Reject:

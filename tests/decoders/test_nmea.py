@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from decoders import nmea
+from decoders import _nmea_kernels, nmea, t55
 from decoders.model import Decoded, Session
 from tests.decoders.invariants import check_fixes
 from tests.decoders.nmea_gen import gga, rmc, with_checksum
@@ -202,3 +202,17 @@ def test_dateless_epoch_rejects_its_lines_in_line_order() -> None:
 def test_pubx_00_without_fields_is_malformed() -> None:
     for line in (b"$PUBX,00", b"$PUBX,00\r"):
         assert [r.code for r in nmea.decode(line, session=Session()).rejects] == ["malformed"]
+
+
+def test_kernel_compiles_once_for_every_entry_point() -> None:
+    """A second signature would be a compile (seconds) in the middle of serving."""
+    line = with_checksum("GPRMC,120000,A,4807.038,N,01131.000,E,1.0,2.0,150624,,")
+    nmea.decode(line.encode(), session=Session())
+    nmea.decode_buffer(np.frombuffer(line.encode(), np.uint8).copy(), session=Session())
+    t55.decode_frames(
+        [b"IMEI 351467108700000", line.encode() + b",5,351467108700000,1"], session=Session()
+    )
+    signatures = getattr(_nmea_kernels.decode, "signatures", None)
+    if signatures is None:
+        pytest.skip("NUMBA_DISABLE_JIT: nothing is compiled")
+    assert len(signatures) == 1, signatures
