@@ -6,6 +6,8 @@ it owes), and only then disconnect. TCP listeners stop reading first and the wri
 drained while devices are still connected; leaving ``MqttIngest`` does the same steps
 for MQTT (stop reading, drain, PUBACK, disconnect); then the TCP connections close and
 the writer stops. Anything not acked by then is resent and de-duplicated by the database.
+An intake that fails (a TCP listener or the MQTT network thread) stops the service the
+same way, and ``serve`` then raises its error: ``menara serve`` exits non-zero.
 """
 
 from __future__ import annotations
@@ -105,23 +107,32 @@ async def serve(
             asyncio.create_task(_refresh_devices(dsn, registry), name="device-refresh"),
             asyncio.create_task(_announce(settings, mqtt, ready), name="ready"),
         ]
+        intakes: list[TcpListener | MqttIngest] = [*listeners, *([mqtt] if mqtt else [])]
         watched = [
-            asyncio.create_task(stop.wait()),
-            *(asyncio.create_task(x.wait()) for x in listeners),
+            asyncio.create_task(stop.wait(), name="stop"),
+            *(asyncio.create_task(x.wait(), name=_intake_name(x)) for x in intakes),
         ]
         try:
             done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task.get_name() != "stop" and not task.cancelled():
+                    exc = task.exception()
+                    log.error("%s intake stopped (%r): stopping the service", task.get_name(), exc)
             log.info("stopping: closing intake, draining the writer")
             for lis in listeners:
                 await lis.stop_reading()
             await writer.drain()  # TCP acks go out while the devices are still connected
             for task in done:
-                task.result()  # a listener that failed (its writer died) fails the service
+                task.result()  # an intake that failed (its writer died, a bug) fails the service
         finally:
             for task in (*background, *watched):
                 task.cancel()
             await asyncio.gather(*background, *watched, return_exceptions=True)
     log.info("stopped")
+
+
+def _intake_name(intake: TcpListener | MqttIngest) -> str:
+    return "mqtt" if isinstance(intake, MqttIngest) else f"tcp {intake.codec.NAME}"
 
 
 async def _announce(

@@ -19,8 +19,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from decoders import nmea as nmea_codec
 from ingest.counters import Counters
 from ingest.devices import DeviceRegistry
+from ingest.errors import StorageError
 from ingest.mqtt import MAX_PAYLOAD_BYTES, MqttIngest, parse_topic
 from ingest.writer import Writer
+from menara import service
 from menara.settings import Settings
 from simulators.nmea_out import json_fix, rmc
 from tests.brokers import Broker
@@ -73,6 +75,7 @@ class Rig:
     prefix: str
     counters: Counters
     ingest: MqttIngest
+    writer: Writer
     dsn: str
 
     def rows(self, sql: str = "SELECT count(*) FROM positions") -> int:
@@ -85,12 +88,8 @@ class Rig:
         return self.counters.get("rejects", code=code)
 
 
-@contextlib.asynccontextmanager
-async def rig(
-    broker: Broker, dsn: str, *, qos: int = 1, group: str = "", prefix: str = ""
-) -> AsyncIterator[Rig]:
-    prefix = prefix or f"t{uuid.uuid4().hex[:8]}/v1"
-    settings = Settings().replace(
+def mqtt_settings(broker: Broker, prefix: str, *, qos: int = 1, group: str = "") -> Settings:
+    return Settings().replace(
         mqtt_host=broker.host,
         mqtt_port=broker.port,
         mqtt_topic_prefix=prefix,
@@ -98,6 +97,21 @@ async def rig(
         mqtt_qos=qos,
         mqtt_shared_group=group,
     )
+
+
+@contextlib.asynccontextmanager
+async def rig(
+    broker: Broker,
+    dsn: str,
+    *,
+    qos: int = 1,
+    group: str = "",
+    prefix: str = "",
+    max_pending: int = 100_000,
+    keepalive_s: int = 30,
+) -> AsyncIterator[Rig]:
+    prefix = prefix or f"t{uuid.uuid4().hex[:8]}/v1"
+    settings = mqtt_settings(broker, prefix, qos=qos, group=group)
     counters = Counters()
     registry = DeviceRegistry(policy="register")
     async with Writer(
@@ -105,12 +119,19 @@ async def rig(
         counters=counters,
         batch_rows=500,
         batch_delay_ms=5,
+        max_pending=max_pending,
         on_registered=registry.mark_registered,
     ) as writer:
-        ingest = MqttIngest(settings=settings, writer=writer, registry=registry, counters=counters)
+        ingest = MqttIngest(
+            settings=settings,
+            writer=writer,
+            registry=registry,
+            counters=counters,
+            keepalive_s=keepalive_s,
+        )
         async with ingest:
             await ingest.subscribed()
-            yield Rig(prefix, counters, ingest, dsn)
+            yield Rig(prefix, counters, ingest, writer, dsn)
 
 
 def test_parse_topic() -> None:
@@ -263,3 +284,103 @@ def test_shared_subscription_splits_the_stream(project_broker: Broker, clean_db:
             assert b.counters.get("mqtt_messages_in") > 0
 
     asyncio.run(main())
+
+
+def test_keepalive_while_the_writer_is_full(project_broker: Broker, clean_db: str) -> None:
+    """The database blocks the full writer for 3.5 keepalives: the connection stays up.
+
+    Without PINGREQs Mosquitto drops us after 1.5 keepalives (2.0.11: after about 3 with
+    2 s), and paho drops the connection itself when a PINGRESP is not read within one
+    keepalive; either shows as a reconnect and the broker resending what was unacked.
+    """
+    keepalive_s = 2
+    devices, fixes = 20, 10
+
+    async def main() -> None:
+        async with rig(project_broker, clean_db, max_pending=1, keepalive_s=keepalive_s) as r:
+            lock = await psycopg.AsyncConnection.connect(clean_db)
+            await lock.execute("LOCK TABLE positions IN ACCESS EXCLUSIVE MODE")
+            pub = Publisher(project_broker)
+            try:
+                # One fix fills the writer (max_pending=1), and nothing commits.
+                sent = pub.send([(f"{r.prefix}/ka0/nmea", nmea(0))])
+                await until(lambda: r.writer.pending_rows == 1)
+                sent += pub.send(
+                    (f"{r.prefix}/ka{d}/nmea", nmea(i))
+                    for d in range(devices)
+                    for i in range(1, fixes + 1)
+                )
+                # A chunk of these is decoded: the network thread waits to put it.
+                await until(lambda: r.counters.get("mqtt_messages_in") > 1)
+                await asyncio.sleep(3.5 * keepalive_s)  # the deliberate lock hold
+                assert r.counters.get("mqtt_acks_sent") == 0
+                await lock.rollback()
+                # One more fix after the unlock: its PUBACK can only go out on a connection
+                # that is up, so a drop during the hold has been noticed and counted by then
+                # (the held PUBACKs alone may still be written into a dead socket).
+                sent += pub.send([(f"{r.prefix}/ka0/nmea", nmea(fixes + 1))])
+                await until(lambda: r.counters.get("mqtt_acks_sent") >= sent == r.rows())
+                assert r.counters.get("mqtt_reconnects") == 0
+                assert r.counters.get("mqtt_messages_in") == sent  # nothing redelivered
+                assert r.counters.get("mqtt_acks_sent") == sent
+                assert r.rows() == sent == devices * fixes + 2
+            finally:
+                pub.close()
+                await lock.close()
+
+    asyncio.run(main())
+
+
+def test_wait_raises_when_the_writer_has_failed(project_broker: Broker, clean_db: str) -> None:
+    async def main() -> None:
+        prefix = f"t{uuid.uuid4().hex[:8]}/v1"
+        counters = Counters()
+        registry = DeviceRegistry(policy="register")
+        async with Writer(clean_db, counters=counters) as writer:
+            pass  # a writer that has stopped: put raises StorageError
+        ingest = MqttIngest(
+            settings=mqtt_settings(project_broker, prefix),
+            writer=writer,
+            registry=registry,
+            counters=counters,
+        )
+        async with ingest:
+            await ingest.subscribed()
+            pub = Publisher(project_broker)
+            try:
+                pub.send([(f"{prefix}/dead/nmea", nmea(0))])
+            finally:
+                pub.close()
+            with pytest.raises(StorageError):
+                async with asyncio.timeout(20):
+                    await ingest.wait()
+        assert counters.get("mqtt_acks_sent") == 0
+
+    asyncio.run(main())
+
+
+def test_serve_exits_non_zero_when_mqtt_intake_dies(
+    project_broker: Broker,
+    clean_db: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A bug on the network thread stops ``menara serve`` with exit code 1 and a log line."""
+
+    def bug(self: MqttIngest, inbox: object) -> list[object]:
+        raise RuntimeError("bug in MQTT ingest")
+
+    monkeypatch.setattr(MqttIngest, "_batches", bug)
+    prefix = f"t{uuid.uuid4().hex[:8]}/v1"
+    topic = f"{prefix}/retained/nmea"
+    pub = Publisher(project_broker)
+    try:  # retained, so the service gets it on subscribing: no need to know when that is
+        pub.client.publish(topic, nmea(0), qos=1, retain=True).wait_for_publish(timeout=10)
+        settings = mqtt_settings(project_broker, prefix).replace(
+            db_dsn=clean_db, t55_port=0, metrics_port=0
+        )
+        assert service.run_blocking(settings, Counters()) == 1
+    finally:
+        pub.client.publish(topic, b"", qos=1, retain=True).wait_for_publish(timeout=10)
+        pub.close()
+    assert "mqtt intake stopped (RuntimeError('bug in MQTT ingest'))" in caplog.text
