@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,7 @@ FIX_DTYPE = np.dtype(
 )
 
 FixArray = npt.NDArray[np.void]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _unknown_row() -> FixArray:
@@ -56,8 +57,9 @@ def empty_fixes(n: int = 0) -> FixArray:
     return _UNKNOWN.repeat(n)
 
 
-def _opt_float(v: float) -> float | None:
-    return None if math.isnan(v) else float(v)
+def _opt_float(v: np.floating[Any]) -> float | None:
+    """Unknown (NaN) as None; a float32 by its shortest decimal (77.52, not 77.5199966)."""
+    return None if math.isnan(v) else float(str(v))
 
 
 def _opt_int(v: int) -> int | None:
@@ -89,17 +91,17 @@ class Fix:
         ign = int(row["ignition"])
         return cls(
             device_id=device_id,
-            fix_time=datetime.fromtimestamp(int(row["fix_time_us"]) / 1e6, tz=UTC),
+            fix_time=_EPOCH + timedelta(microseconds=int(row["fix_time_us"])),
             lat=float(row["lat"]),
             lon=float(row["lon"]),
-            speed_kmh=_opt_float(float(row["speed_kmh"])),
-            course_deg=_opt_float(float(row["course_deg"])),
-            altitude_m=_opt_float(float(row["altitude_m"])),
+            speed_kmh=_opt_float(row["speed_kmh"]),
+            course_deg=_opt_float(row["course_deg"]),
+            altitude_m=_opt_float(row["altitude_m"]),
             satellites=_opt_int(int(row["satellites"])),
-            hdop=_opt_float(float(row["hdop"])),
+            hdop=_opt_float(row["hdop"]),
             valid=bool(row["valid"]),
             ignition=None if ign < 0 else bool(ign),
-            odometer_m=_opt_float(float(row["odometer_m"])),
+            odometer_m=_opt_float(row["odometer_m"]),
             attributes=dict(attributes or {}),
         )
 

@@ -70,8 +70,6 @@ def _decode(
     except DecodeError as exc:
         emit({"reject": {"code": exc.code, "detail": exc.detail, "raw": b"".join(frames).hex()}})
         return session
-    if decoded.device_id:
-        emit({"device_id": decoded.device_id})
     for fix in decoded.fix_list():
         emit(fix.to_json())
     for reply in decoded.replies:
