@@ -154,6 +154,8 @@ class Decoded:
 
     ``attributes`` is either empty (no fix carries extra attributes) or one dict per fix.
     ``session`` is the state to pass to the next call on the same connection.
+    ``ignored`` counts well-formed messages of kinds we do not store (NMEA GSV, GSA,
+    VTG …): trackers send them every second, so they are counted, not dead-lettered.
     """
 
     fixes: FixArray
@@ -162,6 +164,7 @@ class Decoded:
     replies: tuple[bytes, ...] = ()
     device_id: str | None = None
     rejects: tuple[Reject, ...] = ()
+    ignored: int = 0
 
     def fix_list(self, device_id: str | None = None) -> list[Fix]:
         """The fixes as ``Fix`` objects (slow path: CLI, tests)."""

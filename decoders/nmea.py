@@ -20,10 +20,14 @@ Decisions a reader needs:
 - PUBX altitude is above the ellipsoid, not mean sea level, so it is not stored.
 - A sentence without a position is rejected ``no_fix``; a void (``V``) RMC with a
   position is a fix with ``valid=False``. Blank lines are ignored.
+- Well-formed sentences of other types (GSV, GSA, VTG, proprietary ``$P…``) are counted
+  in ``Decoded.ignored``, not rejected: trackers send them every second and they would
+  swamp the dead letters. Anything that does not look like NMEA is still ``malformed``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -47,6 +51,10 @@ REJECT_CODES: dict[int, str] = {
     f.NO_DATE: "no_date",
     f.LINE_TOO_LONG: "line_too_long",
 }
+
+# A standard (talker + 3-letter type) or proprietary ($P...) NMEA address followed by a
+# field: such a sentence of a type we do not store is ignored and counted, not kept.
+_ADDRESS = re.compile(rb"[$!](?:[A-Z][A-Z0-9][A-Z]{3}|P[A-Z0-9]{2,8}),")
 
 _DETAILS: dict[str, str] = {
     "malformed": "not a well-formed NMEA sentence",
@@ -119,11 +127,15 @@ def _decode(buf: bytes, session: Session, ignition: k.I8, raws: Sequence[bytes] 
         session = Session(device_id=session.device_id, last_date_days=date, last_tod_ms=tod)
     if not len(rej):
         return Decoded(fixes, session)
-    rejects = tuple(
-        _reject(int(code), raws[int(i)] if raws is not None else buf[int(s) : int(e)])
-        for i, s, e, code in rej
-    )
-    return Decoded(fixes, session, rejects=rejects)
+    rejects: list[Reject] = []
+    ignored = 0
+    for i, s, e, code in rej:
+        sentence = buf[int(s) : int(e)]
+        if code == f.UNSUPPORTED and _ADDRESS.match(sentence):
+            ignored += 1
+            continue
+        rejects.append(_reject(int(code), raws[int(i)] if raws is not None else sentence))
+    return Decoded(fixes, session, rejects=tuple(rejects), ignored=ignored)
 
 
 def _reject(code: int, raw: bytes) -> Reject:

@@ -121,6 +121,7 @@ class _Batch:
         "fixes",
         "has_ignition",
         "ignition",
+        "ignored",
         "pending",
         "raws",
         "rejects",
@@ -132,6 +133,7 @@ class _Batch:
         self.device_id: str | None = None
         self.fixes: list[FixArray] = []
         self.rejects: list[Reject] = []
+        self.ignored = 0
         self.pending: list[bytes] = []  # NMEA sentences not yet decoded
         self.raws: list[bytes] = []
         self.ignition: list[int] = []  # per pending sentence: -1 unknown, 0, 1
@@ -187,6 +189,7 @@ class _Batch:
         )
         self.fixes.append(out.fixes)
         self.rejects.extend(out.rejects)
+        self.ignored += out.ignored
         self.session = out.session
         self.pending, self.raws, self.ignition = [], [], []
         self.has_ignition = False
@@ -202,4 +205,5 @@ class _Batch:
             session=self.session,
             device_id=self.device_id,
             rejects=tuple(self.rejects),
+            ignored=self.ignored,
         )

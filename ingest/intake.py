@@ -37,6 +37,8 @@ def to_batch(
     ]
     for r in decoded.rejects:
         counters.inc("rejects", protocol=protocol, code=r.code)
+    if decoded.ignored:
+        counters.inc("frames_ignored", decoded.ignored, protocol=protocol)
     fixes, attributes = decoded.fixes, decoded.attributes
     admission = registry.admit(device_id) if len(fixes) else Admission.KNOWN
     if admission is Admission.REJECT:

@@ -216,3 +216,22 @@ def test_kernel_compiles_once_for_every_entry_point() -> None:
     if signatures is None:
         pytest.skip("NUMBA_DISABLE_JIT: nothing is compiled")
     assert len(signatures) == 1, signatures
+
+
+def test_other_sentence_types_are_ignored_and_counted_not_rejected() -> None:
+    """A tracker's full 1 s burst (u-blox 6 Receiver Description §NMEA messages): only
+    RMC and GGA are stored; GSA, GSV, VTG and a proprietary $P sentence are counted."""
+    burst = (
+        b"$GPRMC,083559.00,A,4717.11437,N,00833.91522,E,0.004,77.52,091202,,,A*57\r\n"
+        b"$GPVTG,77.52,T,,M,0.004,N,0.008,K,A*06\r\n"
+        b"$GPGGA,083559.00,4717.11437,N,00833.91522,E,1,08,1.01,499.6,M,48.0,M,,*58\r\n"
+        b"$GPGSA,A,3,23,29,07,08,09,18,26,28,,,,,1.94,1.18,1.54*0D\r\n"
+        b"$GPGSV,3,1,10,23,38,230,44,29,71,156,47,07,29,116,41,08,09,081,36*7F\r\n"
+        b"$PUBX,03,11,23,-,,,45,010,29,-,,,46,013*16\r\n"
+        b"$gpgsv,not,an,address\r\n"
+    )
+    frames, rest = nmea.split_frames(burst)
+    out = nmea.decode_frames(frames, session=Session(device_id="d"))
+    assert rest == b"" and len(out.fixes) == 1
+    assert out.ignored == 4
+    assert [r.code for r in out.rejects] == ["unsupported_sentence"]

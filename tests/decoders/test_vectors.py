@@ -52,6 +52,7 @@ def test_vector(vec: dict[str, Any]) -> None:
     check_fixes(out)
     expected = vec["expected"]
     assert [r.code for r in out.rejects] == expected["rejects"], out.rejects
+    assert out.ignored == expected.get("ignored", 0)
     assert list(out.replies) == [r.encode("latin-1") for r in expected["replies"]]
     if "device_id" in expected:
         assert out.device_id == expected["device_id"]
