@@ -12,6 +12,11 @@ Replies the decoder owes (acks) are written only after the writer has committed 
 batch they acknowledge. Input that cannot be framed (a line longer than
 ``max_line_bytes``) is dead-lettered and the connection closed; anything else that goes
 wrong is dead-lettered and counted, and never leaves the protocol callbacks.
+
+If the writer fails, the feeder closes every connection and ends; whatever is queued
+after that (a closing connection's truncated tail) has nowhere to go and is dropped and
+counted as ``dropped_after_writer_failure``, so shutdown never waits on a dead feeder.
+The devices resend: nothing of theirs was acknowledged.
 """
 
 from __future__ import annotations
@@ -138,6 +143,7 @@ class TcpListener:
         self._empty = asyncio.Event()  # the queue is empty and no put is in flight
         self._empty.set()
         self._putting = False  # the feeder is suspended inside writer.put: it is full
+        self._feeding = True  # False once the feeder has ended: nothing will take the queue
         self._reading = True
         self._server: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -197,8 +203,21 @@ class TcpListener:
         await asyncio.shield(self._tasks[0])
 
     async def flush(self) -> None:
-        """Wait until everything read so far has been accepted by the writer."""
-        await self._empty.wait()
+        """Wait until everything read so far has been accepted by the writer.
+
+        Returns as well once the feeder has ended (the writer failed): nothing more will
+        be accepted, and ``wait()`` raises the reason.
+        """
+        if not self._tasks:  # not entered: nothing can be queued
+            return
+        feeder = self._tasks[0]
+        if feeder.done():
+            return
+        empty = asyncio.ensure_future(self._empty.wait())
+        try:
+            await asyncio.wait((empty, feeder), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            empty.cancel()
 
     # -- callbacks from connections ------------------------------------------------
 
@@ -312,6 +331,9 @@ class TcpListener:
         return on_commit
 
     def _submit(self, conn: _Conn, batch: Batch) -> None:
+        if not self._feeding:  # the writer failed: nobody will ever take it
+            self._count("dropped_after_writer_failure")
+            return
         self._queue.append((conn, batch))
         conn.queued += 1
         self._empty.clear()
@@ -344,6 +366,7 @@ class TcpListener:
                     conn.resume()
         except Exception:
             log.exception("tcp %s: the writer failed, closing every connection", self.codec.NAME)
+            self._feeding = False
             self._reading = False
             if self._server is not None:
                 self._server.close()

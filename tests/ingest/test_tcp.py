@@ -16,6 +16,7 @@ import pytest
 from decoders import Codec, Decoded, Session, t55
 from ingest.counters import Counters
 from ingest.devices import DeviceRegistry
+from ingest.errors import StorageError
 from ingest.tcp import TcpListener
 from ingest.writer import Writer
 from simulators.nmea_out import gga, pgid, rmc
@@ -344,5 +345,46 @@ def test_replies_are_sent_only_after_commit(clean_db: str) -> None:
             assert await asyncio.wait_for(reader.readline(), 10) == b"OK1\r\n"
             assert len(rows(clean_db, "ACKED")) == 2
             await close(w)
+
+    run(main())
+
+
+def test_listener_exits_promptly_after_the_writer_fails(clean_db: str) -> None:
+    """A half-received line on a connection the failed feeder closes must not hang shutdown.
+
+    Closing that connection dead-letters its tail after the feeder has died; the batch is
+    dropped and counted, and leaving the listener returns at once.
+    """
+    partial = b"$GPRMC,080000.00,A,06"  # no line end: stays in the connection's buffer
+
+    async def main() -> None:
+        counters = Counters()
+        async with Writer(clean_db, counters=counters) as writer:
+            pass  # a writer that has stopped: put raises StorageError
+        async with asyncio.timeout(10):  # without the fix, leaving the listener never returns
+            async with TcpListener(
+                codec=t55,
+                host="127.0.0.1",
+                port=0,
+                idle_timeout_s=30.0,
+                max_line_bytes=1024,
+                writer=writer,
+                registry=DeviceRegistry(policy="register"),
+                counters=counters,
+            ) as listener:
+                half_r, half_w = await asyncio.open_connection("127.0.0.1", listener.port)
+                half_w.write(partial)
+                await half_w.drain()
+                await until(lambda: counters.get("bytes_in") == len(partial))
+                _, w = await asyncio.open_connection("127.0.0.1", listener.port)
+                w.write(pgid("DOOMED") + fix(0))  # the first batch: the writer's put raises
+                await w.drain()
+                with pytest.raises(StorageError):
+                    await listener.wait()
+                assert await half_r.read() == b""  # the listener hung up on everyone
+                await until(lambda: listener.open_connections == 0)
+                await close(half_w)
+                await close(w)
+        assert counters.get("dropped_after_writer_failure", transport="tcp") == 1
 
     run(main())
