@@ -22,9 +22,11 @@ a bad element is rejected with its own code and the others are kept. Codes: ``ba
 (not UTF-8 JSON), ``not_object``, ``missing_field``, ``unknown_field`` (a top-level key
 not listed above: typos must not pass silently), ``bad_type`` (booleans are not numbers,
 integers are accepted for floats), ``out_of_range`` (also NaN/Infinity), ``bad_time``
-(not ISO 8601, no UTC offset, or a year outside 1980..2099). A rejected element of an
-array carries its own re-serialised JSON as raw bytes. The device id is the topic's,
-from ``session.device_id``. Devices get no reply over MQTT, so ``replies`` is empty.
+(not ISO 8601, no UTC offset, or a year outside 1980..2099), ``bad_attributes`` (a NUL,
+an unpaired surrogate, NaN or Infinity anywhere inside: PostgreSQL's jsonb refuses them).
+A rejected element of an array carries its own re-serialised JSON as raw bytes. The
+device id is the topic's, from ``session.device_id``. Devices get no reply over MQTT,
+so ``replies`` is empty.
 """
 
 from __future__ import annotations
@@ -132,8 +134,24 @@ def _validate(el: object) -> dict[str, Any]:
     attrs = el.get("attributes")
     if attrs is not None and not isinstance(attrs, dict):
         raise _Invalid("bad_type", "attributes must be an object")
+    if attrs and not _storable(attrs):
+        raise _Invalid("bad_attributes", "attributes hold NUL, a lone surrogate, NaN or Infinity")
     row["attributes"] = attrs or {}
     return row
+
+
+def _storable(value: object) -> bool:
+    """True when PostgreSQL's jsonb accepts ``value``: it refuses U+0000, unpaired
+    surrogates and non-finite numbers, and one refused row would hold up its batch."""
+    if isinstance(value, str):
+        return "\x00" not in value and not any("\ud800" <= c <= "\udfff" for c in value)
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_storable(k) and _storable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_storable(v) for v in value)
+    return True
 
 
 def _number(name: str, value: object, kind: type, low: float, high: float) -> float | None:

@@ -57,6 +57,22 @@ def empty_fixes(n: int = 0) -> FixArray:
     return _UNKNOWN.repeat(n)
 
 
+def valid_device_id(device_id: str) -> bool:
+    """1–64 printable ASCII characters, no ``/``, ``+``, ``#``, no space at either end.
+
+    The same id must work as a primary key, in an MQTT topic level and in a log line,
+    so anything else a device or a topic claims as its id is refused, not stored.
+    Inner spaces stay: CradlePoint routers name themselves like ``CradlePoint Test``.
+    """
+    return (
+        0 < len(device_id) <= 64
+        and device_id.isascii()
+        and device_id.isprintable()
+        and device_id.strip() == device_id
+        and not any(c in device_id for c in "/+#")
+    )
+
+
 def _opt_float(v: np.floating[Any]) -> float | None:
     """Unknown (NaN) as None; a float32 by its shortest decimal (77.52, not 77.5199966)."""
     return None if math.isnan(v) else float(str(v))

@@ -26,7 +26,7 @@ from functools import reduce
 import numpy as np
 
 from decoders import nmea
-from decoders.model import Decoded, FixArray, Reject, Session, empty_fixes
+from decoders.model import Decoded, FixArray, Reject, Session, empty_fixes, valid_device_id
 
 NAME = "t55"
 
@@ -78,7 +78,8 @@ def _lines(frame: bytes) -> list[bytes]:
 def _identity(line: bytes) -> tuple[bytes | None, bytes | None, int]:
     """(device id named by the line, NMEA sentence left to decode, ignition -1/0/1).
 
-    Id b"" means a bad checksum. The sentence comes without the ignition tail.
+    Id b"" means a bad checksum (for an id prefixed to a sentence, also a missing one).
+    The sentence comes without the ignition tail.
     """
     plain = line.startswith(b"$") and not line.startswith(_ID_HEADS)
     if not plain:
@@ -95,6 +96,8 @@ def _identity(line: bytes) -> tuple[bytes | None, bytes | None, int]:
             tail = _tail(m.group(2))
             if tail is not None:
                 return m.group(1), tail.group(1), int(tail.group(3))
+            if b"*" not in m.group(2) or not _checksum_ok(m.group(2)):
+                return b"", None, -1  # an id guessed from line noise must be vouched for
             return m.group(1), m.group(2), -1
     return None, line, -1
 
@@ -164,6 +167,9 @@ class _Batch:
     def identify(self, ident: bytes, line: bytes) -> bool:
         """Adopt ``ident``; False (and a reject) if the connection already has another."""
         new = ident.decode("ascii", "replace")
+        if not valid_device_id(new):
+            self.reject("bad_identity", "device id must be 1-64 printable ASCII characters", line)
+            return False
         old = self.session.device_id
         if old is not None and old != new:
             self.reject("identity_changed", f"connection belongs to {old}", line)

@@ -33,7 +33,15 @@ __all__ = ["Writer"]
 log = logging.getLogger(__name__)
 
 # Errors that say "this content", not "this connection": retrying them as-is is futile.
-_DATA_ERRORS = (psycopg.DataError, psycopg.IntegrityError, TypeError, ValueError)
+# Refused content: retrying the same rows cannot help. ProgramLimitExceeded (class 54,
+# e.g. "index row size exceeds maximum") is an OperationalError, yet a property of the row.
+_DATA_ERRORS = (
+    psycopg.DataError,
+    psycopg.IntegrityError,
+    psycopg.errors.ProgramLimitExceeded,
+    TypeError,
+    ValueError,
+)
 
 AsyncConn = psycopg.AsyncConnection[tuple[Any, ...]]
 

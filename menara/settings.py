@@ -56,7 +56,9 @@ class Settings:
     mqtt_shared_group: str = _s(
         "", "When set, subscribe as $share/<group>/... so several workers split the load."
     )
-    mqtt_qos: int = _s(1, "Subscription QoS (0 or 1); QoS 1 is acked only after commit.")
+    mqtt_qos: int = _s(
+        1, "Subscription QoS (0 or 1); QoS 1 is acked only after commit.", ("0", "1")
+    )
     mqtt_receive_maximum: int = _s(
         20000, "MQTT v5 Receive Maximum: unacked messages the broker may send us."
     )
@@ -146,7 +148,7 @@ def load(
         f = known[name]
         v = _coerce(name, str(f.type), value)
         choices = f.metadata["choices"]
-        if choices and v not in choices:
+        if choices and str(v) not in choices:
             raise SettingsError(f"setting {name}: {v!r} is not one of {', '.join(choices)}")
         checked[name] = v
     return Settings(**checked)

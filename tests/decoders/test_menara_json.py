@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -61,3 +62,21 @@ def test_attributes_follow_their_fix() -> None:
     out = menara_json.decode(json.dumps(payload).encode(), session=SESSION)
     assert out.attributes == ({}, {"door": "open"})
     assert [f.device_id for f in out.fix_list()] == ["van-7", "van-7"]
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        '{"note": "a\\u0000b"}',
+        '{"k\\u0000": 1}',
+        '{"s": "\\ud800"}',
+        '{"x": [1, NaN]}',
+        '{"deep": {"v": Infinity}}',
+    ],
+)
+def test_attributes_the_database_would_refuse_are_rejected_alone(attributes: str) -> None:
+    good = '{"fix_time": "2026-11-25T10:00:00Z", "lat": -6.2, "lon": 106.8}'
+    bad = good[:-1] + f', "attributes": {attributes}}}'
+    out = menara_json.decode(f"[{bad}, {good}]".encode(), session=Session(device_id="d"))
+    assert [r.code for r in out.rejects] == ["bad_attributes"]
+    assert len(out.fixes) == 1  # the good sibling is kept

@@ -81,3 +81,19 @@ def test_a_frame_of_several_lines_is_split() -> None:
     out = t55.decode_frames([payload], session=Session())
     assert len(out.fixes) == 1
     assert [(r.code, r.raw) for r in out.rejects] == [("malformed", b"$GPRMC,bad")]
+
+
+def test_ids_that_cannot_be_stored_or_addressed_are_refused() -> None:
+    for line in (b"$PGID," + b"7" * 65, b"$PGID,A\x00B", b"$PGID,a/b"):
+        out = t55.decode(line, session=Session())
+        assert out.session.device_id is None
+        assert [r.code for r in out.rejects] == ["bad_identity"]
+
+
+def test_a_prefix_id_needs_a_sentence_with_a_good_checksum() -> None:
+    """Line noise before a '$' (e.g. a modem's CONNECT) must not name the device."""
+    noisy = b"CONNECT" + RMC.encode()[:-2] + b"00"  # wrong checksum
+    out = t55.decode(noisy, session=Session())
+    assert out.session.device_id is None and [r.code for r in out.rejects] == ["bad_checksum"]
+    out = t55.decode(b"358244017671308" + RMC.encode(), session=Session())
+    assert out.session.device_id == "358244017671308" and len(out.fixes) == 1

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 import threading
 from collections import Counter as Tally
 from collections.abc import Awaitable, Callable, Coroutine
@@ -378,3 +380,22 @@ def test_unreachable_database_at_start_is_a_storage_error() -> None:
 
     with pytest.raises(StorageError, match="cannot connect"):
         run(go())
+
+
+def test_a_row_the_index_cannot_hold_is_dead_lettered_not_retried_forever(clean_db: str) -> None:
+    """ProgramLimitExceeded is an OperationalError but a property of the row, not the link."""
+    counters = Counters()
+
+    async def go() -> None:
+        async with Writer(clean_db, counters=counters) as w:
+            huge = base64.b64encode(os.urandom(4500)).decode()  # incompressible, 6000 chars
+            await w.put(Batch(huge, "mqtt", "menara-json", fixes(1)))
+            await w.put(Batch("good", "mqtt", "menara-json", fixes(1)))
+            await asyncio.wait_for(w.drain(), timeout=30)
+
+    run(go())
+    assert rows(clean_db, "SELECT device_id FROM positions") == [("good",)]
+    assert rows(clean_db, "SELECT reason, length(device_id) FROM dead_letters") == [
+        ("db_rejected", 6000)
+    ]
+    assert counters.get("writer_retries") == 0

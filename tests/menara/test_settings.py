@@ -27,6 +27,7 @@ def test_env_overrides_toml(tmp_path: Path) -> None:
     [
         ({"MENARA_T55_PORT": "many"}, "expected int"),
         ({"MENARA_UNKNOWN_DEVICES": "maybe"}, "not one of"),
+        ({"MENARA_MQTT_QOS": "2"}, "not one of 0, 1"),
         ({"MENARA_CONFIG": "/nonexistent/menara.toml"}, "not found"),
     ],
 )
