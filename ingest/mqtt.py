@@ -17,6 +17,12 @@ acks. A QoS 1 message's PUBACK goes out only after the writer has committed the 
 holding it, so after a crash anywhere the broker still has every unacknowledged message
 and sends it again; the database de-duplicates on (device, fix time). QoS 0 is best effort.
 
+Decoder sessions (the last UTC date an NMEA stream gave, for GGA sentences that carry
+none) are kept per (device id, protocol) only for devices the registry admits, and at
+most ``MAX_SESSIONS`` of them, least recently used evicted first: anyone may publish to
+``<prefix>/<random id>/nmea``, and that must not grow memory. An evicted device starts
+again from an empty session, exactly as after a restart.
+
 Threads: one network thread (``ingest._mqtt_client``) owns the paho client, reads
 messages into chunks and hands each chunk to this module, which decodes each device's
 share in one decoder call and packages the batches; the network thread puts them into the
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -38,16 +45,25 @@ from typing import Protocol
 from decoders import PROTOCOLS, Decoded, DecodeError, Reject, Session, empty_fixes
 from ingest._mqtt_client import KEEPALIVE_S, BatchSink, Connect, NetworkThread, Received
 from ingest.counters import Counters
-from ingest.devices import DeviceRegistry
+from ingest.devices import Admission, DeviceRegistry
 from ingest.intake import to_batch
 from ingest.model import Batch
 
-__all__ = ["KINDS", "MAX_PAYLOAD_BYTES", "BatchSink", "MqttIngest", "MqttSettings", "parse_topic"]
+__all__ = [
+    "KINDS",
+    "MAX_PAYLOAD_BYTES",
+    "MAX_SESSIONS",
+    "BatchSink",
+    "MqttIngest",
+    "MqttSettings",
+    "parse_topic",
+]
 
 log = logging.getLogger(__name__)
 
 KINDS: dict[str, str] = {"nmea": "nmea", "json": "menara-json"}  # topic suffix -> protocol
 MAX_PAYLOAD_BYTES = 64 * 1024  # the broker refuses above 256 KB (deploy/mosquitto.conf)
+MAX_SESSIONS = 100_000  # decoder sessions kept (LRU): ~300 bytes each (UUID ids), 30 MB full
 SUBSCRIBE_WAIT_S = 5.0  # entering waits this long for the broker, then goes on retrying
 
 # Reject codes for messages that never reach a decoder.
@@ -121,6 +137,7 @@ class MqttIngest:
         counters: Counters,
         max_payload_bytes: int = MAX_PAYLOAD_BYTES,
         keepalive_s: int = KEEPALIVE_S,
+        max_sessions: int = MAX_SESSIONS,
     ) -> None:
         s = settings
         self._settings = settings
@@ -128,7 +145,9 @@ class MqttIngest:
         self._registry = registry
         self._counters = counters
         self._max_payload = max_payload_bytes
-        self._sessions: dict[tuple[str, str], Session] = {}
+        self._max_sessions = max(1, max_sessions)
+        # Admitted devices only, least recently used first; the network thread alone uses it.
+        self._sessions: OrderedDict[tuple[str, str], Session] = OrderedDict()
         share = f"$share/{s.mqtt_shared_group}/" if s.mqtt_shared_group else ""
         connect = Connect(
             host=s.mqtt_host,
@@ -179,6 +198,11 @@ class MqttIngest:
         """Block while MQTT intake works; raise the error that stopped it (writer failure)."""
         await self._net.wait()
 
+    @property
+    def decoder_sessions(self) -> int:
+        """How many decoder sessions are kept (at most ``max_sessions``)."""
+        return len(self._sessions)
+
     # --- decoding (network thread) ---
 
     def _batches(self, inbox: Sequence[Received]) -> list[Batch]:
@@ -220,7 +244,7 @@ class MqttIngest:
 
     def _decode(self, g: _Group) -> Batch:
         key = (g.device_id, g.protocol)
-        session = self._sessions.get(key) or Session(device_id=g.device_id)
+        session = self._sessions.pop(key, None) or Session(device_id=g.device_id)
         try:
             decoded = PROTOCOLS[g.protocol].decode_frames(g.payloads, session=session)
         except Exception as exc:  # decoders report bad frames as rejects; this is a backstop
@@ -228,8 +252,19 @@ class MqttIngest:
             code = exc.code if isinstance(exc, DecodeError) else DECODER_ERROR
             rejects = tuple(Reject(code, str(exc), p) for p in g.payloads)
             decoded = Decoded(fixes=empty_fixes(), session=session, rejects=rejects)
-        self._sessions[key] = decoded.session
+        self._keep_session(key, decoded.session)
         return self._batch(g, decoded)
+
+    def _keep_session(self, key: tuple[str, str], session: Session) -> None:
+        """Remember an admitted device's session as the most recent; evict beyond the cap.
+
+        A refused device's session is not kept (nor one of a device disabled since).
+        """
+        if self._registry.admit(key[0]) is Admission.REJECT:
+            return
+        self._sessions[key] = session  # popped before decoding, so this is the newest end
+        while len(self._sessions) > self._max_sessions:
+            self._sessions.popitem(last=False)
 
     def _rejected(
         self, payload: bytes, mids: list[int], topic: str, where: tuple[str, str] | None, code: str

@@ -20,7 +20,7 @@ from decoders import nmea as nmea_codec
 from ingest.counters import Counters
 from ingest.devices import DeviceRegistry
 from ingest.errors import StorageError
-from ingest.mqtt import MAX_PAYLOAD_BYTES, MqttIngest, parse_topic
+from ingest.mqtt import MAX_PAYLOAD_BYTES, MAX_SESSIONS, MqttIngest, parse_topic
 from ingest.writer import Writer
 from menara import service
 from menara.settings import Settings
@@ -109,11 +109,14 @@ async def rig(
     prefix: str = "",
     max_pending: int = 100_000,
     keepalive_s: int = 30,
+    policy: str = "register",
+    known: Iterable[str] = (),
+    max_sessions: int = MAX_SESSIONS,
 ) -> AsyncIterator[Rig]:
     prefix = prefix or f"t{uuid.uuid4().hex[:8]}/v1"
     settings = mqtt_settings(broker, prefix, qos=qos, group=group)
     counters = Counters()
-    registry = DeviceRegistry(policy="register")
+    registry = DeviceRegistry(policy=policy, known=known)
     async with Writer(
         dsn,
         counters=counters,
@@ -128,6 +131,7 @@ async def rig(
             registry=registry,
             counters=counters,
             keepalive_s=keepalive_s,
+            max_sessions=max_sessions,
         )
         async with ingest:
             await ingest.subscribed()
@@ -384,3 +388,42 @@ def test_serve_exits_non_zero_when_mqtt_intake_dies(
         pub.client.publish(topic, b"", qos=1, retain=True).wait_for_publish(timeout=10)
         pub.close()
     assert "mqtt intake stopped (RuntimeError('bug in MQTT ingest'))" in caplog.text
+
+
+def test_refused_devices_get_no_decoder_session(project_broker: Broker, clean_db: str) -> None:
+    """Random device ids under unknown_devices=reject: dead letters, no session kept."""
+    strangers = 300
+
+    async def main() -> None:
+        async with rig(project_broker, clean_db, policy="reject", known=["KNOWN"]) as r:
+            pub = Publisher(project_broker)
+            try:
+                sent = pub.send(
+                    (f"{r.prefix}/{uuid.uuid4()}/nmea", nmea(i)) for i in range(strangers)
+                )
+                sent += pub.send((f"{r.prefix}/KNOWN/nmea", nmea(i)) for i in range(10))
+            finally:
+                pub.close()
+            await until(lambda: r.counters.get("mqtt_acks_sent") == sent)
+            assert r.rejects("unknown_device") == strangers
+            assert r.rows() == 10
+            assert r.ingest.decoder_sessions == 1  # KNOWN's
+
+    asyncio.run(main())
+
+
+def test_decoder_sessions_are_capped(project_broker: Broker, clean_db: str) -> None:
+    """Registered devices beyond ``max_sessions``: the least recently used are forgotten."""
+
+    async def main() -> None:
+        async with rig(project_broker, clean_db, max_sessions=3) as r:
+            pub = Publisher(project_broker)
+            try:
+                sent = pub.send((f"{r.prefix}/cap{d}/nmea", nmea(d)) for d in range(10))
+            finally:
+                pub.close()
+            await until(lambda: r.counters.get("mqtt_acks_sent") == sent)
+            assert r.rows() == 10
+            assert r.ingest.decoder_sessions == 3
+
+    asyncio.run(main())
