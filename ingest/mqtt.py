@@ -7,7 +7,8 @@ default ``menara/v1``):
     <prefix>/<device_id>/json   one menara-json fix object, or an array of them
 
 Other topics are not subscribed, so the broker never delivers them. A delivered message
-that cannot be used — empty device id (``<prefix>//nmea``), empty payload, not UTF-8,
+that cannot be used — a device id that ``decoders.model.valid_device_id`` refuses (empty as
+in ``<prefix>//nmea``, longer than 64 characters, not printable ASCII), empty payload, not UTF-8,
 larger than ``MAX_PAYLOAD_BYTES``, or content its decoder rejects — is a counted reject kept
 as a dead letter with the raw payload, and acknowledged once that dead letter is committed;
 other devices are never affected.
@@ -43,6 +44,7 @@ from types import TracebackType
 from typing import Protocol
 
 from decoders import PROTOCOLS, Decoded, DecodeError, Reject, Session, empty_fixes
+from decoders.model import valid_device_id
 from ingest._mqtt_client import KEEPALIVE_S, BatchSink, Connect, NetworkThread, Received
 from ingest.counters import Counters
 from ingest.devices import Admission, DeviceRegistry
@@ -100,12 +102,16 @@ class MqttSettings(Protocol):
 
 
 def parse_topic(topic: str, prefix: str) -> tuple[str, str] | None:
-    """``(device_id, protocol)`` for ``<prefix>/<device_id>/<kind>``, else None."""
+    """``(device_id, protocol)`` for ``<prefix>/<device_id>/<kind>``, else None.
+
+    The device id must pass ``valid_device_id`` (the rule every transport shares), so an
+    id the database cannot key on never gets past the topic.
+    """
     head, sep, rest = topic.partition(prefix + "/") if prefix else ("", "/", topic)
     if head or not sep:
         return None
     device_id, _, kind = rest.partition("/")
-    if not device_id or kind not in KINDS:
+    if kind not in KINDS or not valid_device_id(device_id):
         return None
     return device_id, KINDS[kind]
 
@@ -271,7 +277,8 @@ class MqttIngest:
     ) -> Batch:
         device_id, protocol = where or ("", "mqtt")
         detail = {
-            BAD_TOPIC: f"topic is not <prefix>/<device>/{'|'.join(KINDS)}",
+            BAD_TOPIC: f"topic is not <prefix>/<device id>/{'|'.join(KINDS)} with a device id"
+            " of 1-64 printable ASCII characters",
             EMPTY_PAYLOAD: "empty payload",
             PAYLOAD_TOO_LARGE: f"payload of {len(payload)} bytes > {self._max_payload}",
             BAD_UTF8: "payload is not UTF-8 text",

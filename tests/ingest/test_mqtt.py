@@ -141,8 +141,13 @@ async def rig(
 def test_parse_topic() -> None:
     assert parse_topic("menara/v1/ab12/nmea", "menara/v1") == ("ab12", "nmea")
     assert parse_topic("menara/v1/ab12/json", "menara/v1") == ("ab12", "menara-json")
+    assert parse_topic(f"menara/v1/{'d' * 64}/nmea", "menara/v1") == ("d" * 64, "nmea")
     for bad in (
         "menara/v1//nmea",
+        f"menara/v1/{'d' * 65}/nmea",  # device ids are at most 64 characters
+        "menara/v1/caf\u00e9/nmea",  # printable ASCII only
+        "menara/v1/tab\there/nmea",
+        "menara/v1/ ab12/nmea",
         "menara/v1/ab12/xml",
         "menara/v1/a/b/nmea",
         "x/menara/v1/a/nmea",
@@ -425,5 +430,37 @@ def test_decoder_sessions_are_capped(project_broker: Broker, clean_db: str) -> N
             await until(lambda: r.counters.get("mqtt_acks_sent") == sent)
             assert r.rows() == 10
             assert r.ingest.decoder_sessions == 3
+
+    asyncio.run(main())
+
+
+def test_oversized_device_id_in_topic_is_dead_lettered(
+    project_broker: Broker, clean_db: str
+) -> None:
+    """A 6,000-character device id is refused before it reaches the writer; others go on."""
+    huge = "x" * 6000
+
+    async def main() -> None:
+        async with rig(project_broker, clean_db) as r:
+            pub = Publisher(project_broker)
+            try:
+                good = [(f"{r.prefix}/good/json", json.dumps(jfix(i)).encode()) for i in range(50)]
+                bad = (f"{r.prefix}/{huge}/json", json.dumps(jfix(0)).encode())
+                sent = pub.send([*good[:25], bad, *good[25:]])
+                sent += pub.send(  # and the writer still takes more afterwards
+                    (f"{r.prefix}/good/json", json.dumps(jfix(i)).encode()) for i in range(50, 60)
+                )
+            finally:
+                pub.close()
+            await until(lambda: r.counters.get("mqtt_acks_sent") == sent)
+            assert r.rejects("bad_topic") == 1
+            assert r.rows() == 60
+            assert r.rows("SELECT count(*) FROM devices") == 1  # good only
+            assert r.ingest.decoder_sessions == 1
+            with psycopg.connect(clean_db) as conn:
+                letters = conn.execute(
+                    "SELECT reason, device_id, peer FROM dead_letters"
+                ).fetchall()
+            assert letters == [("bad_topic", None, bad[0])]
 
     asyncio.run(main())
