@@ -12,10 +12,8 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from simulators.nmea_out import rmc
 from tests.brokers import Broker
 from tests.conftest import free_port
+from tests.polling import wait_for
 
 pytestmark = [pytest.mark.db, pytest.mark.mqtt]
 
@@ -34,14 +33,6 @@ ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 1, 5, 8, 0, 0, tzinfo=UTC)
 DEVICES = 20
 FIXES_PER_DEVICE = 1500  # 30k messages: several seconds of publishing on a small machine
-
-
-def wait_for(cond: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def count(dsn: str, sql: str) -> int:

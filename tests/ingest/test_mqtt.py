@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -25,6 +25,7 @@ from ingest.writer import Writer
 from menara import service
 from menara.settings import Settings
 from simulators.nmea_out import json_fix, rmc
+from tests import polling
 from tests.brokers import Broker
 
 pytestmark = [pytest.mark.db, pytest.mark.mqtt]
@@ -42,13 +43,7 @@ def jfix(i: int) -> dict[str, object]:
     return json_fix(t, -6.2, 106.8 + i * 0.0001, speed_kmh=36.0, course_deg=90.0)
 
 
-async def until(cond: Callable[[], bool], timeout_s: float = 20.0) -> None:
-    """Poll ``cond`` until true; fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
+until = functools.partial(polling.until, timeout_s=20.0)  # broker round trips: allow more
 
 
 class Publisher:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +20,7 @@ from ingest.errors import StorageError
 from ingest.tcp import TcpListener
 from ingest.writer import Writer
 from simulators.nmea_out import gga, pgid, rmc
+from tests.polling import until
 
 pytestmark = pytest.mark.db
 
@@ -94,13 +95,6 @@ async def rig(
         ) as listener,
     ):
         yield Rig(dsn, listener, writer, counters)
-
-
-async def until(check: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    """Poll ``check`` until it holds; fail after ``timeout_s``."""
-    async with asyncio.timeout(timeout_s):
-        while not check():
-            await asyncio.sleep(0.01)
 
 
 async def close(w: asyncio.StreamWriter) -> None:

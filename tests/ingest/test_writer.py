@@ -7,7 +7,7 @@ import base64
 import os
 import threading
 from collections import Counter as Tally
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,6 +21,7 @@ from ingest.errors import StorageError
 from ingest.model import Batch, DeadLetter
 from ingest.writer import Writer
 from tests.conftest import free_port
+from tests.polling import until
 
 pytestmark = pytest.mark.db
 
@@ -43,14 +44,6 @@ def fixes(n: int, *, start: int = 0, lat: float = -6.0, lon: float = 106.0) -> F
 def rows(dsn: str, query: str, *params: object) -> list[tuple[Any, ...]]:
     with psycopg.connect(dsn) as conn:
         return conn.execute(query, params or None).fetchall()
-
-
-async def until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> None:
-    """Poll ``check`` until it holds, failing after ``timeout`` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
 
 
 def test_rows_nulls_and_attributes(clean_db: str) -> None:

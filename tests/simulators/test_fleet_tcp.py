@@ -12,6 +12,7 @@ import pytest
 
 from simulators.fleet import FleetConfig, FleetStats, device_ids, run_fleet, transports
 from tests.conftest import free_port
+from tests.polling import until
 
 START = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 
@@ -40,10 +41,11 @@ class LineServer:
             writer.close()
 
     async def all_closed(self, expected_connections: int, timeout_s: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while self.open or len(self.connections) < expected_connections:
-            assert time.monotonic() < deadline, "server still has open connections"
-            await asyncio.sleep(0.01)
+        await until(
+            lambda: not self.open and len(self.connections) >= expected_connections,
+            timeout_s,
+            "the server's connections to close",
+        )
 
 
 def _sentence(line: bytes) -> pynmea2.NMEASentence | None:
