@@ -47,7 +47,7 @@ from ingest.counters import Counters
 from ingest.devices import DeviceRegistry
 from ingest.mqtt import MqttIngest
 from ingest.writer import Writer
-from menara import db
+from menara import db, service
 from menara.settings import Settings
 from simulators.nmea_out import rmc
 from tests.brokers import derive_config, wait_listening
@@ -244,14 +244,7 @@ async def ingest_run(
     def parts() -> tuple[Counters, DeviceRegistry, Writer]:
         counters = Counters()
         registry = DeviceRegistry(policy="register")
-        writer = Writer(
-            dsn,
-            counters=counters,
-            batch_rows=settings.writer_batch_rows,
-            batch_delay_ms=settings.writer_batch_delay_ms,
-            max_pending=settings.writer_max_pending,
-            on_registered=registry.mark_registered,
-        )
+        writer = service.make_writer(settings, counters, registry)
         return counters, registry, writer
 
     counters, registry, writer = parts()

@@ -36,6 +36,18 @@ log = logging.getLogger(__name__)
 REGISTRY_REFRESH_S = 5.0
 
 
+def make_writer(settings: Settings, counters: Counters, registry: DeviceRegistry) -> Writer:
+    """The writer as configured, telling ``registry`` about devices it registers."""
+    return Writer(
+        settings.db_dsn,
+        counters=counters,
+        batch_rows=settings.writer_batch_rows,
+        batch_delay_ms=settings.writer_batch_delay_ms,
+        max_pending=settings.writer_max_pending,
+        on_registered=registry.mark_registered,
+    )
+
+
 async def serve(
     settings: Settings,
     *,
@@ -59,16 +71,7 @@ async def serve(
     log.info("devices: %d known, unknown devices: %s", known, settings.unknown_devices)
 
     async with contextlib.AsyncExitStack() as stack:
-        writer = await stack.enter_async_context(
-            Writer(
-                dsn,
-                counters=counters,
-                batch_rows=settings.writer_batch_rows,
-                batch_delay_ms=settings.writer_batch_delay_ms,
-                max_pending=settings.writer_max_pending,
-                on_registered=registry.mark_registered,
-            )
-        )
+        writer = await stack.enter_async_context(make_writer(settings, counters, registry))
         listeners: list[TcpListener] = []
         if settings.t55_port > 0:
             tcp = TcpListener(
