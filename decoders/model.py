@@ -172,6 +172,9 @@ class Decoded:
     ``session`` is the state to pass to the next call on the same connection.
     ``ignored`` counts well-formed messages of kinds we do not store (NMEA GSV, GSA,
     VTG …): trackers send them every second, so they are counted, not dead-lettered.
+    ``replies`` assume ``device_id`` (a login) is admitted; when ingest refuses that
+    device it sends ``refused_reply`` instead (Teltonika's ``0x00``; empty: say nothing)
+    and closes the connection.
     """
 
     fixes: FixArray
@@ -181,6 +184,7 @@ class Decoded:
     device_id: str | None = None
     rejects: tuple[Reject, ...] = ()
     ignored: int = 0
+    refused_reply: bytes = b""
 
     def fix_list(self, device_id: str | None = None) -> list[Fix]:
         """The fixes as ``Fix`` objects (slow path: CLI, tests)."""

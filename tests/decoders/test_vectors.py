@@ -44,6 +44,15 @@ def test_vector_files_exist() -> None:
 @pytest.mark.parametrize("vec", VECTORS)
 def test_vector(vec: dict[str, Any]) -> None:
     assert set(vec) <= {"protocol", "encoding", "message", "expected", "source", "check", "session"}
+    assert set(vec["expected"]) <= {
+        "fixes",
+        "replies",
+        "replies_hex",
+        "rejects",
+        "ignored",
+        "device_id",
+        "refused_reply_hex",
+    }
     assert vec["source"] and vec["check"]
     codec = PROTOCOLS[vec["protocol"]]
     frames, rest = codec.split_frames(_message(vec))
@@ -53,7 +62,11 @@ def test_vector(vec: dict[str, Any]) -> None:
     expected = vec["expected"]
     assert [r.code for r in out.rejects] == expected["rejects"], out.rejects
     assert out.ignored == expected.get("ignored", 0)
-    assert list(out.replies) == [r.encode("latin-1") for r in expected["replies"]]
+    if "replies_hex" in expected:  # binary protocols
+        assert [r.hex() for r in out.replies] == expected["replies_hex"]
+    else:
+        assert list(out.replies) == [r.encode("latin-1") for r in expected["replies"]]
+    assert out.refused_reply.hex() == expected.get("refused_reply_hex", "")
     if "device_id" in expected:
         assert out.device_id == expected["device_id"]
     got = [f.to_json() for f in out.fix_list()]
