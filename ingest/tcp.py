@@ -9,9 +9,12 @@ waits inside ``put`` and every connection that queues more data stops reading un
 batches are accepted, so a slow database pushes back to the devices instead of dropping.
 
 Replies the decoder owes (acks) are written only after the writer has committed the
-batch they acknowledge. Input that cannot be framed (a line longer than
-``max_line_bytes``) is dead-lettered and the connection closed; anything else that goes
-wrong is dead-lettered and counted, and never leaves the protocol callbacks.
+batch they acknowledge. Input that cannot be framed (a frame longer than the codec's
+``MAX_FRAME`` or, for text protocols, ``max_line_bytes``; a binary length field the
+splitter rejects) is dead-lettered and the connection closed; anything else that goes
+wrong is dead-lettered and counted, and never leaves the protocol callbacks. A login
+from a device the registry refuses gets the protocol's refusal (Teltonika ``0x00``) or
+nothing, is dead-lettered, and the connection is closed.
 
 If the writer fails, the feeder closes every connection and ends; whatever is queued
 after that (a closing connection's truncated tail) has nowhere to go and is dropped and
@@ -22,6 +25,7 @@ The devices resend: nothing of theirs was acknowledged.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 from collections import deque
@@ -29,10 +33,10 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Protocol
 
-from decoders import Codec, Decoded, DecodeError
+from decoders import Codec, Decoded, DecodeError, max_frame
 from decoders.model import Reject, Session, empty_fixes
 from ingest.counters import Counters
-from ingest.devices import DeviceRegistry
+from ingest.devices import Admission, DeviceRegistry
 from ingest.intake import to_batch
 from ingest.model import Batch, DeadLetter
 
@@ -132,7 +136,7 @@ class TcpListener:
         self.host = host
         self.port = port
         self.idle_timeout_s = idle_timeout_s
-        self.max_line_bytes = max_line_bytes
+        self.max_frame = max_frame(codec, max_line_bytes)
         self.clock = 0.0  # loop time, advanced by the sweep: coarse but free to read
         self._writer = writer
         self._registry = registry
@@ -237,23 +241,33 @@ class TcpListener:
         conn.last_seen = self.clock
         self._count("bytes_in", len(data))
         buf = conn.buf + data
-        frames, rest = self.codec.split_frames(buf)
-        limit = self.max_line_bytes
+        try:
+            frames, rest = self.codec.split_frames(buf)
+        except DecodeError as exc:  # a binary length that cannot be true: framing is lost
+            self._lose_framing(conn, exc.code, exc.detail, buf)
+            return
+        limit = self.max_frame
         cut = next((i for i, f in enumerate(frames) if len(f) > limit), -1)
         if cut >= 0 or len(rest) > limit:
-            if cut >= 0:
-                rest = b"\n".join(frames[cut:]) + rest
-                frames = frames[:cut]
-            conn.buf = b""
-            if frames:
-                self._decode(conn, frames, b"\n".join(frames))
-            self._count("framing_lost")
-            self.dead_letter(conn, "line_too_long", f"no frame end within {limit} bytes", rest)
-            conn.close()
+            keep = frames[:cut] if cut >= 0 else frames
+            # splitters may strip delimiters: find where the oversized frame starts
+            used = max(buf.find(frames[cut]), 0) if cut >= 0 else len(buf) - len(rest)
+            if keep:
+                self._decode(conn, keep, buf[:used])
+            self._lose_framing(
+                conn, "line_too_long", f"no frame end within {limit} bytes", buf[used:]
+            )
             return
         conn.buf = rest
         if frames:
             self._decode(conn, frames, buf[: len(buf) - len(rest)])
+
+    def _lose_framing(self, conn: _Conn, code: str, detail: str, raw: bytes) -> None:
+        """Keep what could not be framed and hang up: nothing after it can be trusted."""
+        conn.buf = b""
+        self._count("framing_lost")
+        self.dead_letter(conn, code, detail, raw)
+        conn.close()
 
     def dead_letter(self, conn: _Conn, code: str, detail: str, raw: bytes) -> None:
         """Keep bytes that could not be used, counted like decoder rejects."""
@@ -280,11 +294,11 @@ class TcpListener:
         self._count("frames_in", len(frames))
         decoded = self._decode_safely(conn, frames)
         conn.session = decoded.session
-        if decoded.device_id:
-            conn.device_id = decoded.device_id
-        elif decoded.session.device_id:
-            conn.device_id = decoded.session.device_id
-        replies = decoded.replies
+        named = decoded.device_id or decoded.session.device_id
+        refused = bool(named) and named != conn.device_id and self._refuses(named or "")
+        if named:
+            conn.device_id = named
+        replies = () if refused else decoded.replies
         batch = to_batch(
             decoded,
             device_id=conn.device_id or "",
@@ -296,10 +310,40 @@ class TcpListener:
             raw=raw,
             on_commit=self._acker(conn, replies) if replies else None,
         )
-        if batch.rows:
+        if refused:
+            self._refuse(conn, decoded, batch, raw)
+        elif batch.rows:
             self._submit(conn, batch)
         elif replies and conn.transport is not None:  # nothing to make durable first
             conn.transport.write(b"".join(replies))
+
+    def _refuses(self, device_id: str) -> bool:
+        return self._registry.admit(device_id) is Admission.REJECT
+
+    def _refuse(self, conn: _Conn, decoded: Decoded, batch: Batch, raw: bytes) -> None:
+        """A device the registry refuses: say so if the protocol can, keep its data, hang up.
+
+        Fixes in the same packet were already dead-lettered by ``to_batch``; a bare login
+        is kept here, so every refused attempt can be found in ``dead_letters``.
+        """
+        if not len(decoded.fixes):
+            self._counters.inc("rejects", protocol=self.codec.NAME, code="unknown_device")
+            letter = DeadLetter(
+                TRANSPORT,
+                self.codec.NAME,
+                conn.peer,
+                conn.device_id,
+                "unknown_device",
+                "login from a device not in `devices` (unknown_devices=reject) or disabled",
+                raw,
+            )
+            batch = dataclasses.replace(batch, dead_letters=(*batch.dead_letters, letter))
+        self._submit(conn, batch)
+        if conn.transport is not None:
+            if decoded.refused_reply:
+                conn.transport.write(decoded.refused_reply)
+            self._count("refused_devices")
+            conn.close()
 
     def _decode_safely(self, conn: _Conn, frames: Sequence[bytes]) -> Decoded:
         try:
