@@ -1,0 +1,194 @@
+"""H02 (Sinotrack and other "HQ" trackers) over TCP: ``*XX,...#`` text and binary ``$`` frames.
+
+Framing follows Traccar's ``H02FrameDecoder``: a text frame runs from ``*`` to ``#``
+(a ``\\r\\n`` after it is skipped); a ``$`` frame is binary with no length field, 32
+bytes in the standard layout, and 42, 45, 46 or 48 bytes in variants; an ``X`` frame is
+32 bytes. Traccar picks 45 when a TCP read holds exactly 45 bytes, else 32. We decide
+from the bytes instead, so the answer does not depend on how reads fall: a binary frame
+ends at the first of those lengths where the next frame visibly starts (``*XX,``, or
+``$``/``X`` followed by BCD id and time bytes), or where the buffer ends exactly. A
+read that ends 32 bytes into a longer variant is still split there, as in Traccar.
+With no such length within 48 bytes the frame is taken as 32 bytes (Traccar's default).
+Bytes before a marker come back as a frame of their own, rejected ``garbage``.
+
+Decoded: position frames (V1, V2, V6, VI1, V19 … every ``V`` type Traccar reads with
+its generic pattern) and binary frames. Counted as ``ignored`` (well-formed, nothing to
+store): V4 (the device confirming a server command), NBR and V3 (cell towers, no
+position), LINK, HTBT, V0 and XT (heartbeats), VP1 with cells, and ``X`` frames. VP1
+positions carry a date but no time of day and are rejected ``no_time`` rather than placed
+at midnight as Traccar does. A frame with empty coordinates is ``no_fix``.
+
+Replies: HTBT and V0 heartbeats are echoed as ``*XX,<id>,HTBT#`` (or ``V0``) (what Traccar sends
+unconditionally; devices wait for it). The V1 and NBR acks Traccar sends carry the
+server's wall-clock time, which a pure decoder does not have, and the protocol document
+defines no acknowledgement for positions, so positions get no reply.
+
+Identity: every frame names its device (an empty id means the connection's); another
+id on the same connection is rejected ``identity_changed``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from decoders import _h02_binary, _h02_text
+from decoders._h02_fields import FrameError, Position
+from decoders.model import Decoded, Reject, Session, empty_fixes, valid_device_id
+
+NAME = "h02"
+
+BINARY_LENGTHS = (32, 42, 45, 46, 48)
+_STAR, _DOLLAR, _X = 0x2A, 0x24, 0x58
+_MARKERS = (b"*", b"$", b"X")
+# A text frame's start, or a prefix of it cut by the end of the buffer.
+_TEXT_START = re.compile(rb"\*(?:[A-Za-z](?:[A-Za-z],?)?)?")
+_IGNORED = frozenset({"V4", "NBR", "V3", "LINK", "HTBT", "V0", "XT", "BS", "BASE"})
+_HEARTBEATS = frozenset({"HTBT", "V0"})
+
+
+def split_frames(buf: bytes) -> tuple[list[bytes], bytes]:
+    """Text and binary frames in stream order, and the incomplete tail."""
+    frames: list[bytes] = []
+    pos, end = 0, len(buf)
+    while pos < end:
+        c = buf[pos]
+        if c in b"\r\n":
+            pos += 1
+        elif c == _STAR:
+            stop = buf.find(b"#", pos)
+            if stop < 0:
+                break
+            frames.append(buf[pos : stop + 1])
+            pos = stop + 1
+        elif c in (_DOLLAR, _X):
+            length = _binary_length(buf, pos)
+            if length == 0:
+                break
+            frames.append(buf[pos : pos + length])
+            pos += length
+        else:
+            stop = min((i for i in (buf.find(m, pos) for m in _MARKERS) if i >= 0), default=end)
+            frames.append(buf[pos:stop])
+            pos = stop
+    return frames, buf[pos:]
+
+
+def _binary_length(buf: bytes, pos: int) -> int:
+    """Length of the binary frame at ``pos``; 0 while the buffer cannot tell yet."""
+    avail = len(buf) - pos
+    if buf[pos] == _X:
+        return BINARY_LENGTHS[0] if avail >= BINARY_LENGTHS[0] else 0
+    for length in BINARY_LENGTHS:
+        if avail == length or (avail > length and _starts_frame(buf, pos + length)):
+            return length
+    return BINARY_LENGTHS[0] if avail > BINARY_LENGTHS[-1] else 0
+
+
+def _starts_frame(buf: bytes, pos: int) -> bool:
+    """True if the (possibly partial) bytes at ``pos`` can begin a frame."""
+    head = buf[pos : pos + 12]
+    if head[0] == _STAR:
+        return _TEXT_START.fullmatch(head[:4]) is not None
+    if head[0] in (_DOLLAR, _X):
+        return head[1:].hex().isdigit() or len(head) == 1
+    return False
+
+
+def decode(frame: bytes, *, session: Session) -> Decoded:
+    """Decode one frame."""
+    return decode_frames([frame], session=session)
+
+
+def decode_frames(frames: Sequence[bytes], *, session: Session) -> Decoded:
+    """Decode frames in order for one connection."""
+    batch = _Batch(session)
+    for frame in frames:
+        try:
+            batch.frame(frame)
+        except FrameError as exc:
+            batch.rejects.append(Reject(exc.code, exc.detail, frame))
+    return batch.finish()
+
+
+class _Batch:
+    """Fixes, replies, rejects and identity across one ``decode_frames`` call."""
+
+    __slots__ = ("device_id", "ignored", "positions", "rejects", "replies", "session")
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.device_id: str | None = None
+        self.positions: list[Position] = []
+        self.replies: list[bytes] = []
+        self.rejects: list[Reject] = []
+        self.ignored = 0
+
+    def frame(self, frame: bytes) -> None:
+        if frame[:1] == b"*" and frame.endswith(b"#"):
+            self.text(frame)
+        elif frame[:1] == b"$":
+            pos = _h02_binary.decode(frame)
+            self.identify(pos.device_id)
+            self.positions.append(pos)
+        elif frame[:1] == b"X" and len(frame) == BINARY_LENGTHS[0]:
+            self.ignored += 1
+        else:
+            raise FrameError("garbage", "bytes outside any H02 frame")
+
+    def text(self, frame: bytes) -> None:
+        fields = frame[1:-1].decode("ascii", "replace").split(",")
+        if len(fields) < 3 or len(fields[0]) != 2:
+            raise FrameError("malformed", "not *XX,<id>,<type>")
+        maker, ident, kind = fields[0], fields[1], fields[2]
+        if ident and not ident.isdigit():
+            raise FrameError("bad_identity", f"device id {ident[:64]!r} is not decimal digits")
+        device_id = self.identify(ident or None)
+        if kind in _IGNORED or (kind.upper() == "VP1" and fields[3:4] == ["V"]):
+            self.ignored += 1
+            if kind in _HEARTBEATS:
+                self.replies.append(f"*{maker},{ident},{kind}#".encode("ascii", "replace"))
+        elif kind.upper() == "VP1":
+            raise FrameError("no_time", "VP1 positions carry no time of day")
+        elif kind.startswith("V"):
+            self.positions.append(_h02_text.decode(fields, device_id))
+        else:
+            raise FrameError("unsupported_type", f"H02 frame type {kind[:16]!r}")
+
+    def identify(self, ident: str | None) -> str:
+        """The frame's device, adopted for the connection; FrameError if it cannot be."""
+        old = self.session.device_id
+        if ident is None:
+            if old is None:
+                raise FrameError("no_identity", "frame names no device and the connection none")
+            return old
+        if not valid_device_id(ident):
+            raise FrameError("bad_identity", "device id must be 1-64 printable ASCII characters")
+        if old is not None and old != ident:
+            raise FrameError("identity_changed", f"connection belongs to {old}")
+        if old is None:
+            self.session = replace(self.session, device_id=ident)
+        self.device_id = ident
+        return ident
+
+    def finish(self) -> Decoded:
+        fixes = empty_fixes(len(self.positions))
+        attributes: list[dict[str, Any]] = []
+        for row, p in zip(fixes, self.positions, strict=True):
+            row["fix_time_us"] = p.time_us
+            row["lat"], row["lon"] = p.lat, p.lon
+            row["speed_kmh"], row["course_deg"] = p.speed_kmh, p.course_deg
+            row["altitude_m"], row["odometer_m"] = p.altitude_m, p.odometer_m
+            row["valid"], row["ignition"] = p.valid, p.ignition
+            attributes.append(p.attributes)
+        return Decoded(
+            fixes=fixes,
+            session=self.session,
+            attributes=tuple(attributes) if any(attributes) else (),
+            replies=tuple(self.replies),
+            device_id=self.device_id,
+            rejects=tuple(self.rejects),
+            ignored=self.ignored,
+        )
