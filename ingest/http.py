@@ -1,0 +1,229 @@
+"""HTTP device intake (OsmAnd / Traccar Client): one request, one decode, one commit, one answer.
+
+A phone sends each position as its own GET or POST (any path, as Traccar's OsmAnd port)
+and the HTTP status is its ack: 200 only once the writer has committed the batch, so
+whatever a phone was told is stored survives a crash, and whatever it was not told it
+sends again. The database stores a resent fix once, so a replay is simply 200 again.
+
+The frame handed to the decoder is the body when it is JSON (first non-space byte ``{``),
+else the raw query string when there is one (as Traccar: the URI's parameters win), else
+the body (a form). Answers, in plain text so phones can log them:
+
+- 200: stored (or already stored); with several positions, at least one was stored.
+- 400: nothing usable (``<code>: <detail>`` of the first reject); kept as a dead letter.
+- 403: the device is refused (``unknown_devices=reject``); ``to_batch`` keeps the dead letter.
+- 413: body over ``max_body_bytes``; counted, not kept (nothing to learn from a flood).
+- 503: the writer failed or the intake is stopping; the phone retries later.
+
+Each request waits for its own commit, so a slow database pushes back on phones through
+their open requests (``open_connections``) instead of queuing without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from types import TracebackType
+from typing import Protocol
+
+from aiohttp import web
+
+from decoders import Codec, Decoded, DecodeError
+from decoders.model import Reject, Session, empty_fixes
+from ingest.counters import Counters
+from ingest.devices import DeviceRegistry
+from ingest.intake import to_batch
+from ingest.model import Batch
+
+log = logging.getLogger(__name__)
+
+TRANSPORT = "http"
+_REASON_CHARS = 200  # a reason line a phone's log can show
+
+
+class CommitSink(Protocol):
+    """The writer as the intake needs it: ``put`` (back-pressuring) and ``drain`` (wait until
+    everything put so far is committed; raises once the writer has failed)."""
+
+    async def put(self, batch: Batch) -> None: ...
+
+    async def drain(self) -> None: ...
+
+
+class HttpListener:
+    """An aiohttp server for one HTTP device protocol; async context manager.
+
+    ``port=0`` binds a free port, readable as ``.port`` once entered.
+    """
+
+    def __init__(
+        self,
+        *,
+        codec: Codec,
+        host: str,
+        port: int,
+        max_body_bytes: int,
+        writer: CommitSink,
+        registry: DeviceRegistry,
+        counters: Counters,
+    ) -> None:
+        self.codec = codec
+        self.host = host
+        self.port = port
+        self.max_body_bytes = max_body_bytes
+        self._writer = writer
+        self._registry = registry
+        self._counters = counters
+        self._reading = True
+        self._inflight = 0
+        self._idle = asyncio.Event()  # no request is being served
+        self._idle.set()
+        self._failed = asyncio.Event()
+        self._failure: BaseException | None = None
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+
+    @property
+    def open_connections(self) -> int:
+        """Requests being served (decoded, waiting for their commit, or answering)."""
+        return self._inflight
+
+    async def __aenter__(self) -> HttpListener:
+        app = web.Application(client_max_size=self.max_body_bytes)
+        app.router.add_route("GET", "/{path:.*}", self._handle)
+        app.router.add_route("POST", "/{path:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        self._site = web.TCPSite(
+            self._runner, self.host, self.port, backlog=4096, reuse_address=True
+        )
+        await self._site.start()
+        self.port = int(self._runner.addresses[0][1])
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop_reading()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def stop_reading(self) -> None:
+        """Stop listening and answer new requests 503; return once in-flight ones are done.
+
+        The first step of a clean shutdown: every phone that was told 200 is committed.
+        """
+        self._reading = False
+        if self._site is not None:
+            site, self._site = self._site, None
+            await site.stop()
+        await self._idle.wait()
+
+    async def wait(self) -> None:
+        """Block while the intake works; raise the writer failure that stopped it."""
+        await self._failed.wait()
+        assert self._failure is not None
+        raise self._failure
+
+    # -- requests ----------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        if not self._reading or self._failure is not None:
+            return self._answer(503, "not accepting data now, retry later", close=True)
+        self._inflight += 1
+        self._idle.clear()
+        try:
+            return await self._serve(request)
+        finally:
+            self._inflight -= 1
+            if self._inflight == 0:
+                self._idle.set()
+
+    async def _serve(self, request: web.Request) -> web.Response:
+        peer = _peer(request)
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            self._counters.inc("rejects", protocol=self.codec.NAME, code="body_too_large")
+            return self._answer(413, f"body over {self.max_body_bytes} bytes", close=True)
+        frame = _frame(request, body)
+        self._count("bytes_in", len(frame))
+        if not frame.strip():
+            self._count("empty_requests")
+            return self._answer(400, "empty request: send id, lat, lon and timestamp")
+        self._count("frames_in")
+        decoded = self._decode(frame, peer)
+        device_id = decoded.device_id or ""
+        batch = to_batch(
+            decoded,
+            device_id=device_id,
+            transport=TRANSPORT,
+            protocol=self.codec.NAME,
+            peer=peer,
+            registry=self._registry,
+            counters=self._counters,
+            raw=frame,
+        )
+        if batch.rows:
+            try:
+                await self._writer.put(batch)
+                await self._writer.drain()  # commits go in order: ours is in by now
+            except Exception as exc:
+                self._fail(exc)
+                return self._answer(503, "storage unavailable, retry later", close=True)
+        if len(batch.fixes):
+            return self._answer(200, "")
+        if len(decoded.fixes):
+            return self._answer(403, f"unknown device {device_id}")
+        if decoded.rejects:
+            first = decoded.rejects[0]
+            return self._answer(400, f"{first.code}: {first.detail}")
+        return self._answer(400, "no position in request")
+
+    def _decode(self, frame: bytes, peer: str) -> Decoded:
+        """Decode one request with a fresh session: HTTP carries no connection identity."""
+        try:
+            return self.codec.decode_frames([frame], session=Session())
+        except DecodeError as exc:
+            code, detail = exc.code, exc.detail
+        except Exception as exc:  # a decoder bug must cost one request, never the intake
+            log.exception("http %s: %s decoder failed", peer, self.codec.NAME)
+            code, detail = "decoder_error", repr(exc)
+        return Decoded(
+            fixes=empty_fixes(), session=Session(), rejects=(Reject(code, detail, frame),)
+        )
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._failure is None:
+            log.error("http %s: the writer failed, answering 503: %s", self.codec.NAME, exc)
+            self._failure = exc
+            self._failed.set()
+
+    def _answer(self, status: int, text: str, *, close: bool = False) -> web.Response:
+        self._count("http_responses", status=str(status))
+        response = web.Response(status=status, text=text[:_REASON_CHARS])
+        if close or not self._reading:
+            response.force_close()
+        return response
+
+    def _count(self, name: str, n: int = 1, **labels: str) -> None:
+        self._counters.inc(name, n, transport=TRANSPORT, protocol=self.codec.NAME, **labels)
+
+
+def _frame(request: web.Request, body: bytes) -> bytes:
+    """The JSON body, else the raw query string, else the (form) body."""
+    if body.lstrip()[:1] == b"{":
+        return body
+    query = request.rel_url.raw_query_string
+    return query.encode("utf-8", "surrogateescape") if query else body
+
+
+def _peer(request: web.Request) -> str:
+    peername = request.transport.get_extra_info("peername") if request.transport else None
+    if isinstance(peername, tuple) and len(peername) >= 2:
+        host = str(peername[0])
+        return f"[{host}]:{peername[1]}" if ":" in host else f"{host}:{peername[1]}"
+    return str(request.remote or "?")
