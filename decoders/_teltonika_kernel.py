@@ -52,6 +52,7 @@ IO_IGNITION = 239
 # Columns of the IO rows and of the per-record rows.
 IO_REC, IO_ID, IO_LEN, IO_VAL = 0, 1, 2, 3  # IO_LEN -1: IO_VAL is the number; else offset
 REC_FRAME, REC_EVENT, REC_PRIORITY = 0, 1, 2
+_TWO64 = 2.0**64
 MIN_RECORD = 30  # bytes: codec 8 record with no IO values
 
 
@@ -171,9 +172,9 @@ def _record(
             if ident == IO_IGNITION:
                 row["ignition"] = 1 if v != 0 else 0
             elif ident == IO_ODOMETER:
-                row["odometer_m"] = v
+                row["odometer_m"] = v if v >= 0 else v + _TWO64  # 8-byte values unsigned
             elif ident == IO_HDOP:
-                row["hdop"] = v / 10.0
+                row["hdop"] = (v if v >= 0 else v + _TWO64) / 10.0
             else:
                 io[nio, IO_REC] = r
                 io[nio, IO_ID] = ident

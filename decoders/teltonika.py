@@ -322,9 +322,11 @@ def _attributes(
         if length >= 0:
             attrs[r][f"io{ident}"] = buf[value : value + length].hex()
             continue
+        if value < 0:  # an 8-byte value of 2**63 or more, wrapped by the int64 row
+            value += _U64
         named = IO_NAMES.get(ident)
         if named is None:
-            attrs[r][f"io{ident}"] = value if value >= 0 else value + _U64
+            attrs[r][f"io{ident}"] = value
         else:
             attrs[r][named[0]] = named[1](value)
     return tuple(attrs)
