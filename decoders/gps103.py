@@ -1,0 +1,164 @@
+"""GPS103 / TK103 (Coban, Xexun-style) over TCP: ``;``-terminated text lines.
+
+Framing as Traccar's GPS103 server: a frame ends at ``;``, ``\\n`` or ``*`` (``\\r``
+and empty pieces, e.g. the ``\\r\\n`` after a ``;``, are dropped; a ``*`` stays in its
+frame because it marks the alternative format).
+
+Messages (Coban GPRS protocol, sections 1, 2 and 4; Traccar ``Gps103ProtocolDecoder``):
+
+- ``##,imei:<imei>,A`` logs in: reply ``LOAD``. If ingest refuses the device nothing
+  is sent (``refused_reply`` is empty), so the device never starts uploading.
+- ``<imei>`` alone is the heartbeat: reply ``ON``. It names the device too.
+- ``imei:<imei>,<keyword>,<yymmddHHMM local>,<phone>,F,<hhmmss.sss UTC>,A|V,<lat>,N|S,
+  <lon>,E|W,<speed knots>,<course>,<altitude>,<ignition>,...`` is a position. The UTC
+  time of day comes from the hhmmss field and the date from the local-time field: the
+  local-minus-UTC offset, folded into (-12 h, +12 h], is subtracted from the local
+  date-time, so a 02:59 local / 23:59 UTC pair lands on the previous UTC day (as
+  Traccar computes it). Hemispheres may also precede the number (``A,N,5306.6,E,...``).
+- ``L`` lines (cell tower only), ``OBD`` lines and ``vr`` photo chunks have no position:
+  counted as ``ignored``.
+- The alternative format ending in ``*`` (decimal degrees, km/h, ``hhmmss,ddmmyy``) is
+  decoded too.
+
+Keywords: ``tracker`` is routine; the alarms the document names map to ``ALARMS``
+(``help me`` sos, ``low battery``, ``move`` movement, ``speed`` overspeed, ``stockade``
+geofence, ``ac alarm``, ``door alarm`` door, ``accident alarm``, ``sensor alarm``
+vibration, ``acc on``/``acc off`` which also set ignition). Other alarm keywords (those
+ending in ``alarm``, ``DTC``, ``oil…``, ``T:…``) become ``other`` with the keyword in
+``alarm_code``. ``help me`` is answered ``**,imei:<imei>,E;`` (Traccar: stops the SOS
+resend). Empty speed, course or altitude are unknown (NaN), not 0.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from decoders import _gps103_position
+from decoders._gps103_position import FrameError, Position
+from decoders.model import Decoded, Reject, Session, empty_fixes, valid_device_id
+
+NAME = "gps103"
+
+LOGIN_REPLY = b"LOAD"
+HEARTBEAT_REPLY = b"ON"
+_PIECE = re.compile(rb"[^;\n*]*[;\n*]")
+_LOGIN_MAX = 30  # Traccar: a line with "imei:" this short is a login
+_LOGIN_ID = re.compile(r"imei:([0-9]+),")
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def split_frames(buf: bytes) -> tuple[list[bytes], bytes]:
+    """Frames without their ``;``/``\\n`` terminator (``*`` kept), and the incomplete tail."""
+    frames: list[bytes] = []
+    end = 0
+    for m in _PIECE.finditer(buf):
+        end = m.end()
+        piece = m.group()
+        frame = (piece if piece.endswith(b"*") else piece[:-1]).strip(b"\r")
+        if frame:
+            frames.append(frame)
+    return frames, buf[end:]
+
+
+def decode(frame: bytes, *, session: Session) -> Decoded:
+    """Decode one frame."""
+    return decode_frames([frame], session=session)
+
+
+def decode_frames(frames: Sequence[bytes], *, session: Session) -> Decoded:
+    """Decode frames in order for one connection."""
+    batch = _Batch(session)
+    for frame in frames:
+        try:
+            batch.frame(frame)
+        except FrameError as exc:
+            batch.rejects.append(Reject(exc.code, exc.detail, frame))
+    return batch.finish()
+
+
+class _Batch:
+    """Fixes, replies, rejects and identity across one ``decode_frames`` call."""
+
+    __slots__ = ("device_id", "ignored", "positions", "rejects", "replies", "session")
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.device_id: str | None = None
+        self.positions: list[Position] = []
+        self.replies: list[bytes] = []
+        self.rejects: list[Reject] = []
+        self.ignored = 0
+
+    def frame(self, frame: bytes) -> None:
+        text = frame.decode("ascii", "replace")
+        if "imei:" in text and len(text) <= _LOGIN_MAX and not text.endswith("*"):
+            m = _LOGIN_ID.search(text)
+            if m is None:
+                raise FrameError("malformed", "login names no IMEI")
+            self.identify(m.group(1))
+            self.replies.append(LOGIN_REPLY)
+            return
+        if text[:1].isdigit():
+            start = text.find("imei:")
+            if start < 0:
+                if not _DIGITS.fullmatch(text):
+                    raise FrameError("malformed", "heartbeat is not an IMEI")
+                self.identify(text)
+                self.replies.append(HEARTBEAT_REPLY)
+                self.ignored += 1
+                return
+            self.replies.append(HEARTBEAT_REPLY)
+            text = text[start:]
+        if not text.startswith("imei:"):
+            raise FrameError("garbage", "not a GPS103 line")
+        self.report(text)
+
+    def report(self, text: str) -> None:
+        fields = text.split(",")
+        imei = fields[0][5:]
+        if not _DIGITS.fullmatch(imei):
+            raise FrameError("bad_identity", f"IMEI {imei[:64]!r} is not decimal digits")
+        self.identify(imei)
+        keyword = fields[1] if len(fields) > 1 else ""
+        if text.endswith("*"):
+            self.positions.append(_gps103_position.alternative(fields))
+        elif keyword == "OBD" or keyword.startswith("vr") or fields[4:5] == ["L"]:
+            self.ignored += 1
+        else:
+            self.positions.append(_gps103_position.regular(fields))
+            if keyword == "help me":
+                self.replies.append(f"**,imei:{imei},E;".encode("ascii"))
+
+    def identify(self, ident: str) -> None:
+        """Adopt ``ident`` for the connection; FrameError if it cannot be."""
+        if not valid_device_id(ident):
+            raise FrameError("bad_identity", "device id must be 1-64 printable ASCII characters")
+        old = self.session.device_id
+        if old is not None and old != ident:
+            raise FrameError("identity_changed", f"connection belongs to {old}")
+        if old is None:
+            self.session = replace(self.session, device_id=ident)
+        self.device_id = ident
+
+    def finish(self) -> Decoded:
+        fixes = empty_fixes(len(self.positions))
+        attributes: list[dict[str, Any]] = []
+        for row, p in zip(fixes, self.positions, strict=True):
+            row["fix_time_us"] = p.time_us
+            row["lat"], row["lon"] = p.lat, p.lon
+            row["speed_kmh"], row["course_deg"] = p.speed_kmh, p.course_deg
+            row["altitude_m"], row["hdop"], row["satellites"] = p.altitude_m, p.hdop, p.satellites
+            row["valid"], row["ignition"] = p.valid, p.ignition
+            attributes.append(p.attributes)
+        return Decoded(
+            fixes=fixes,
+            session=self.session,
+            attributes=tuple(attributes) if any(attributes) else (),
+            replies=tuple(self.replies),
+            device_id=self.device_id,
+            rejects=tuple(self.rejects),
+            ignored=self.ignored,
+        )
