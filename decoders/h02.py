@@ -9,7 +9,8 @@ ends at the first of those lengths where the next frame visibly starts (``*XX,``
 ``$``/``X`` followed by BCD id and time bytes), or where the buffer ends exactly. A
 read that ends 32 bytes into a longer variant is still split there, as in Traccar.
 With no such length within 48 bytes the frame is taken as 32 bytes (Traccar's default).
-Bytes before a marker come back as a frame of their own, rejected ``garbage``.
+Bytes before a marker (a ``$`` or ``X`` not followed by BCD bytes is none) come back
+as a frame of their own, rejected ``garbage``.
 
 Decoded: position frames (V1, V2, V6, VI1, V19 … every ``V`` type Traccar reads with
 its generic pattern) and binary frames. Counted as ``ignored`` (well-formed, nothing to
@@ -41,10 +42,15 @@ from decoders.model import Decoded, Reject, Session, empty_fixes, valid_device_i
 NAME = "h02"
 
 BINARY_LENGTHS = (32, 42, 45, 46, 48)
-_STAR, _DOLLAR, _X = 0x2A, 0x24, 0x58
-_MARKERS = (b"*", b"$", b"X")
-# A text frame's start, or a prefix of it cut by the end of the buffer.
-_TEXT_START = re.compile(rb"\*(?:[A-Za-z](?:[A-Za-z],?)?)?")
+_STAR, _X = 0x2A, 0x58
+# Where a frame starts: ``*XX,``; ``$`` or ``X`` followed by BCD id, time and date bytes.
+# A prefix of either, cut by the end of the buffer, counts, so the caller waits for more.
+_BCD = (
+    b"[" + b"".join(re.escape(bytes([h * 16 + lo])) for h in range(10) for lo in range(10)) + b"]"
+)
+_MARKER = re.compile(
+    rb"\*(?:[A-Za-z][A-Za-z],|[A-Za-z]{0,2}\Z)|[$X](?:" + _BCD + rb"{11}|" + _BCD + rb"{0,10}\Z)"
+)
 _IGNORED = frozenset({"V4", "NBR", "V3", "LINK", "HTBT", "V0", "XT", "BS", "BASE"})
 _HEARTBEATS = frozenset({"HTBT", "V0"})
 
@@ -57,22 +63,23 @@ def split_frames(buf: bytes) -> tuple[list[bytes], bytes]:
         c = buf[pos]
         if c in b"\r\n":
             pos += 1
+        elif _MARKER.match(buf, pos) is None:
+            m = _MARKER.search(buf, pos + 1)
+            stop = end if m is None else m.start()
+            frames.append(buf[pos:stop])
+            pos = stop
         elif c == _STAR:
             stop = buf.find(b"#", pos)
             if stop < 0:
                 break
             frames.append(buf[pos : stop + 1])
             pos = stop + 1
-        elif c in (_DOLLAR, _X):
+        else:
             length = _binary_length(buf, pos)
             if length == 0:
                 break
             frames.append(buf[pos : pos + length])
             pos += length
-        else:
-            stop = min((i for i in (buf.find(m, pos) for m in _MARKERS) if i >= 0), default=end)
-            frames.append(buf[pos:stop])
-            pos = stop
     return frames, buf[pos:]
 
 
@@ -82,19 +89,9 @@ def _binary_length(buf: bytes, pos: int) -> int:
     if buf[pos] == _X:
         return BINARY_LENGTHS[0] if avail >= BINARY_LENGTHS[0] else 0
     for length in BINARY_LENGTHS:
-        if avail == length or (avail > length and _starts_frame(buf, pos + length)):
+        if avail == length or (avail > length and _MARKER.match(buf, pos + length)):
             return length
     return BINARY_LENGTHS[0] if avail > BINARY_LENGTHS[-1] else 0
-
-
-def _starts_frame(buf: bytes, pos: int) -> bool:
-    """True if the (possibly partial) bytes at ``pos`` can begin a frame."""
-    head = buf[pos : pos + 12]
-    if head[0] == _STAR:
-        return _TEXT_START.fullmatch(head[:4]) is not None
-    if head[0] in (_DOLLAR, _X):
-        return head[1:].hex().isdigit() or len(head) == 1
-    return False
 
 
 def decode(frame: bytes, *, session: Session) -> Decoded:
