@@ -1,0 +1,117 @@
+"""GT06 framing: where a packet starts and ends, its CRC, and how to build one.
+
+Packet (GT06 protocol V1.8 §4 "Data packet format"): start ``78 78`` and a 1-byte
+length, or ``79 79`` and a 2-byte length (extended packets of newer models, Traccar
+``Gt06FrameDecoder``); then protocol number, content, 2-byte information serial and the
+2-byte CRC-ITU (CRC-16/X.25) of everything from the length to the serial; then the stop
+bits ``0D 0A``. The length counts protocol number + content + serial + CRC.
+
+Splitting trusts the length field, then checks the stop bits. When they are not where
+the length says (a corrupted length), the frame is cut at the next ``0D 0A`` instead,
+as Traccar does, so the damaged packet is rejected alone and the next one is intact.
+Bytes before a start marker come back as a frame of their own (``garbage`` for the
+decoder); no input is ever dropped and no frame is longer than ``MAX_FRAME``, so the
+splitter resynchronises on its own and never raises.
+"""
+
+from __future__ import annotations
+
+import binascii
+import struct
+
+SHORT = b"\x78\x78"
+LONG = b"\x79\x79"
+STOP = b"\r\n"
+# 2048 bytes: the largest packets (7979 string / OBD replies) are a few hundred bytes;
+# a 7979 length beyond this is taken as noise and resynchronised past.
+MAX_FRAME = 2048
+MIN_LENGTH = 5  # protocol number + serial + CRC, no content
+_U16 = struct.Struct(">H")
+
+# CRC-16/X.25 is the bit-reflected CCITT CRC: reflect every byte, run binascii's
+# C implementation of the unreflected one, reflect the result. 10x a Python table loop.
+_REFLECT = bytes(int(f"{b:08b}"[::-1], 2) for b in range(256))
+
+
+def crc_itu(data: bytes) -> int:
+    """CRC-16/X.25, the document's "CRC-ITU": poly 0x1021 reflected, init/xorout 0xFFFF."""
+    r = binascii.crc_hqx(data.translate(_REFLECT), 0xFFFF)
+    return (_REFLECT[r & 0xFF] << 8 | _REFLECT[r >> 8]) ^ 0xFFFF
+
+
+def build(proto: int, content: bytes, serial: int, *, extended: bool = False) -> bytes:
+    """A complete packet: header, length, protocol, content, serial, CRC, stop bits."""
+    n = 5 + len(content)
+    head = LONG + _U16.pack(n) if extended else SHORT + bytes((n,))
+    body = head[2:] + bytes((proto,)) + content + _U16.pack(serial & 0xFFFF)
+    return head[:2] + body + _U16.pack(crc_itu(body)) + STOP
+
+
+def frame_size(buf: bytes, pos: int) -> int:
+    """Total bytes of the frame whose start marker is at ``pos``; 0 if the header is
+    incomplete, -1 if the length cannot be true."""
+    if buf[pos] == 0x78:
+        if len(buf) < pos + 3:
+            return 0
+        length, head = buf[pos + 2], 3
+    else:
+        if len(buf) < pos + 4:
+            return 0
+        length, head = _U16.unpack_from(buf, pos + 2)[0], 4
+    size = head + length + 2
+    return size if length >= MIN_LENGTH and size <= MAX_FRAME else -1
+
+
+def _next_start(buf: bytes, start: int) -> int:
+    """Index of the next ``7878`` or ``7979`` at or after ``start``, or -1."""
+    a, b = buf.find(SHORT, start), buf.find(LONG, start)
+    if a < 0 or (0 <= b < a):
+        return b
+    return a
+
+
+def _noise(buf: bytes, pos: int, end: int, out: list[bytes]) -> None:
+    """Bytes ``pos:end`` as garbage frames of at most MAX_FRAME bytes."""
+    for i in range(pos, end, MAX_FRAME):
+        out.append(buf[i : min(end, i + MAX_FRAME)])
+
+
+def split(buf: bytes) -> tuple[list[bytes], bytes]:
+    """Complete frames (and noise runs) in order, and the unconsumed tail."""
+    out: list[bytes] = []
+    pos, n = 0, len(buf)
+    while pos < n:
+        if buf.startswith(SHORT, pos) or buf.startswith(LONG, pos):
+            size = frame_size(buf, pos)
+            if size == 0 or (size > 0 and pos + size > n):
+                break  # wait for the rest of the frame
+            if size > 0 and buf.startswith(STOP, pos + size - 2):
+                out.append(buf[pos : pos + size])
+                pos += size
+                continue
+            end = _cut_damaged(buf, pos)
+            if end < 0:
+                break
+            _noise(buf, pos, end, out)  # one frame unless it is longer than MAX_FRAME
+            pos = end
+            continue
+        nxt = _next_start(buf, pos + 1)
+        if nxt < 0:  # keep a last byte that may begin a start marker
+            nxt = n - 1 if buf[-1] in (0x78, 0x79) else n
+            if nxt <= pos:
+                break
+        _noise(buf, pos, nxt, out)
+        pos = nxt
+    return out, buf[pos:]
+
+
+def _cut_damaged(buf: bytes, pos: int) -> int:
+    """End of a frame whose length field lies: after the next stop bits, or at the next
+    start marker if that comes first; -1 to wait for more bytes."""
+    stop = buf.find(STOP, pos + 2)
+    nxt = _next_start(buf, pos + 2)
+    if stop >= 0 and (nxt < 0 or stop + 2 <= nxt):
+        return stop + 2
+    if nxt >= 0:
+        return nxt
+    return len(buf) if len(buf) - pos >= MAX_FRAME else -1
