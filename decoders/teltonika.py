@@ -39,23 +39,14 @@ Decisions a reader needs:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
+from decoders import _teltonika_io as _io
 from decoders import _teltonika_kernel as k
-from decoders.attributes import (
-    BATTERY_VOLTAGE_V,
-    EVENT,
-    EXTERNAL_VOLTAGE_V,
-    GNSS_STATUS,
-    GSM_SIGNAL,
-    MOTION,
-    PRIORITY,
-    TRIP_ODOMETER_M,
-)
 from decoders.errors import DecodeError
 from decoders.model import Decoded, FixArray, Reject, Session, empty_fixes
 
@@ -79,19 +70,6 @@ REJECT_CODES: dict[int, tuple[str, str]] = {
     k.BAD_DATE: ("bad_date", "record time outside 1980-2100"),
     k.BAD_COORDINATES: ("bad_coordinates", "latitude or longitude out of range"),
 }
-
-_MV = 1000.0
-# IO id -> (attribute name, conversion of the raw unsigned value)
-IO_NAMES: dict[int, tuple[str, Callable[[int], Any]]] = {
-    240: (MOTION, bool),
-    21: (GSM_SIGNAL, int),
-    66: (EXTERNAL_VOLTAGE_V, lambda v: v / _MV),
-    67: (BATTERY_VOLTAGE_V, lambda v: v / _MV),
-    199: (TRIP_ODOMETER_M, float),
-    69: (GNSS_STATUS, int),
-    24: ("gnss_speed_kmh", int),
-}
-_U64 = 1 << 64
 
 
 def split_frames(buf: bytes) -> tuple[list[bytes], bytes]:
@@ -275,7 +253,7 @@ class _Batch:
         self.fixes: FixArray = fixes[:nrec]
         self.code: list[int] = code.tolist()
         self.count: list[int] = count.tolist()
-        self.attributes = _attributes(buf, recs[:nrec].tolist(), io[:nio].tolist())
+        self.attributes = tuple(_io.attributes(buf, recs[:nrec], io[:nio]))
         by_packet: dict[int, list[Reject]] = {}
         for pk, i, rc in rej[:nrej].tolist():
             name, detail = REJECT_CODES[rc]
@@ -311,22 +289,3 @@ def _run(packets: list[bytes], starts: list[int], ends: list[int], crcs: list[in
         np.where(np.array(crcs, np.int64) < 0, -1, base + np.array(crcs, np.int64)),
     )
     return _Batch(packets, starts, buf, out)
-
-
-def _attributes(
-    buf: bytes, recs: list[list[int]], io: list[list[int]]
-) -> tuple[dict[str, Any], ...]:
-    """One dict per record: priority, event id, then its IO values by name."""
-    attrs: list[dict[str, Any]] = [{PRIORITY: prio, EVENT: event} for _, event, prio in recs]
-    for r, ident, length, value in io:
-        if length >= 0:
-            attrs[r][f"io{ident}"] = buf[value : value + length].hex()
-            continue
-        if value < 0:  # an 8-byte value of 2**63 or more, wrapped by the int64 row
-            value += _U64
-        named = IO_NAMES.get(ident)
-        if named is None:
-            attrs[r][f"io{ident}"] = value
-        else:
-            attrs[r][named[0]] = named[1](value)
-    return tuple(attrs)

@@ -7,10 +7,12 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from decoders import _teltonika_io as _io
 from decoders import _teltonika_kernel as k
 from decoders import teltonika
 from decoders.errors import DecodeError
@@ -160,7 +162,7 @@ def test_encoder_refuses_what_the_codec_cannot_carry() -> None:
 
 
 @st.composite
-def records(draw: st.DrawFn, codec: int) -> enc.AvlRecord:
+def records(draw: st.DrawFn, codec: int, min_io: int = 0) -> enc.AvlRecord:
     ms = draw(st.integers(k.MIN_TIME_MS, k.MAX_TIME_MS - 1))
     ids = st.integers(0, 255 if codec == enc.CODEC_8 else 65_535)
     value: st.SearchStrategy[int | bytes] = st.integers(0, 2**64 - 1)
@@ -176,7 +178,7 @@ def records(draw: st.DrawFn, codec: int) -> enc.AvlRecord:
         speed_kmh=draw(st.integers(0, 65_535)),
         priority=draw(st.integers(0, 2)),
         event_id=draw(ids),
-        io=draw(st.dictionaries(ids, value, max_size=8)),
+        io=draw(st.dictionaries(ids, value, min_size=min_io, max_size=max(8, min_io))),
     )
 
 
@@ -209,9 +211,9 @@ def _expect(rec: enc.AvlRecord) -> tuple[dict[str, Any], dict[str, Any]]:
             cols["odometer_m"] = float(v)
         elif ident == k.IO_HDOP:
             cols["hdop"] = v / 10
-        elif ident in teltonika.IO_NAMES:
-            name, conv = teltonika.IO_NAMES[ident]
-            attrs[name] = conv(v)
+        elif ident in _io.IO_NAMES:
+            name, conv = _io.IO_NAMES[ident]
+            attrs[name] = conv(np.array([v], np.uint64)).item()
         else:
             attrs[f"io{ident}"] = v
     return cols, attrs
@@ -243,6 +245,14 @@ def test_round_trip_codec_8e(recs: list[enc.AvlRecord]) -> None:
 @given(packets(enc.CODEC_16))
 def test_round_trip_codec_16(recs: list[enc.AvlRecord]) -> None:
     _round_trip(recs, enc.CODEC_16)
+
+
+@settings(max_examples=20)
+@given(st.lists(records(enc.CODEC_8E, min_io=8), min_size=8, max_size=10))
+def test_round_trip_batch_of_many_values(recs: list[enc.AvlRecord]) -> None:
+    """Enough IO values for the column-wise attribute path (a live packet takes the loop)."""
+    assert sum(len(r.io) for r in recs) >= _io.SMALL
+    _round_trip(recs, enc.CODEC_8E)
 
 
 @st.composite
