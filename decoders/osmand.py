@@ -24,8 +24,8 @@ timestamp is ``no_time`` (Traccar uses the server time; phones always send one),
 coordinates is ``no_fix`` (Traccar copies the last position), and a time without an
 offset is UTC (Traccar: the server's zone). Other rejects: ``no_identity``,
 ``bad_identity``, ``conflicting_identity`` (two ids in one request), ``identity_changed``
-(not the session's device), ``bad_number``, ``bad_coordinates``, ``bad_date`` (also
-outside 1980..2099), ``bad_json``, ``too_many_fields``.
+(not the session's device), ``bad_number``, ``bad_coordinates``, ``bad_date`` (also before
+the GPS epoch 1980-01-06 or after 2099), ``bad_json``, ``too_many_fields``.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ MAX_TEXT = 256
 
 _INT_MAX = 2**31 - 1  # Java's Integer.MAX_VALUE: Traccar's seconds/milliseconds boundary
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_FIRST_YEAR, _LAST_YEAR = 1980, 2099
+_FIRST, _END = datetime(1980, 1, 6, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)  # GPS epoch
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d{1,4})?")
 _INTEGER = re.compile(r"[+-]?\d{1,19}")
 # Physical ranges of optional readings; outside them a reading is unknown.
@@ -395,11 +395,11 @@ def _time_us(value: object) -> int:
             t = datetime.strptime(value, "%Y-%m-%d %H:%M:%S")
         if t.tzinfo is None:
             t = t.replace(tzinfo=UTC)
-        year = t.astimezone(UTC).year
+        known = _FIRST <= t < _END
     except (ValueError, OverflowError) as exc:
         raise _Invalid("bad_date", f"timestamp {value[:40]!r} is not a time") from exc
-    if not _FIRST_YEAR <= year <= _LAST_YEAR:
-        raise _Invalid("bad_date", f"timestamp {value[:40]!r} outside {_FIRST_YEAR}..{_LAST_YEAR}")
+    if not known:
+        raise _Invalid("bad_date", f"timestamp {value[:40]!r} before 1980-01-06 or after 2099")
     return (t - _EPOCH) // timedelta(microseconds=1)
 
 
