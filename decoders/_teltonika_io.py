@@ -65,18 +65,18 @@ for _ident, (_name, _) in IO_NAMES.items():
 
 
 def attributes(
-    buf: bytes, recs: npt.NDArray[np.int64], io: npt.NDArray[np.int64]
+    buf: bytes, recs: npt.NDArray[np.int64], io: npt.NDArray[np.int32], val: npt.NDArray[np.int64]
 ) -> list[dict[str, Any]]:
     """One dict per row of ``recs``: priority, event id, then the record's IO values.
 
-    ``io`` rows are ``(record, id, length, value)`` in record order; length -1 means
-    ``value`` is the number (8-byte values wrapped to int64, read back unsigned), else
-    ``value`` is the offset of an 8 Extended variable-length value in ``buf`` (hex).
+    ``io`` rows are ``(record, id, length)`` in record order, ``val`` beside them.
+    Length -1: the value is the number (8-byte values wrapped to int64 are read back
+    unsigned); else it is the offset of an 8 Extended variable-length value (hex).
     """
     if len(io) < SMALL:
-        return _attributes_small(buf, recs, io)
+        return _attributes_small(buf, recs, io, val)
     ids = io[:, k.IO_ID]
-    raw = io[:, k.IO_VAL].view(np.uint64)
+    raw = val.view(np.uint64)
     keys = _KEYS[ids]
     vals = raw.astype(object)
     for ident, (_, conv) in IO_NAMES.items():
@@ -84,7 +84,7 @@ def attributes(
         if len(at):
             vals[at] = conv(raw[at]).astype(object)
     for j in np.flatnonzero(io[:, k.IO_LEN] >= 0).tolist():
-        start, length = int(io[j, k.IO_VAL]), int(io[j, k.IO_LEN])
+        start, length = int(val[j]), int(io[j, k.IO_LEN])
         vals[j] = buf[start : start + length].hex()
         keys[j] = _RAW_KEYS[ids[j]]
     counts = np.bincount(io[:, k.IO_REC], minlength=len(recs)).tolist()
@@ -100,14 +100,14 @@ def attributes(
 
 
 def _attributes_small(
-    buf: bytes, recs: npt.NDArray[np.int64], io: npt.NDArray[np.int64]
+    buf: bytes, recs: npt.NDArray[np.int64], io: npt.NDArray[np.int32], val: npt.NDArray[np.int64]
 ) -> list[dict[str, Any]]:
     """``attributes`` for a few values (a live packet): one Python step per value."""
     out: list[dict[str, Any]] = [
         {PRIORITY: prio, EVENT: event}
         for event, prio in recs[:, [k.REC_EVENT, k.REC_PRIORITY]].tolist()
     ]
-    for r, ident, length, value in io.tolist():
+    for (r, ident, length), value in zip(io.tolist(), val.tolist(), strict=True):
         if length >= 0:
             out[r][_RAW_KEYS[ident]] = buf[value : value + length].hex()
             continue

@@ -246,14 +246,14 @@ class _Batch:
     def __init__(
         self, packets: list[bytes], starts: list[int], buf: bytes, out: tuple[Any, ...]
     ) -> None:
-        fixes, recs, io, rej, code, count, nrec, nio, nrej = out
+        fixes, recs, io, val, rej, code, count, nrec, nio, nrej = out
         self.packets = packets
         self.ignored = 0
         self.codecs = [p[s] for p, s in zip(packets, starts, strict=True)]
         self.fixes: FixArray = fixes[:nrec]
         self.code: list[int] = code.tolist()
         self.count: list[int] = count.tolist()
-        self.attributes = tuple(_io.attributes(buf, recs[:nrec], io[:nio]))
+        self.attributes = tuple(_io.attributes(buf, recs[:nrec], io[:nio], val[:nio]))
         by_packet: dict[int, list[Reject]] = {}
         for pk, i, rc in rej[:nrej].tolist():
             name, detail = REJECT_CODES[rc]

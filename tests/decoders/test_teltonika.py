@@ -337,3 +337,9 @@ def test_fuzz_long() -> None:
     one()
     print(f"teltonika long fuzz: {ran} inputs")
     assert ran >= 1_000
+
+
+@given(st.binary(max_size=64))
+def test_kernel_crc_matches_the_bytewise_definition(data: bytes) -> None:
+    """The slicing-by-8 CRC against the encoder's one-byte-a-step loop."""
+    assert k.crc16(np.frombuffer(data, np.uint8), 0, len(data)) == enc.crc16(data)
