@@ -45,11 +45,26 @@ BINARY_LENGTHS = (32, 42, 45, 46, 48)
 _STAR, _X = 0x2A, 0x58
 # Where a frame starts: ``*XX,``; ``$`` or ``X`` followed by BCD id, time and date bytes.
 # A prefix of either, cut by the end of the buffer, counts, so the caller waits for more.
-_BCD = (
-    b"[" + b"".join(re.escape(bytes([h * 16 + lo])) for h in range(10) for lo in range(10)) + b"]"
-)
+# Time and date must be possible too: upper-case ASCII noise is BCD-looking ('R' = 0x52),
+# but "46 o'clock" is not a time, so text like ``XRDPE3FG...`` cannot pass for a frame.
+
+
+def _bcd(lo: int, hi: int) -> bytes:
+    """A regex class of the BCD bytes for the numbers ``lo``..``hi``."""
+    return (
+        b"[" + b"".join(re.escape(bytes([n // 10 * 16 + n % 10])) for n in range(lo, hi + 1)) + b"]"
+    )
+
+
+_BCD = _bcd(0, 99)
+_STAMP = _bcd(0, 23) + _bcd(0, 59) * 2 + _bcd(1, 31) + _bcd(1, 12) + _BCD  # hhmmss ddmmyy
 _MARKER = re.compile(
-    rb"\*(?:[A-Za-z][A-Za-z],|[A-Za-z]{0,2}\Z)|[$X](?:" + _BCD + rb"{11}|" + _BCD + rb"{0,10}\Z)"
+    rb"\*(?:[A-Za-z][A-Za-z],|[A-Za-z]{0,2}\Z)|[$X](?:"
+    + _BCD * 5
+    + _STAMP
+    + rb"|"
+    + _BCD
+    + rb"{0,10}\Z)"
 )
 _IGNORED = frozenset({"V4", "NBR", "V3", "LINK", "HTBT", "V0", "XT", "BS", "BASE"})
 _HEARTBEATS = frozenset({"HTBT", "V0"})
