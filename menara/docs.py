@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from decoders import PROTOCOLS
+from menara.service import LISTENER_PORTS, TCP_PORTS
 from menara.settings import Settings, describe
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -26,11 +27,13 @@ def settings_table() -> str:
 
 def _transports() -> dict[str, str]:
     d = Settings()
-    return {
-        "t55": f"TCP, `t55_port` (default {d.t55_port})",
-        "nmea": f"MQTT `{d.mqtt_topic_prefix}/<device>/nmea`",
-        "menara-json": f"MQTT `{d.mqtt_topic_prefix}/<device>/json`",
-    }
+    where = {}
+    for name, setting in LISTENER_PORTS.items():
+        kind = "TCP" if name in TCP_PORTS else "HTTP"
+        where[name] = f"{kind}, `{setting}` (default {getattr(d, setting)})"
+    where["nmea"] = f"MQTT `{d.mqtt_topic_prefix}/<device>/nmea`"
+    where["menara-json"] = f"MQTT `{d.mqtt_topic_prefix}/<device>/json`"
+    return where
 
 
 def protocol_table() -> str:

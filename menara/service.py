@@ -20,10 +20,11 @@ from collections.abc import Iterator
 
 import psycopg
 
-from decoders import t55
+from decoders import PROTOCOLS
 from ingest import backoff
 from ingest.counters import Counters
 from ingest.devices import DeviceRegistry
+from ingest.http import HttpListener
 from ingest.metrics import Gauge, MetricsServer
 from ingest.mqtt import MqttIngest
 from ingest.tcp import TcpListener
@@ -34,6 +35,16 @@ from menara.settings import Settings
 log = logging.getLogger(__name__)
 
 REGISTRY_REFRESH_S = 5.0
+# Device protocol -> the setting holding its listener port (0 turns it off).
+TCP_PORTS = {
+    "t55": "t55_port",
+    "teltonika": "teltonika_port",
+    "gt06": "gt06_port",
+    "h02": "h02_port",
+    "gps103": "gps103_port",
+}
+HTTP_PORTS = {"osmand": "osmand_port"}
+LISTENER_PORTS = {**TCP_PORTS, **HTTP_PORTS}
 
 
 def make_writer(settings: Settings, counters: Counters, registry: DeviceRegistry) -> Writer:
@@ -72,20 +83,36 @@ async def serve(
 
     async with contextlib.AsyncExitStack() as stack:
         writer = await stack.enter_async_context(make_writer(settings, counters, registry))
-        listeners: list[TcpListener] = []
-        if settings.t55_port > 0:
-            tcp = TcpListener(
-                codec=t55,
-                host=settings.tcp_host,
-                port=settings.t55_port,
-                idle_timeout_s=settings.tcp_idle_timeout_s,
-                max_line_bytes=settings.tcp_max_line_bytes,
-                writer=writer,
-                registry=registry,
-                counters=counters,
-            )
-            listeners.append(await stack.enter_async_context(tcp))
-            log.info("t55 listening on %s:%d", settings.tcp_host, tcp.port)
+        listeners: list[TcpListener | HttpListener] = []
+        for name, setting in LISTENER_PORTS.items():
+            port = int(getattr(settings, setting))
+            if port <= 0:
+                continue
+            listener: TcpListener | HttpListener
+            if name in TCP_PORTS:
+                listener = TcpListener(
+                    codec=PROTOCOLS[name],
+                    host=settings.tcp_host,
+                    port=port,
+                    idle_timeout_s=settings.tcp_idle_timeout_s,
+                    max_line_bytes=settings.tcp_max_line_bytes,
+                    writer=writer,
+                    registry=registry,
+                    counters=counters,
+                )
+            else:
+                listener = HttpListener(
+                    codec=PROTOCOLS[name],
+                    host=settings.tcp_host,
+                    port=port,
+                    max_body_bytes=settings.http_max_body_bytes,
+                    writer=writer,
+                    registry=registry,
+                    counters=counters,
+                )
+            listeners.append(await stack.enter_async_context(listener))
+            kind = "tcp" if name in TCP_PORTS else "http"
+            log.info("%s listening on %s %s:%d", name, kind, settings.tcp_host, listener.port)
         mqtt: MqttIngest | None = None
         if settings.mqtt_port > 0:
             mqtt = MqttIngest(
@@ -98,7 +125,8 @@ async def serve(
                 yield "writer_pending_rows", {}, float(writer.pending_rows)
                 for lis in listeners:
                     labels = {"protocol": lis.codec.NAME}
-                    yield "tcp_connections_open", labels, float(lis.open_connections)
+                    kind = "tcp" if isinstance(lis, TcpListener) else "http"
+                    yield f"{kind}_connections_open", labels, float(lis.open_connections)
 
             metrics = MetricsServer(
                 host=settings.tcp_host, port=settings.metrics_port, counters=counters, gauges=gauges
@@ -110,7 +138,10 @@ async def serve(
             asyncio.create_task(_refresh_devices(dsn, registry), name="device-refresh"),
             asyncio.create_task(_announce(settings, mqtt, ready), name="ready"),
         ]
-        intakes: list[TcpListener | MqttIngest] = [*listeners, *([mqtt] if mqtt else [])]
+        intakes: list[TcpListener | HttpListener | MqttIngest] = [
+            *listeners,
+            *([mqtt] if mqtt else []),
+        ]
         watched = [
             asyncio.create_task(stop.wait(), name="stop"),
             *(asyncio.create_task(x.wait(), name=_intake_name(x)) for x in intakes),
@@ -134,8 +165,11 @@ async def serve(
     log.info("stopped")
 
 
-def _intake_name(intake: TcpListener | MqttIngest) -> str:
-    return "mqtt" if isinstance(intake, MqttIngest) else f"tcp {intake.codec.NAME}"
+def _intake_name(intake: TcpListener | HttpListener | MqttIngest) -> str:
+    if isinstance(intake, MqttIngest):
+        return "mqtt"
+    kind = "tcp" if isinstance(intake, TcpListener) else "http"
+    return f"{kind} {intake.codec.NAME}"
 
 
 async def _announce(

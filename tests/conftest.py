@@ -64,4 +64,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def listeners_off() -> dict[str, int]:
+    """Every device listener port setting at 0: the defaults (5005, 5027 …) would collide
+    with a running service or demo; a test turns on the ones it uses with free ports."""
+    from menara.service import LISTENER_PORTS
+
+    return dict.fromkeys(LISTENER_PORTS.values(), 0)
+
+
+def listeners_off_env() -> dict[str, str]:
+    """``listeners_off`` as ``MENARA_*`` environment variables, for ``menara`` processes."""
+    return {f"MENARA_{k.upper()}": "0" for k in listeners_off()}
+
+
 from tests.brokers import own_broker, project_broker  # noqa: E402, F401

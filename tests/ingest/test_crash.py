@@ -24,7 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from simulators.nmea_out import rmc
 from tests.brokers import Broker
-from tests.conftest import free_port
+from tests.conftest import free_port, listeners_off_env
 from tests.polling import wait_for
 
 pytestmark = [pytest.mark.db, pytest.mark.mqtt]
@@ -116,6 +116,7 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(
     prefix = f"crash{uuid.uuid4().hex[:8]}/v1"
     env = {
         **os.environ,
+        **listeners_off_env(),
         "MENARA_DB_DSN": clean_db,
         "MENARA_MQTT_HOST": project_broker.host,
         "MENARA_MQTT_PORT": str(project_broker.port),

@@ -27,6 +27,7 @@ from menara.settings import Settings
 from simulators.nmea_out import json_fix, rmc
 from tests import polling
 from tests.brokers import Broker
+from tests.conftest import listeners_off
 
 pytestmark = [pytest.mark.db, pytest.mark.mqtt]
 
@@ -381,7 +382,7 @@ def test_serve_exits_non_zero_when_mqtt_intake_dies(
     try:  # retained, so the service gets it on subscribing: no need to know when that is
         pub.client.publish(topic, nmea(0), qos=1, retain=True).wait_for_publish(timeout=10)
         settings = mqtt_settings(project_broker, prefix).replace(
-            db_dsn=clean_db, t55_port=0, metrics_port=0
+            **listeners_off(), db_dsn=clean_db, metrics_port=0
         )
         assert service.run_blocking(settings, Counters()) == 1
     finally:

@@ -25,7 +25,7 @@ from menara.settings import Settings, load
 from simulators.fleet import FleetConfig, run_fleet
 from simulators.nmea_out import pgid, rmc
 from tests.brokers import Broker
-from tests.conftest import free_port
+from tests.conftest import free_port, listeners_off, listeners_off_env
 
 pytestmark = pytest.mark.db
 
@@ -47,6 +47,7 @@ def settings_for(dsn: str, **changes: object) -> Settings:
     return load(
         environ={},
         overrides={
+            **listeners_off(),
             "db_dsn": dsn,
             "tcp_host": "127.0.0.1",
             "t55_port": free_port(),
@@ -184,6 +185,7 @@ def test_ctrl_c_stops_cleanly(clean_db: str, database_stuck: bool) -> None:
     port, metrics_port = free_port(), free_port()
     env = {
         **os.environ,
+        **listeners_off_env(),
         "MENARA_DB_DSN": clean_db,
         "MENARA_TCP_HOST": "127.0.0.1",
         "MENARA_T55_PORT": str(port),
@@ -230,5 +232,5 @@ def test_ctrl_c_stops_cleanly(clean_db: str, database_stuck: bool) -> None:
         assert proc.stderr is not None
         log = proc.stderr.read()
         proc.stderr.close()
-    assert database_stuck or "t55 listening on 127.0.0.1:" in log
+    assert database_stuck or "t55 listening on tcp 127.0.0.1:" in log
     assert positions(clean_db) == (0 if database_stuck else 10)
