@@ -17,6 +17,7 @@ from typing import Any
 from decoders import PROTOCOLS
 from menara import settings as settings_mod
 from menara.settings import Settings, SettingsError
+from simulators.model import DEVICE_PROTOCOLS
 
 
 class _Ordered(argparse.Action):
@@ -67,7 +68,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--id-prefix", default="SIM", help="device id prefix (default SIM)")
     s.add_argument("--imei", action="store_true", help="15-digit IMEI device ids")
     s.add_argument("--seed", type=int, default=1, help="random seed (routes, faults)")
-    for fault in ("duplicate", "garbage", "split", "disconnect"):
+    s.add_argument(
+        "--protocol",
+        dest="protocols",
+        action="append",
+        choices=DEVICE_PROTOCOLS,
+        help="device protocol of non-MQTT vehicles (repeatable, taken in turn; default t55)",
+    )
+    for fault in ("duplicate", "garbage", "split", "disconnect", "lose-ack"):
         s.add_argument(f"--{fault}", type=float, default=0.0, help=f"probability of {fault}")
 
     dc = sub.add_parser("decode", help="decode captured bytes, print JSON lines")

@@ -1,8 +1,10 @@
 """``menara demo`` and ``menara simulate``: the whole spine on embedded defaults.
 
 The demo creates/updates the schema, registers the simulated fleet, starts the
-ingest service in-process, drives the fleet (half MQTT, half TCP) for a bounded
-time with a live progress line, then prints a summary read back from the database.
+ingest service in-process, drives the fleet (half MQTT, the other half spread over
+every device protocol that has a port: T55, Teltonika, GT06, H02, GPS103 over TCP and
+OsmAnd phones over HTTP) for a bounded time with a live progress line, then prints a
+summary per protocol read back from the database.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ingest.counters import Counters
 from menara import db, service
 from menara.settings import Settings
 from simulators.fleet import FleetConfig, FleetStats, device_ids, run_fleet
+from simulators.model import DEVICE_PROTOCOLS, protocols
 from simulators.routes import load_geojson
 
 
@@ -38,9 +41,16 @@ def fleet_config(args: argparse.Namespace, cfg: Settings, **extra: Any) -> Fleet
         topic_prefix=cfg.mqtt_topic_prefix,
         tcp_host="127.0.0.1" if cfg.tcp_host in ("0.0.0.0", "::") else cfg.tcp_host,
         tcp_port=cfg.t55_port,
+        ports={
+            name: int(getattr(cfg, setting)) for name, setting in service.LISTENER_PORTS.items()
+        },
         routes=routes,
         **extra,
     )
+
+
+def _listening(cfg: Settings, protocol: str) -> bool:
+    return int(getattr(cfg, service.LISTENER_PORTS[protocol])) > 0
 
 
 def _install_stop(stop: asyncio.Event) -> None:
@@ -66,7 +76,8 @@ def _progress_printer(counters: Counters, started: float) -> Callable[[FleetStat
             f"({rate_in:6.0f}/s)  stored {stored:>7} ({rate_st:6.0f}/s)  "
             f"rejects {counters.get('rejects'):>4}  "
             f"mqtt {counters.get('fixes_in', transport='mqtt'):>6}  "
-            f"tcp {counters.get('fixes_in', transport='tcp'):>6}",
+            f"tcp {counters.get('fixes_in', transport='tcp'):>6}  "
+            f"http {counters.get('fixes_in', transport='http'):>6}",
             end="" if tty else "\n",
             flush=True,
         )
@@ -75,8 +86,16 @@ def _progress_printer(counters: Counters, started: float) -> Callable[[FleetStat
 
 
 async def _demo(args: argparse.Namespace, cfg: Settings) -> int:
-    fleet = fleet_config(args, cfg, transport="mixed", garbage=args.garbage, id_prefix="DEMO")
+    fleet = fleet_config(
+        args,
+        cfg,
+        transport="mixed",
+        garbage=args.garbage,
+        imei=True,
+        protocols=tuple(p for p in DEVICE_PROTOCOLS if _listening(cfg, p)) or ("t55",),
+    )
     ids = device_ids(fleet)
+    spoken = protocols(fleet)
     print(f"menara demo: database {cfg.db_dsn}")
     db.ensure_database(cfg.db_dsn)
     res = db.upgrade(
@@ -91,10 +110,7 @@ async def _demo(args: argparse.Namespace, cfg: Settings) -> int:
         cur.executemany(
             "INSERT INTO devices (device_id, protocol, label) VALUES (%s, %s, %s)"
             " ON CONFLICT (device_id) DO NOTHING",
-            [
-                (d, "t55" if i >= len(ids) // 2 else "nmea", f"demo van {i + 1}")
-                for i, d in enumerate(ids)
-            ],
+            [(d, spoken[d], f"demo van {i + 1}") for i, d in enumerate(ids)],
         )
     counters = Counters()
     stop, ready = asyncio.Event(), asyncio.Event()
@@ -108,9 +124,9 @@ async def _demo(args: argparse.Namespace, cfg: Settings) -> int:
         svc.result()  # raises the service's start-up error with its message
         return 1
     print(
-        f"ingest up: T55/TCP on port {cfg.t55_port}, MQTT {cfg.mqtt_host}:{cfg.mqtt_port} "
-        f"topics {cfg.mqtt_topic_prefix}/<device>/nmea|json; driving {fleet.vehicles} vehicles "
-        f"for {fleet.duration_s:.0f}s (Ctrl-C stops early)"
+        f"ingest up: {', '.join(f'{p} :{fleet.port_for(p)}' for p in fleet.protocols)}, "
+        f"MQTT {cfg.mqtt_host}:{cfg.mqtt_port} topics {cfg.mqtt_topic_prefix}/<device>/nmea|json;"
+        f" driving {fleet.vehicles} vehicles for {fleet.duration_s:.0f}s (Ctrl-C stops early)"
     )
     t0 = time.monotonic()
     stats = await run_fleet(fleet, progress=_progress_printer(counters, t0), stop=stop)
@@ -126,8 +142,9 @@ def _summary(
 ) -> None:
     with psycopg.connect(dsn) as conn:
         rows = conn.execute(
-            "SELECT transport, count(*), count(DISTINCT device_id), min(fix_time), max(fix_time)"
-            " FROM positions WHERE device_id = ANY(%s) AND received_time >= %s GROUP BY 1",
+            "SELECT protocol, count(*), count(DISTINCT device_id), min(fix_time), max(fix_time)"
+            " FROM positions WHERE device_id = ANY(%s) AND received_time >= %s"
+            " GROUP BY 1 ORDER BY 1",
             (ids, since),
         ).fetchall()
         dead = conn.execute(
@@ -137,10 +154,10 @@ def _summary(
         ).fetchall()
     print("\nSummary (read back from the database)")
     total = 0
-    for transport, n, devices, first, last in rows:
+    for protocol, n, devices, first, last in rows:
         total += n
         print(
-            f"  {transport:5} {n:>8} fixes from {devices:>3} devices,"
+            f"  {protocol:11} {n:>8} fixes from {devices:>3} devices,"
             f" fix times {first:%H:%M:%S}–{last:%H:%M:%S}"
         )
     print(f"  total {total:>8} fixes stored; simulator sent {stats.fixes_sent} unique fixes")
@@ -175,6 +192,8 @@ async def simulate(args: argparse.Namespace, cfg: Settings) -> int:
         garbage=args.garbage,
         split=args.split,
         disconnect=args.disconnect,
+        lose_ack=args.lose_ack,
+        protocols=tuple(args.protocols or ("t55",)),
     )
     stop = asyncio.Event()
     _install_stop(stop)

@@ -2,8 +2,10 @@
 
 Every vehicle follows the same loop whatever its transport: wait for its next fix time,
 maybe send a junk line, send the fix, maybe resend a recent fix, maybe (TCP) hang up.
-TCP vehicles each hold one connection and speak T55 (``$PGID`` then RMC+GGA per fix);
-MQTT vehicles share one paho client and publish to ``<prefix>/<id>/nmea`` or ``/json``.
+TCP vehicles each hold one connection and speak their device protocol (T55, Teltonika,
+GT06, H02, GPS103: ``simulators.dialects``), HTTP vehicles are phones posting OsmAnd
+requests; MQTT vehicles share one paho client and publish to ``<prefix>/<id>/nmea`` or
+``/json``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import aiohttp
+
+from simulators import http_link
+from simulators.dialects import DIALECTS
 from simulators.model import (
     DeviceLink,
     FleetConfig,
@@ -22,6 +28,7 @@ from simulators.model import (
     Transport,
     TransportStats,
     device_ids,
+    protocols,
     transports,
 )
 from simulators.mqtt_link import MqttLink
@@ -71,7 +78,8 @@ async def _drive(
     cfg: FleetConfig,
     vehicle: Vehicle,
     link: DeviceLink,
-    encode: Callable[[SimFix], bytes],
+    encode: Callable[[SimFix, int], bytes],
+    junk: Callable[[random.Random, SimFix], bytes],
     pacer: _Pacer,
     rng: random.Random,
 ) -> None:
@@ -82,8 +90,8 @@ async def _drive(
         if not await pacer.wait(k, phase):
             return
         fix = next(fixes)
-        payload = encode(fix)
-        if rng.random() < cfg.garbage and not await link.send_garbage(garbage_line(rng, fix)):
+        payload = encode(fix, k)
+        if rng.random() < cfg.garbage and not await link.send_garbage(junk(rng, fix)):
             return
         if not await link.send_fix(payload, fix.key):
             return
@@ -92,6 +100,22 @@ async def _drive(
             return
         if rng.random() < cfg.disconnect and not await link.drop():
             return
+
+
+def _mqtt_nmea(fix: SimFix, _: int) -> bytes:
+    return fix.nmea()
+
+
+def _mqtt_json(fix: SimFix, _: int) -> bytes:
+    return fix.json()
+
+
+def _phone_query(fix: SimFix, _: int) -> bytes:
+    return http_link.encode(fix, json_body=False)
+
+
+def _phone_json(fix: SimFix, _: int) -> bytes:
+    return http_link.encode(fix, json_body=True)
 
 
 async def _report(stats: FleetStats, t0: float, progress: Callable[[FleetStats], None]) -> None:
@@ -125,14 +149,18 @@ async def run_fleet(
     start = cfg.start_time or datetime.now(UTC)
     routes = cfg.routes or JAKARTA_ROUTES
     plan = transports(cfg)
+    spoken = protocols(cfg)
     reporter = asyncio.create_task(_report(stats, t0, progress)) if progress else None
     mqtt: MqttLink | None = None
     tcp: list[TcpLink] = []
+    phones: aiohttp.ClientSession | None = None
     try:
         if "mqtt" in plan.values():
             mqtt = MqttLink(cfg, stats.mqtt, stats.sent, stop=stop)
             if not await mqtt.start(give_up_at):
                 plan = {d: t for d, t in plan.items() if t != "mqtt"}
+        if "http" in plan.values():
+            phones = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
         async with asyncio.TaskGroup() as tg:
             for i, device_id in enumerate(device_ids(cfg)):
                 transport = plan.get(device_id)
@@ -149,10 +177,13 @@ async def run_fleet(
                     seed=cfg.seed * 1_000_003 + i,
                 )
                 link: DeviceLink
-                encode = SimFix.nmea
+                encode: Callable[[SimFix, int], bytes] = _mqtt_nmea
+                junk: Callable[[random.Random, SimFix], bytes] = garbage_line
                 if transport == "tcp":
+                    dialect = DIALECTS[spoken[device_id]]
                     tcp_link = TcpLink(
                         device_id,
+                        dialect,
                         cfg,
                         stats.tcp,
                         stats.sent,
@@ -161,17 +192,26 @@ async def run_fleet(
                         rng=rng,
                     )
                     tcp.append(tcp_link)
-                    link = tcp_link
+                    link, encode, junk = tcp_link, dialect.encode, dialect.junk
+                elif transport == "http":
+                    assert phones is not None
+                    link = http_link.HttpLink(
+                        cfg, stats.http, stats.sent, phones, give_up_at=give_up_at, stop=stop
+                    )
+                    encode = _phone_json if i % 2 else _phone_query
+                    junk = http_link.junk
                 else:
                     assert mqtt is not None
                     link = mqtt.device(device_id)
                     if cfg.payload == "json":
-                        encode = SimFix.json
+                        encode = _mqtt_json
                 getattr(stats, transport).vehicles += 1
-                tg.create_task(_drive(cfg, vehicle, link, encode, pacer, rng))
+                tg.create_task(_drive(cfg, vehicle, link, encode, junk, pacer, rng))
     finally:
         for t in tcp:
             await t.close()
+        if phones is not None:
+            await phones.close()
         if mqtt is not None:
             await mqtt.close(ACK_TIMEOUT_S)
         if reporter is not None:

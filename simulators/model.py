@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
@@ -10,7 +11,9 @@ from typing import Literal, Protocol
 from simulators.errors import ConfigError
 from simulators.routes import Route
 
-Transport = Literal["mqtt", "tcp"]
+Transport = Literal["mqtt", "tcp", "http"]
+# Device protocols a non-MQTT vehicle can speak; all but osmand (HTTP) are TCP.
+DEVICE_PROTOCOLS = ("t55", "teltonika", "gt06", "h02", "gps103", "osmand")
 
 # Fake type allocation code for simulated IMEIs, so they never collide with real devices.
 IMEI_TAC = "86999900"
@@ -26,7 +29,11 @@ class FleetConfig:
     and a vehicle stops retrying an unreachable server once the run's time is up.
     Fault probabilities apply per fix: ``duplicate`` resends a recent fix, ``garbage``
     sends a junk line first, ``split`` (TCP) cuts the write into 2-3 flushed pieces,
-    ``disconnect`` (TCP) drops the connection after the fix and reconnects with backoff.
+    ``disconnect`` (TCP) drops the connection after the fix and reconnects with backoff;
+    ``lose_ack`` (protocols with acks) hangs up after writing a fix, before its ack, and
+    resends it on the next connection, as a device that never heard back does.
+    Non-MQTT vehicles speak ``protocols`` in turn; ``tcp_port`` is T55's port and
+    ``ports`` gives the others' (protocol name -> port).
     """
 
     vehicles: int = 50
@@ -51,6 +58,10 @@ class FleetConfig:
     garbage: float = 0.0
     split: float = 0.0
     disconnect: float = 0.0
+    lose_ack: float = 0.0
+    ack_timeout_s: float = 10.0
+    protocols: tuple[str, ...] = ("t55",)
+    ports: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not 1 <= self.vehicles <= 1_000_000:
@@ -73,10 +84,24 @@ class FleetConfig:
             raise ConfigError("start_time must be timezone-aware")
         if self.routes is not None and not self.routes:
             raise ConfigError("routes must hold at least one route (or be None for Jakarta)")
-        for name in ("duplicate", "garbage", "split", "disconnect"):
+        bad = [p for p in self.protocols if p not in DEVICE_PROTOCOLS]
+        if bad or not self.protocols:
+            raise ConfigError(f"protocols must be some of {', '.join(DEVICE_PROTOCOLS)}: {bad}")
+        missing = [p for p in self.protocols if p != "t55" and p not in self.ports]
+        if missing:
+            raise ConfigError(f"no port given for {', '.join(missing)} (FleetConfig.ports)")
+        if not self.imei and set(self.protocols) & {"teltonika", "gt06", "gps103"}:
+            raise ConfigError("teltonika, gt06 and gps103 devices need IMEIs: set imei=True")
+        if not (math.isfinite(self.ack_timeout_s) and self.ack_timeout_s > 0):
+            raise ConfigError(f"ack_timeout_s must be > 0, not {self.ack_timeout_s}")
+        for name in ("duplicate", "garbage", "split", "disconnect", "lose_ack"):
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
                 raise ConfigError(f"{name} is a probability in [0, 1], not {p}")
+
+    def port_for(self, protocol: str) -> int:
+        """The server port a vehicle speaking ``protocol`` connects to."""
+        return self.tcp_port if protocol == "t55" else self.ports[protocol]
 
     @property
     def fix_count(self) -> int:
@@ -103,11 +128,27 @@ def device_ids(cfg: FleetConfig) -> list[str]:
 
 def transports(cfg: FleetConfig) -> dict[str, Transport]:
     """Which transport each device uses; in mixed mode the first half is MQTT."""
+    return {
+        d: "mqtt" if p in ("nmea", "menara-json") else _transport(p)
+        for d, p in protocols(cfg).items()
+    }
+
+
+def _transport(protocol: str) -> Transport:
+    return "http" if protocol == "osmand" else "tcp"
+
+
+def protocols(cfg: FleetConfig) -> dict[str, str]:
+    """The protocol each device speaks: MQTT vehicles ``nmea``/``menara-json``, the others
+    ``cfg.protocols`` in turn (in mixed mode the first half is MQTT)."""
     ids = device_ids(cfg)
-    if cfg.transport != "mixed":
-        return dict.fromkeys(ids, cfg.transport)
-    half = cfg.vehicles // 2
-    return {d: ("mqtt" if i < half else "tcp") for i, d in enumerate(ids)}
+    mqtt = "menara-json" if cfg.payload == "json" else "nmea"
+    first_device = {"mixed": cfg.vehicles // 2, "mqtt": cfg.vehicles}.get(cfg.transport, 0)
+    out: dict[str, str] = {}
+    for i, d in enumerate(ids):
+        k = i - first_device
+        out[d] = mqtt if k < 0 else cfg.protocols[k % len(cfg.protocols)]
+    return out
 
 
 class DeviceLink(Protocol):
@@ -134,6 +175,7 @@ class TransportStats:
     reconnects: int = 0
     connect_failures: int = 0
     publish_failures: int = 0
+    resends: int = 0  # fixes written again because their ack did not come
 
 
 @dataclass
@@ -148,13 +190,14 @@ class FleetStats:
 
     mqtt: TransportStats = field(default_factory=TransportStats)
     tcp: TransportStats = field(default_factory=TransportStats)
+    http: TransportStats = field(default_factory=TransportStats)
     elapsed_s: float = 0.0
     sent: set[tuple[str, datetime]] = field(default_factory=set, repr=False)
 
     @property
     def fixes_sent(self) -> int:
         """Unique fixes delivered over both transports."""
-        return self.mqtt.fixes_sent + self.tcp.fixes_sent
+        return self.mqtt.fixes_sent + self.tcp.fixes_sent + self.http.fixes_sent
 
     @property
     def unique_fixes(self) -> int:
@@ -164,11 +207,13 @@ class FleetStats:
     def line(self) -> str:
         """One progress line: per transport what was sent and what went wrong."""
         parts = [f"{self.elapsed_s:6.1f}s"]
-        for name in ("mqtt", "tcp"):
+        for name in ("mqtt", "tcp", "http"):
             t: TransportStats = getattr(self, name)
+            if not t.vehicles and name != "mqtt":
+                continue
             parts.append(
                 f"{name}: {t.fixes_sent} fixes, {t.duplicates_sent} dup, {t.garbage_sent} junk,"
                 f" {t.reconnects} reconn, {t.connect_failures} conn-fail,"
-                f" {t.publish_failures} pub-fail"
+                f" {t.publish_failures} pub-fail, {t.resends} resent"
             )
         return " | ".join(parts)

@@ -1,10 +1,15 @@
-"""One T55 device connection: identity line first, then sentences; reconnects with backoff.
+"""One tracker's TCP connection: login, then fixes; reconnects with backoff.
 
-T55 servers send no acknowledgements, so a fix counts as sent once its bytes are drained
-into the socket; bytes written just before the server closes the connection can still be
-lost, which TCP alone cannot tell. A connection the server has closed is replaced before
-the next write, and a write that fails is repeated on the next connection, as a device
-with a send buffer would.
+The protocol's ``Dialect`` says what to send and what to wait for. After connecting the
+device sends its login and, where the protocol answers logins (Teltonika, GT06,
+GPS103), waits for the answer; no answer is a failed connection, retried with backoff.
+Where fixes are acknowledged (Teltonika) a fix counts as sent only once its ack has
+arrived, and a fix whose ack does not come is written again on a new connection, as a
+device keeps unacknowledged records. Where they are not (T55, GT06, H02, GPS103
+positions) a fix counts as sent once drained into the socket; bytes written just before
+the server closes the connection can still be lost, which TCP alone cannot tell. A
+connection the server has closed is replaced before the next write, and a write that
+fails is repeated on the next connection, as a device with a send buffer would.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from ingest.backoff import delays
-from simulators import nmea_out
+from simulators.dialects import Dialect
 from simulators.model import FleetConfig, TransportStats
 
 
@@ -27,6 +32,7 @@ class TcpLink:
     def __init__(
         self,
         device_id: str,
+        dialect: Dialect,
         cfg: FleetConfig,
         stats: TransportStats,
         sent: set[tuple[str, datetime]],
@@ -36,6 +42,8 @@ class TcpLink:
         rng: random.Random,
     ) -> None:
         self._id = device_id
+        self._dialect = dialect
+        self._port = cfg.port_for(dialect.name)
         self._cfg = cfg
         self._stats = stats
         self._sent = sent
@@ -60,14 +68,16 @@ class TcpLink:
             writer: asyncio.StreamWriter | None = None
             try:
                 r, w = await asyncio.wait_for(
-                    asyncio.open_connection(self._cfg.tcp_host, self._cfg.tcp_port), 5.0
+                    asyncio.open_connection(self._cfg.tcp_host, self._port), 5.0
                 )
                 writer = w
                 sock = w.get_extra_info("socket")
                 if sock is not None:
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                w.write(nmea_out.pgid(self._id))
+                w.write(self._dialect.hello(self._id))
                 await w.drain()
+                if not await self._answered(r, self._dialect.hello_reply):
+                    raise ConnectionRefusedError(f"{self._dialect.name} login not accepted")
             except (OSError, TimeoutError):
                 if writer is not None:
                     writer.close()
@@ -102,13 +112,40 @@ class TcpLink:
             except OSError:
                 await self.close()
 
+    async def _answered(self, reader: asyncio.StreamReader, expected: bytes) -> bool:
+        """Wait for ``expected`` from the server (nothing to wait for when empty)."""
+        if not expected:
+            return True
+        try:
+            got = await asyncio.wait_for(reader.readexactly(len(expected)), self._cfg.ack_timeout_s)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError):
+            return False
+        return got == expected
+
+    async def _deliver(self, payload: bytes, pieces: list[bytes], may_lose_ack: bool) -> bool:
+        """Write until the fix's ack (if the protocol sends one) arrives; False: give up."""
+        ack = self._dialect.ack(payload)
+        lose = may_lose_ack and bool(ack) and self._rng.random() < self._cfg.lose_ack
+        while True:
+            if not await self._write(pieces):
+                return False
+            if not ack:
+                return True
+            if lose:  # hang up before the ack can arrive: the fix must be sent again
+                lose = False
+            elif self._reader is not None and await self._answered(self._reader, ack):
+                return True
+            self._stats.resends += 1
+            await self.close()
+            pieces = [payload]
+
     async def send_fix(self, payload: bytes, key: tuple[str, datetime]) -> bool:
-        """Send one fix (RMC+GGA), split into pieces with probability ``cfg.split``."""
+        """Send one fix, split into pieces with probability ``cfg.split``."""
         pieces = [payload]
         if self._rng.random() < self._cfg.split:
             cuts = sorted(self._rng.sample(range(1, len(payload)), self._rng.randint(1, 2)))
             pieces = [payload[a:b] for a, b in zip([0, *cuts], [*cuts, len(payload)], strict=True)]
-        if not await self._write(pieces):
+        if not await self._deliver(payload, pieces, may_lose_ack=True):
             return False
         if len(pieces) > 1:
             self._stats.splits += 1
@@ -117,8 +154,8 @@ class TcpLink:
         return True
 
     async def send_duplicate(self, payload: bytes) -> bool:
-        """Send an already-sent fix again."""
-        ok = await self._write([payload])
+        """Send an already-sent fix again (and take its ack: the server acks it again)."""
+        ok = await self._deliver(payload, [payload], may_lose_ack=False)
         self._stats.duplicates_sent += ok
         return ok
 
