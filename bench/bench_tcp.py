@@ -200,7 +200,7 @@ def _child(*args: str) -> subprocess.Popen[str]:
     )
 
 
-def _wait_port(port: int, timeout_s: float = 60.0) -> None:
+def wait_port(port: int, timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -217,7 +217,7 @@ def _rss_kib(pid: int) -> int:
     return int(next(ln.split()[1] for ln in status.splitlines() if ln.startswith("VmRSS:")))
 
 
-def _cpu_s(pid: int) -> float:
+def cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process (its own, not its children's)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -227,18 +227,18 @@ def _fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def _stop(server: subprocess.Popen[str]) -> None:
+def stop_server(server: subprocess.Popen[str]) -> None:
     server.send_signal(signal.SIGTERM)
     server.wait(60)
 
 
-def _postgres_cpu() -> float:
+def postgres_cpu() -> float:
     """CPU seconds used so far by every PostgreSQL process on the machine."""
     total = 0.0
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             if Path(f"/proc/{pid}/comm").read_text().strip() == "postgres":
-                total += _cpu_s(int(pid))
+                total += cpu_s(int(pid))
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue  # exited while we looked
     return total
@@ -267,9 +267,9 @@ def load_run(kind: str, dsn: str, conns: int, fixes: int) -> dict[str, float]:
     else:
         server = _child("server-bare", str(port), str(expect_lines))
     try:
-        _wait_port(port)
+        wait_port(port)
         if kind == "menara":
-            _wait_port(metrics_port)
+            wait_port(metrics_port)
         with psycopg.connect(dsn, autocommit=True) as db:
 
             def count() -> int:
@@ -277,7 +277,7 @@ def load_run(kind: str, dsn: str, conns: int, fixes: int) -> dict[str, float]:
                 return int(row[0]) if row else 0
 
             base = count()
-            cpu0, pg0 = _cpu_s(server.pid), _postgres_cpu()
+            cpu0, pg0 = cpu_s(server.pid), postgres_cpu()
             client = _child("client-load", str(port), str(conns), str(fixes))
             out, _ = client.communicate(timeout=600)
             sent = json.loads(out)
@@ -290,9 +290,9 @@ def load_run(kind: str, dsn: str, conns: int, fixes: int) -> dict[str, float]:
             else:
                 assert server.stdout is not None
                 t_done, stored = float(server.stdout.readline().split()[1]), total
-            cpu1, pg1 = _cpu_s(server.pid), _postgres_cpu()
+            cpu1, pg1 = cpu_s(server.pid), postgres_cpu()
     finally:
-        _stop(server)
+        stop_server(server)
     secs = t_done - sent["t_start"]
     return {
         "conns": sent["conns"],
@@ -313,7 +313,7 @@ def idle_run(kind: str, dsn: str, conns: int) -> dict[str, float]:
         else _child("server-bare", str(port), "-1")
     )
     try:
-        _wait_port(port)
+        wait_port(port)
         rss0, fds0 = _rss_kib(server.pid), _fds(server.pid)
         client = _child("client-idle", str(port), str(conns))
         assert client.stdout is not None and client.stdin is not None
@@ -325,7 +325,7 @@ def idle_run(kind: str, dsn: str, conns: int) -> dict[str, float]:
         client.stdin.close()
         client.wait(120)
     finally:
-        _stop(server)
+        stop_server(server)
     return {
         "held": held,
         "rss0_mib": rss0 / 1024,
