@@ -66,6 +66,7 @@ def serve_menara(dsn: str, port: int, metrics_port: int) -> None:
     settings = load(
         environ={},
         overrides={
+            **dict.fromkeys(service.PORT_SETTINGS, 0),
             "db_dsn": dsn,
             "tcp_host": "127.0.0.1",
             "t55_port": port,

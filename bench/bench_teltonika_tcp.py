@@ -46,7 +46,7 @@ def serve_menara(dsn: str, port: int) -> None:
     from menara import service
     from menara.settings import load
 
-    overrides: dict[str, object] = dict.fromkeys(service.LISTENER_PORTS.values(), 0)
+    overrides: dict[str, object] = dict.fromkeys(service.PORT_SETTINGS, 0)
     overrides.update(
         db_dsn=dsn,
         tcp_host="127.0.0.1",

@@ -80,7 +80,7 @@ class _Conn(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        self.peer = _peer(transport.get_extra_info("peername"))
+        self.peer = peer_name(transport.get_extra_info("peername"))
         self.listener.opened(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -435,7 +435,8 @@ class TcpListener:
                 conn.close()
 
 
-def _peer(addr: Any) -> str:
+def peer_name(addr: Any) -> str:
+    """``host:port`` (``[v6]:port``) of a socket address, for logs and dead letters."""
     if isinstance(addr, tuple) and len(addr) >= 2:
         host = str(addr[0])
         return f"[{host}]:{addr[1]}" if ":" in host else f"{host}:{addr[1]}"

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from decoders import PROTOCOLS
-from menara.service import LISTENER_PORTS, TCP_PORTS
+from menara.service import LISTENER_PORTS, TCP_PORTS, UDP_PORTS
 from menara.settings import Settings, describe
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -31,6 +31,8 @@ def _transports() -> dict[str, str]:
     for name, setting in LISTENER_PORTS.items():
         kind = "TCP" if name in TCP_PORTS else "HTTP"
         where[name] = f"{kind}, `{setting}` (default {getattr(d, setting)})"
+    for name, setting in UDP_PORTS.items():
+        where[name] += f"; UDP, `{setting}` (default {getattr(d, setting)})"
     where["nmea"] = f"MQTT `{d.mqtt_topic_prefix}/<device>/nmea`"
     where["menara-json"] = f"MQTT `{d.mqtt_topic_prefix}/<device>/json`"
     return where

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 import psycopg
 
-from decoders import PROTOCOLS
+from decoders import PROTOCOLS, teltonika
 from ingest import backoff
 from ingest.counters import Counters
 from ingest.devices import DeviceRegistry
@@ -28,6 +28,7 @@ from ingest.http import HttpListener
 from ingest.metrics import Gauge, MetricsServer
 from ingest.mqtt import MqttIngest
 from ingest.tcp import TcpListener
+from ingest.udp import UdpListener
 from ingest.writer import Writer
 from menara import db
 from menara.settings import Settings
@@ -45,6 +46,9 @@ TCP_PORTS = {
 }
 HTTP_PORTS = {"osmand": "osmand_port"}
 LISTENER_PORTS = {**TCP_PORTS, **HTTP_PORTS}
+UDP_PORTS = {"teltonika": "teltonika_udp_port"}
+# Every setting that opens a device port (tests turn them all off).
+PORT_SETTINGS = (*LISTENER_PORTS.values(), *UDP_PORTS.values())
 
 
 def make_writer(settings: Settings, counters: Counters, registry: DeviceRegistry) -> Writer:
@@ -83,12 +87,12 @@ async def serve(
 
     async with contextlib.AsyncExitStack() as stack:
         writer = await stack.enter_async_context(make_writer(settings, counters, registry))
-        listeners: list[TcpListener | HttpListener] = []
+        listeners: list[TcpListener | HttpListener | UdpListener] = []
         for name, setting in LISTENER_PORTS.items():
             port = int(getattr(settings, setting))
             if port <= 0:
                 continue
-            listener: TcpListener | HttpListener
+            listener: TcpListener | HttpListener | UdpListener
             if name in TCP_PORTS:
                 listener = TcpListener(
                     codec=PROTOCOLS[name],
@@ -113,6 +117,18 @@ async def serve(
             listeners.append(await stack.enter_async_context(listener))
             kind = "tcp" if name in TCP_PORTS else "http"
             log.info("%s listening on %s %s:%d", name, kind, settings.tcp_host, listener.port)
+        if settings.teltonika_udp_port > 0:
+            udp = UdpListener(
+                protocol=teltonika.NAME,
+                decode=teltonika.decode_datagram,
+                host=settings.tcp_host,
+                port=settings.teltonika_udp_port,
+                writer=writer,
+                registry=registry,
+                counters=counters,
+            )
+            listeners.append(await stack.enter_async_context(udp))
+            log.info("teltonika listening on udp %s:%d", settings.tcp_host, udp.port)
         mqtt: MqttIngest | None = None
         if settings.mqtt_port > 0:
             mqtt = MqttIngest(
@@ -124,9 +140,12 @@ async def serve(
             def gauges() -> Iterator[Gauge]:
                 yield "writer_pending_rows", {}, float(writer.pending_rows)
                 for lis in listeners:
-                    labels = {"protocol": lis.codec.NAME}
-                    kind = "tcp" if isinstance(lis, TcpListener) else "http"
-                    yield f"{kind}_connections_open", labels, float(lis.open_connections)
+                    kind, name = _intake_name(lis).split()
+                    yield (
+                        f"{kind}_connections_open",
+                        {"protocol": name},
+                        float(lis.open_connections),
+                    )
 
             metrics = MetricsServer(
                 host=settings.tcp_host, port=settings.metrics_port, counters=counters, gauges=gauges
@@ -138,7 +157,7 @@ async def serve(
             asyncio.create_task(_refresh_devices(dsn, registry), name="device-refresh"),
             asyncio.create_task(_announce(settings, mqtt, ready), name="ready"),
         ]
-        intakes: list[TcpListener | HttpListener | MqttIngest] = [
+        intakes: list[TcpListener | HttpListener | UdpListener | MqttIngest] = [
             *listeners,
             *([mqtt] if mqtt else []),
         ]
@@ -165,9 +184,11 @@ async def serve(
     log.info("stopped")
 
 
-def _intake_name(intake: TcpListener | HttpListener | MqttIngest) -> str:
+def _intake_name(intake: TcpListener | HttpListener | UdpListener | MqttIngest) -> str:
     if isinstance(intake, MqttIngest):
         return "mqtt"
+    if isinstance(intake, UdpListener):
+        return f"udp {intake.protocol}"
     kind = "tcp" if isinstance(intake, TcpListener) else "http"
     return f"{kind} {intake.codec.NAME}"
 

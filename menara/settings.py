@@ -68,6 +68,7 @@ class Settings:
     tcp_host: str = _s("0.0.0.0", "Address the TCP device listeners bind to.")
     t55_port: int = _s(5005, "T55 (NMEA over TCP) listener port (0 turns it off).")
     teltonika_port: int = _s(5027, "Teltonika (codec 8/8E over TCP) listener port (0: off).")
+    teltonika_udp_port: int = _s(5027, "Teltonika UDP (codec 8/8E datagrams) port (0: off).")
     gt06_port: int = _s(5023, "GT06 / Concox listener port (0: off).")
     h02_port: int = _s(5013, "H02 (Sinotrack HQ) listener port (0: off).")
     gps103_port: int = _s(5001, "GPS103 / TK103 listener port (0: off).")

@@ -67,9 +67,9 @@ def free_port() -> int:
 def listeners_off() -> dict[str, int]:
     """Every device listener port setting at 0: the defaults (5005, 5027 …) would collide
     with a running service or demo; a test turns on the ones it uses with free ports."""
-    from menara.service import LISTENER_PORTS
+    from menara.service import PORT_SETTINGS
 
-    return dict.fromkeys(LISTENER_PORTS.values(), 0)
+    return dict.fromkeys(PORT_SETTINGS, 0)
 
 
 def listeners_off_env() -> dict[str, str]:

@@ -192,3 +192,42 @@ def test_gt06_login_heartbeat_and_location(strict: Settings) -> None:
     )
     assert abs(float(lat) + 6.175392) < 1e-5 and abs(float(lon) - 106.827153) < 1e-5  # type: ignore[arg-type]
     assert (speed, course, valid) == (42.0, 271.0, True)
+
+
+class _Device(asyncio.DatagramProtocol):
+    """A UDP tracker's socket: every datagram the server sends lands in ``replies``."""
+
+    def __init__(self) -> None:
+        self.replies: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr: object) -> None:
+        self.replies.put_nowait(data)
+
+
+def test_teltonika_udp_acks_after_commit_and_refuses_unknown_devices(strict: Settings) -> None:
+    cfg = strict.replace(teltonika_udp_port=free_port())
+    good = teltonika_out.udp_datagram(IMEI, [_record(0), _record(1)], packet_id=7, avl_packet_id=9)
+    stranger = teltonika_out.udp_datagram("356307042441099", [_record(2)], avl_packet_id=3)
+
+    async def main() -> None:
+        async with running(cfg, Counters()):
+            loop = asyncio.get_running_loop()
+            transport, device = await loop.create_datagram_endpoint(
+                _Device, remote_addr=("127.0.0.1", cfg.teltonika_udp_port)
+            )
+            transport.sendto(stranger)
+            transport.sendto(b"\x00\x03xyz")  # a length that is not the datagram's
+            transport.sendto(good)
+            # the only reply is the good datagram's: 0005, packet id, 01, AVL id, count
+            reply = await asyncio.wait_for(device.replies.get(), 10)
+            assert reply == bytes.fromhex("00050007010902")
+            assert rows(cfg.db_dsn, "SELECT count(*) FROM positions") == [(2,)]
+            transport.sendto(good)  # a resend after a lost ack: acked again, stored once
+            assert await asyncio.wait_for(device.replies.get(), 10) == reply
+            assert device.replies.empty()
+            transport.close()
+
+    asyncio.run(main())
+    assert rows(cfg.db_dsn, "SELECT count(*) FROM positions") == [(2,)]
+    letters = rows(cfg.db_dsn, "SELECT transport, reason FROM dead_letters ORDER BY id")
+    assert sorted(letters) == [("udp", "bad_length"), ("udp", "unknown_device")]
