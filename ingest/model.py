@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from decoders.model import FixArray, empty_fixes
 
@@ -51,3 +51,17 @@ class Batch:
     @property
     def rows(self) -> int:
         return len(self.fixes) + len(self.dead_letters)
+
+
+class BatchSink(Protocol):
+    """What the listener needs from the writer: an ordered, back-pressuring ``put``."""
+
+    async def put(self, batch: Batch) -> None: ...
+
+
+def peer_name(addr: Any) -> str:
+    """``host:port`` (``[v6]:port``) of a socket address, for logs and dead letters."""
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        host = str(addr[0])
+        return f"[{host}]:{addr[1]}" if ":" in host else f"{host}:{addr[1]}"
+    return str(addr)

@@ -31,24 +31,17 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, Protocol
 
 from decoders import Codec, Decoded, DecodeError, max_frame
 from decoders.model import Reject, Session, empty_fixes
 from ingest.counters import Counters
 from ingest.devices import Admission, DeviceRegistry
 from ingest.intake import to_batch
-from ingest.model import Batch, DeadLetter
+from ingest.model import Batch, BatchSink, DeadLetter, peer_name
 
 log = logging.getLogger(__name__)
 
 TRANSPORT = "tcp"
-
-
-class BatchSink(Protocol):
-    """What the listener needs from the writer: an ordered, back-pressuring ``put``."""
-
-    async def put(self, batch: Batch) -> None: ...
 
 
 class _Conn(asyncio.Protocol):
@@ -433,11 +426,3 @@ class TcpListener:
             for conn in [c for c in self._conns if c.last_seen < horizon and not c.paused]:
                 self._count("idle_closed")
                 conn.close()
-
-
-def peer_name(addr: Any) -> str:
-    """``host:port`` (``[v6]:port``) of a socket address, for logs and dead letters."""
-    if isinstance(addr, tuple) and len(addr) >= 2:
-        host = str(addr[0])
-        return f"[{host}]:{addr[1]}" if ":" in host else f"{host}:{addr[1]}"
-    return str(addr)

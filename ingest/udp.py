@@ -21,8 +21,7 @@ from decoders.model import Reject, Session, empty_fixes
 from ingest.counters import Counters
 from ingest.devices import Admission, DeviceRegistry
 from ingest.intake import to_batch
-from ingest.model import Batch
-from ingest.tcp import BatchSink, peer_name
+from ingest.model import Batch, BatchSink, peer_name
 
 log = logging.getLogger(__name__)
 
