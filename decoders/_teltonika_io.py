@@ -19,9 +19,11 @@ from decoders.attributes import (
     BATTERY_VOLTAGE_V,
     EVENT,
     EXTERNAL_VOLTAGE_V,
+    GNSS_SPEED_KMH,
     GNSS_STATUS,
     GSM_SIGNAL,
     MOTION,
+    PDOP,
     PRIORITY,
     TRIP_ODOMETER_M,
 )
@@ -47,8 +49,13 @@ def _int(v: Any) -> Any:
     return v
 
 
+def _tenth(v: Any) -> Any:
+    return v / 10.0
+
+
 # IO id -> (attribute name, conversion of the unsigned raw values). The FMB AVL ID list
-# gives voltages in mV and the trip odometer in m; 24 is the GNSS speed in km/h.
+# gives voltages in mV and the trip odometer in m; 24 is the GNSS speed in km/h; 181 is
+# PDOP in tenths (182, HDOP, goes to the fix column).
 IO_NAMES: dict[int, tuple[str, _Conv]] = {
     240: (MOTION, _bool),
     21: (GSM_SIGNAL, _int),
@@ -56,7 +63,8 @@ IO_NAMES: dict[int, tuple[str, _Conv]] = {
     67: (BATTERY_VOLTAGE_V, _milli),
     199: (TRIP_ODOMETER_M, _float),
     69: (GNSS_STATUS, _int),
-    24: ("gnss_speed_kmh", _int),
+    24: (GNSS_SPEED_KMH, _int),
+    181: (PDOP, _tenth),
 }
 _RAW_KEYS = np.array([f"io{i}" for i in range(1 << 16)], dtype=object)
 _KEYS = _RAW_KEYS.copy()

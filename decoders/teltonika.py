@@ -26,10 +26,10 @@ Decisions a reader needs:
   sends (0, 0): that is stored as the device said, also ``valid=False``, so the IO
   values it carries (ignition, voltages) are not lost.
 - IO 239 ignition, 16 total odometer (m) and 182 HDOP (/10) go to fix columns; 240
-  motion, 21 GSM signal, 66/67 voltages (mV), 199 trip odometer, 69 GNSS status and
-  24 speed get vocabulary names; every other IO is ``io<id>`` (unsigned integer, or the
-  hex string of an 8 Extended variable-length value). The codec 16 generation type is
-  not kept.
+  motion, 21 GSM signal, 66/67 voltages (mV), 199 trip odometer, 69 GNSS status, 24
+  speed and 181 PDOP (/10) get vocabulary names; every other IO is ``io<id>`` (unsigned
+  integer, or the hex string of an 8 Extended variable-length value). The codec 16
+  generation type is not kept.
 - Codec 12/13/14 packets (command responses) with a good CRC are counted as
   ``ignored``; other codecs (e.g. GH3000's codec 7) are ``unsupported_type``.
 - Packets before a login are ``no_identity``; a second login naming another IMEI is
