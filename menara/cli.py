@@ -66,7 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--fast", action="store_true", help="no real-time pacing (synthetic times)")
     s.add_argument("--geojson", help="LineString routes to drive instead of the Jakarta set")
     s.add_argument("--id-prefix", default="SIM", help="device id prefix (default SIM)")
-    s.add_argument("--imei", action="store_true", help="15-digit IMEI device ids")
+    s.add_argument(
+        "--imei",
+        action="store_true",
+        help="15-digit IMEI device ids (implied by --protocol teltonika/gt06/h02/gps103)",
+    )
     s.add_argument("--seed", type=int, default=1, help="random seed (routes, faults)")
     s.add_argument(
         "--protocol",

@@ -25,7 +25,7 @@ from ingest.counters import Counters
 from menara import db, service
 from menara.settings import Settings
 from simulators.fleet import FleetConfig, FleetStats, device_ids, run_fleet
-from simulators.model import DEVICE_PROTOCOLS, protocols
+from simulators.model import DEVICE_PROTOCOLS, NEEDS_IMEI, protocols
 from simulators.routes import load_geojson
 
 
@@ -186,7 +186,7 @@ async def simulate(args: argparse.Namespace, cfg: Settings) -> int:
         realtime=not args.fast,
         fixes_per_vehicle=args.fixes,
         id_prefix=args.id_prefix,
-        imei=args.imei,
+        imei=args.imei or bool(NEEDS_IMEI & set(args.protocols or ())),
         seed=args.seed,
         duplicate=args.duplicate,
         garbage=args.garbage,

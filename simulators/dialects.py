@@ -17,9 +17,6 @@ from dataclasses import dataclass
 from simulators import gps103_out, gt06_out, h02_out, nmea_out, teltonika_out
 from simulators.vehicle import SimFix, garbage_line
 
-# Protocols whose devices are known by a 15-digit IMEI.
-NEEDS_IMEI = frozenset({"teltonika", "gt06", "gps103", "h02"})
-
 
 @dataclass(frozen=True, slots=True)
 class Dialect:

@@ -14,6 +14,8 @@ from simulators.routes import Route
 Transport = Literal["mqtt", "tcp", "http"]
 # Device protocols a non-MQTT vehicle can speak; all but osmand (HTTP) are TCP.
 DEVICE_PROTOCOLS = ("t55", "teltonika", "gt06", "h02", "gps103", "osmand")
+# Protocols whose devices are known by a numeric IMEI (H02 ids are digits too).
+NEEDS_IMEI = frozenset({"teltonika", "gt06", "gps103", "h02"})
 
 # Fake type allocation code for simulated IMEIs, so they never collide with real devices.
 IMEI_TAC = "86999900"
@@ -90,8 +92,8 @@ class FleetConfig:
         missing = [p for p in self.protocols if p != "t55" and p not in self.ports]
         if missing:
             raise ConfigError(f"no port given for {', '.join(missing)} (FleetConfig.ports)")
-        if not self.imei and set(self.protocols) & {"teltonika", "gt06", "gps103"}:
-            raise ConfigError("teltonika, gt06 and gps103 devices need IMEIs: set imei=True")
+        if not self.imei and NEEDS_IMEI & set(self.protocols):
+            raise ConfigError(f"{', '.join(sorted(NEEDS_IMEI))} devices need IMEIs: imei=True")
         if not (math.isfinite(self.ack_timeout_s) and self.ack_timeout_s > 0):
             raise ConfigError(f"ack_timeout_s must be > 0, not {self.ack_timeout_s}")
         for name in ("duplicate", "garbage", "split", "disconnect", "lose_ack"):

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from menara.cli import main
-from tests.conftest import free_port
+from tests.conftest import free_port, listeners_off_env
+from tests.polling import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,3 +46,45 @@ def test_ctrl_c_stops_a_realtime_run() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.db
+def test_simulate_device_protocols_against_menara_serve(
+    clean_db: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``menara serve`` in its own process, ``menara simulate --protocol …`` against it:
+    Teltonika and GT06 devices (IMEIs implied) log in, and every fix is stored once."""
+    ports = {"MENARA_TELTONIKA_PORT": str(free_port()), "MENARA_GT06_PORT": str(free_port())}
+    env = {
+        **listeners_off_env(),
+        **ports,
+        "MENARA_DB_DSN": clean_db,
+        "MENARA_TCP_HOST": "127.0.0.1",
+        "MENARA_MQTT_PORT": "0",
+        "MENARA_METRICS_PORT": "0",
+        "MENARA_UNKNOWN_DEVICES": "register",
+    }
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "menara", "serve"], cwd=ROOT, env={**os.environ, **env}
+    )
+    try:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        wait_for(lambda: _listening(int(ports["MENARA_GT06_PORT"])), "menara serve to listen")
+        args = ["simulate", "--transport", "tcp", "--protocol", "teltonika", "--protocol", "gt06"]
+        assert main([*args, "--fast", "--fixes", "5", "--vehicles", "4"]) == 0
+        assert capsys.readouterr().out.endswith("unique fixes delivered: 20\n")
+    finally:
+        serve.send_signal(signal.SIGINT)
+        assert serve.wait(30) == 0
+    with psycopg.connect(clean_db) as conn:
+        got = conn.execute("SELECT protocol, count(*) FROM positions GROUP BY 1 ORDER BY 1")
+        assert got.fetchall() == [("gt06", 10), ("teltonika", 10)]
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
