@@ -12,5 +12,5 @@ COPY dashboards dashboards
 COPY simulators simulators
 RUN pip install --no-cache-dir . && python -c "import decoders.nmea"
 ENV NUMBA_CACHE_DIR=/tmp/numba-cache
-EXPOSE 5005 9464
+EXPOSE 5005 5027 5027/udp 5023 5013 5001 5055 9464
 CMD ["menara", "serve"]
