@@ -7,10 +7,11 @@ terminal"): time is UTC, ``A`` valid and ``V`` invalid (Traccar also accepts ``B
 and, in VI1/V2 frames, a numeric coding scheme meaning valid), speed in knots, course
 in degrees, date ddmmyy, status 8 hex digits. The document lets speed and course be
 empty, meaning 0. Coordinate spellings seen on real devices (Traccar's decoder test):
-``DDMM.MMMM`` with 1-3 degree digits, ``-DD-MM.MMMM``, and ``DDMMmmmm`` without a dot.
-Between course and date some firmwares put a battery field; after the date V19 frames
-put three SIM fields before the status, and some V1 frames append odometer,
-temperature, fuel, altitude, LAC and CID.
+``DDMM.MMMM`` with 1-3 degree digits, ``-DD-MM.MMMM``, and ``DDMMmmmm`` without a dot;
+before their first fix some send ``0.0000,0`` (no hemisphere): no position. Between
+course and date some firmwares put a battery field; after the date V19 frames put three
+SIM fields before the status, and some V1 frames append odometer, temperature, fuel,
+altitude, LAC and CID. V4 frames confirm a server command and then carry a position.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ _DOTTED = re.compile(r"(\d+)(\d\d\.\d+)")
 _PACKED = re.compile(r"(\d+)(\d\d)(\d{4})")
 _NUMBER = re.compile(r"\d+(?:\.\d*)?")
 _HEX8 = re.compile(r"[0-9A-Fa-f]{8}")
+_ZERO = re.compile(r"0+(?:\.0*)?")
 _EXTRA = (r"\d+", r"-?\d+", r"\d+\.\d+", r"-?\d+", r"[0-9A-Fa-f]+", r"[0-9A-Fa-f]+")
 
 
@@ -56,6 +58,24 @@ def decode(fields: list[str], device_id: str) -> Position:
     return pos
 
 
+def confirmed_position(fields: list[str]) -> int | None:
+    """Where the position starts in a V4 confirmation, None when it carries none.
+
+    ``*XX,<id>,V4,<command>,<its parameters…>,<command time>,<hhmmss>,A|V,<lat>,N|S,…``:
+    the parameters vary by command (``S14,100,10,1,3``, ``S23,165.165.33.250:8800``), so
+    the position is found by its shape: a time of day, a validity flag and hemispheres.
+    """
+    for k in range(4, len(fields) - 8):
+        if (
+            _is_time(fields[k])
+            and fields[k + 1] in ("A", "V", "B")
+            and fields[k + 3] in ("N", "S")
+            and fields[k + 5] in ("E", "W")
+        ):
+            return k
+    return None
+
+
 def _tail(pos: Position, rest: list[str]) -> None:
     """Status word (right after the date, or after V19's three SIM fields) and extras."""
     at = 0 if rest and _HEX8.fullmatch(rest[0]) else 3
@@ -71,6 +91,10 @@ def _tail(pos: Position, rest: list[str]) -> None:
 
 
 def _is_date(text: str) -> bool:
+    return len(text) == 6 and text.isdigit()
+
+
+def _is_time(text: str) -> bool:
     return len(text) == 6 and text.isdigit()
 
 
@@ -101,6 +125,8 @@ def _coordinate(text: str, hemisphere: str, hemispheres: str) -> float | None:
     if not text:
         return None
     if hemisphere not in hemispheres or len(hemisphere) != 1:
+        if hemisphere == "0" and _ZERO.fullmatch(text):
+            return None  # "0.0000,0": what devices send before their first fix
         raise FrameError("malformed", f"hemisphere {hemisphere!r} is not one of {hemispheres}")
     if m := _DASHED.fullmatch(text) or _DOTTED.fullmatch(text):
         degrees, minutes = int(m.group(1)), float(m.group(2))

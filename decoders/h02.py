@@ -1,23 +1,29 @@
 """H02 (Sinotrack and other "HQ" trackers) over TCP: ``*XX,...#`` text and binary ``$`` frames.
 
 Framing follows Traccar's ``H02FrameDecoder``: a text frame runs from ``*`` to ``#``
-(a ``\\r\\n`` after it is skipped); a ``$`` frame is binary with no length field, 32
-bytes in the standard layout, and 42, 45, 46 or 48 bytes in variants; an ``X`` frame is
-32 bytes. Traccar picks 45 when a TCP read holds exactly 45 bytes, else 32. We decide
-from the bytes instead, so the answer does not depend on how reads fall: a binary frame
-ends at the first of those lengths where the next frame visibly starts (``*XX,``, or
-``$``/``X`` followed by BCD id and time bytes), or where the buffer ends exactly. A
-read that ends 32 bytes into a longer variant is still split there, as in Traccar.
-With no such length within 48 bytes the frame is taken as 32 bytes (Traccar's default).
-Bytes before a marker (a ``$`` or ``X`` not followed by BCD bytes is none) come back
-as a frame of their own, rejected ``garbage``.
+(line ends and blanks after it are skipped: some firmwares send ``# \\r\\n``); a ``$``
+frame is binary with no length field, 32 bytes in the standard layout, and 42, 45, 46,
+47 (45 and external voltage) or 48 bytes in variants; an ``X`` frame is 32 bytes.
+Traccar picks 45 when a TCP read holds exactly 45 bytes, else 32. We decide from the
+bytes instead, so the answer does not depend on how reads fall: a binary frame ends at
+the first of those lengths where the next frame visibly starts (``*XX,``, or ``$``/``X``
+followed by BCD id and time bytes), or where the buffer ends exactly. A read that ends
+32 bytes into a longer variant is still split there, as in Traccar. With no such length
+within 48 bytes the frame is taken as 32 bytes (Traccar's default). Bytes before a
+marker (a ``$`` or ``X`` not followed by BCD bytes is none) come back as a frame of
+their own, rejected ``garbage``.
 
-Decoded: position frames (V1, V2, V6, VI1, V19 … every ``V`` type Traccar reads with
-its generic pattern) and binary frames. Counted as ``ignored`` (well-formed, nothing to
-store): V4 (the device confirming a server command), NBR and V3 (cell towers, no
-position), LINK, HTBT, V0 and XT (heartbeats), VP1 with cells, and ``X`` frames. VP1
-positions carry a date but no time of day and are rejected ``no_time`` rather than placed
-at midnight as Traccar does. A frame with empty coordinates is ``no_fix``.
+Decoded: position frames (V1, V2, V5, VI1, V19 … every ``V`` type Traccar reads with
+its generic pattern), V4 command confirmations that carry the position after the command
+and its time (``V4,S17,130305,050316,A,…``, the protocol document's confirm message),
+and binary frames. Counted as ``ignored`` (well-formed, nothing to store): V4 without a
+position, NBR and V3 (cell towers, no position), LINK, HTBT, V0 and XT (heartbeats), VP1
+with cells, and ``X`` frames. Where Traccar falls back on the server clock or the last
+position, a pure decoder has neither, so these are rejected: VP1 positions (a date, no
+time of day) and frames with an empty time or date (``no_time``/``no_date``), frames
+with empty coordinates or zeros with no hemisphere (``0.0000,0``: no fix yet,
+``no_fix``), and frames with an empty id on a connection no frame has named
+(``no_identity``).
 
 Replies: HTBT and V0 heartbeats are echoed as ``*XX,<id>,HTBT#`` (or ``V0``) (what Traccar sends
 unconditionally; devices wait for it). The V1 and NBR acks Traccar sends carry the
@@ -41,7 +47,7 @@ from decoders.model import Decoded, Reject, Session, empty_fixes, valid_device_i
 
 NAME = "h02"
 
-BINARY_LENGTHS = (32, 42, 45, 46, 48)
+BINARY_LENGTHS = (32, 42, 45, 46, 47, 48)
 _STAR, _X = 0x2A, 0x58
 # Where a frame starts: ``*XX,``; ``$`` or ``X`` followed by BCD id, time and date bytes.
 # A prefix of either, cut by the end of the buffer, counts, so the caller waits for more.
@@ -66,7 +72,7 @@ _MARKER = re.compile(
     + _BCD
     + rb"{0,10}\Z)"
 )
-_IGNORED = frozenset({"V4", "NBR", "V3", "LINK", "HTBT", "V0", "XT", "BS", "BASE"})
+_IGNORED = frozenset({"NBR", "V3", "LINK", "HTBT", "V0", "XT", "BS", "BASE"})
 _HEARTBEATS = frozenset({"HTBT", "V0"})
 
 
@@ -76,7 +82,7 @@ def split_frames(buf: bytes) -> tuple[list[bytes], bytes]:
     pos, end = 0, len(buf)
     while pos < end:
         c = buf[pos]
-        if c in b"\r\n":
+        if c in b" \t\r\n":
             pos += 1
         elif _MARKER.match(buf, pos) is None:
             m = _MARKER.search(buf, pos + 1)
@@ -158,7 +164,13 @@ class _Batch:
         if ident and not ident.isdigit():
             raise FrameError("bad_identity", f"device id {ident[:64]!r} is not decimal digits")
         device_id = self.identify(ident or None)
-        if kind in _IGNORED or (kind.upper() == "VP1" and fields[3:4] == ["V"]):
+        if kind == "V4":
+            start = _h02_text.confirmed_position(fields)
+            if start is None:
+                self.ignored += 1
+            else:
+                self.positions.append(_h02_text.decode(fields[:3] + fields[start:], device_id))
+        elif kind in _IGNORED or (kind.upper() == "VP1" and fields[3:4] == ["V"]):
             self.ignored += 1
             if kind in _HEARTBEATS:
                 self.replies.append(f"*{maker},{ident},{kind}#".encode("ascii", "replace"))

@@ -162,6 +162,42 @@ def test_identity_is_named_by_every_frame_and_cannot_change() -> None:
     assert [r.code for r in h02.decode(anonymous, session=Session()).rejects] == ["no_identity"]
 
 
+def test_blanks_between_frames_are_separators() -> None:
+    """Some firmwares end frames with ``# \\r\\n`` (traccar-web issue 281)."""
+    frames, rest = h02.split_frames(TEXT + b" \r\n" + BINARY + b"\t" + TEXT + b" ")
+    assert (frames, rest) == ([TEXT, BINARY, TEXT], b"")
+
+
+def test_47_byte_binary_frames_are_framed_whole() -> None:
+    """45 bytes and two of external voltage (Traccar pull request 5703): alone in a read
+    or followed by another frame, never cut at 32 with the rest left as garbage."""
+    long_47 = LONG_45 + bytes.fromhex("0c1f")
+    assert h02.split_frames(long_47) == ([long_47], b"")
+    assert h02.split_frames(long_47 + TEXT + long_47) == ([long_47, TEXT, long_47], b"")
+    out = h02.decode_frames([long_47], session=Session())
+    assert out.rejects == () and _one(BINARY)["lat"] == out.fix_list()[0].lat
+
+
+def test_v4_confirmations_carry_the_position_after_the_command() -> None:
+    """``V4,<command>,<parameters…>,<command time>,<position…>`` (the confirm message)."""
+    want = _one(TEXT)
+    for command in (b"S20,DONE,130305", b"S14,100,10,1,3,130305", b"S23,1.2.3.4:5,130305"):
+        frame = TEXT.replace(b",V1,", b",V4," + command + b",")
+        got = _one(frame)
+        assert {k: got[k] for k in ("fix_time", "lat", "lon", "speed_kmh")} == {
+            k: want[k] for k in ("fix_time", "lat", "lon", "speed_kmh")
+        }
+    out = h02.decode(b"*HQ,4210051415,V4,S20,DONE,130305#", session=Session())
+    assert (out.ignored, len(out.fixes), out.rejects) == (1, 0, ())
+
+
+def test_zero_coordinates_without_hemisphere_are_no_fix() -> None:
+    frame = b"*HQ,4210051415,V1,000000,V,0.0000,0,0.0000,0,0.00,0.00,000000,ffffffff#"
+    assert [r.code for r in h02.decode(frame, session=Session()).rejects] == ["no_fix"]
+    bad = frame.replace(b"0.0000,0,0.0000,0", b"12.0000,0,13.0000,0")
+    assert [r.code for r in h02.decode(bad, session=Session()).rejects] == ["malformed"]
+
+
 def test_heartbeats_are_echoed_and_positions_get_no_reply() -> None:
     out = h02.decode_frames([HEARTBEAT, TEXT, b"*HQ,4210051415,V0#"], session=Session())
     assert out.replies == (b"*HQ,4210051415,HTBT#", b"*HQ,4210051415,V0#")
