@@ -78,7 +78,7 @@ def regular(fields: list[str]) -> Position:
         pos.ignition = int(rest[3])
     keyword = fields[1]
     pos.ignition = _IGNITION.get(keyword, pos.ignition)
-    pos.attributes.update(_alarm(keyword))
+    pos.attributes.update(alarm_attributes(keyword))
     return pos
 
 
@@ -109,7 +109,8 @@ def alternative(fields: list[str]) -> Position:
     return pos
 
 
-def _alarm(keyword: str) -> dict[str, Any]:
+def alarm_attributes(keyword: str) -> dict[str, Any]:
+    """``alarm`` (and ``alarm_code``) for a keyword; empty for routine ones (``tracker``)."""
     if keyword in ALARMS:
         return {attr.ALARM: ALARMS[keyword]}
     if keyword.endswith("alarm") or keyword == "DTC" or keyword.startswith(("oil", "T:")):

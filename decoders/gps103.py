@@ -14,11 +14,15 @@ Messages (Coban GPRS protocol, sections 1, 2 and 4; Traccar ``Gps103ProtocolDeco
   time of day comes from the hhmmss field and the date from the local-time field: the
   local-minus-UTC offset, folded into (-12 h, +12 h], is subtracted from the local
   date-time, so a 02:59 local / 23:59 UTC pair lands on the previous UTC day (as
-  Traccar computes it). Hemispheres may also precede the number (``A,N,5306.6,E,...``).
+  Traccar computes it). Hemispheres may also precede the number (``A,N,5306.6,E,...``);
+  an empty longitude hemisphere is read as east, as Traccar reads it. A UTC field that
+  is no time of day (``F,31.0``, ``F,0.0`` on some firmwares) is rejected ``no_time``:
+  Traccar then takes the local time as UTC, which is off by the unknown zone offset.
 - ``L`` lines (cell tower only), ``OBD`` lines and ``vr`` photo chunks have no position:
-  counted as ``ignored``.
+  counted as ``ignored``, except an ``L`` line with an alarm keyword, rejected ``no_fix``
+  so the alarm is kept (Traccar files it at the last position, which a pure decoder lacks).
 - The alternative format ending in ``*`` (decimal degrees, km/h, ``hhmmss,ddmmyy``) is
-  decoded too.
+  decoded too; its ``imei:<imei>,L,*`` line (no GPS) is counted as ``ignored``.
 
 Keywords: ``tracker`` is routine; the alarms the document names map to ``ALARMS``
 (``help me`` sos, ``low battery``, ``move`` movement, ``speed`` overspeed, ``stockade``
@@ -26,7 +30,8 @@ geofence, ``ac alarm``, ``door alarm`` door, ``accident alarm``, ``sensor alarm`
 vibration, ``acc on``/``acc off`` which also set ignition). Other alarm keywords (those
 ending in ``alarm``, ``DTC``, ``oil…``, ``T:…``) become ``other`` with the keyword in
 ``alarm_code``. ``help me`` is answered ``**,imei:<imei>,E;`` (Traccar: stops the SOS
-resend). Empty speed, course or altitude are unknown (NaN), not 0.
+resend), also when the line has no fix. Empty speed, course or altitude are unknown
+(NaN), not 0.
 """
 
 from __future__ import annotations
@@ -124,13 +129,27 @@ class _Batch:
         self.identify(imei)
         keyword = fields[1] if len(fields) > 1 else ""
         if text.endswith("*"):
-            self.positions.append(_gps103_position.alternative(fields))
-        elif keyword == "OBD" or keyword.startswith("vr") or fields[4:5] == ["L"]:
+            if keyword == "L":  # the alternative format's "no GPS" line
+                self.ignored += 1
+            else:
+                self.positions.append(_gps103_position.alternative(fields))
+        elif keyword == "OBD" or keyword.startswith("vr"):
             self.ignored += 1
+        elif fields[4:5] == ["L"]:
+            self.cell_only(imei, keyword)
         else:
             self.positions.append(_gps103_position.regular(fields))
             if keyword == "help me":
                 self.replies.append(f"**,imei:{imei},E;".encode("ascii"))
+
+    def cell_only(self, imei: str, keyword: str) -> None:
+        """An ``L`` line: cell tower, no position. Routine ones are counted; an alarm is
+        rejected ``no_fix`` so it is kept, and SOS is still answered (else it repeats)."""
+        if keyword == "help me":
+            self.replies.append(f"**,imei:{imei},E;".encode("ascii"))
+        if _gps103_position.alarm_attributes(keyword):
+            raise FrameError("no_fix", f"{keyword[:32]!r} alarm without a GPS fix (cell only)")
+        self.ignored += 1
 
     def identify(self, ident: str) -> None:
         """Adopt ``ident`` for the connection; FrameError if it cannot be."""

@@ -107,6 +107,19 @@ def test_login_heartbeat_and_sos_replies() -> None:
     assert out.device_id == out.session.device_id == IMEI and out.refused_reply == b""
 
 
+def test_cell_only_lines_keep_alarms_and_answer_sos() -> None:
+    """``L`` lines have no position: routine ones are counted, alarms rejected ``no_fix``
+    (kept, not counted away), and SOS answered as Traccar does so it is not resent."""
+    line = f"imei:{IMEI},{{}},,,L,,,113b,,558f,,,,,0,0,,,;".format
+    for keyword, code in [("tracker", None), ("help me", "no_fix"), ("ac alarm", "no_fix")]:
+        frames, _ = gps103.split_frames(line(keyword).encode())
+        out = gps103.decode_frames(frames, session=Session())
+        assert [r.code for r in out.rejects] == ([code] if code else []), keyword
+        assert out.ignored == (0 if code else 1) and len(out.fixes) == 0
+        sos = (f"**,imei:{IMEI},E;".encode(),) if keyword == "help me" else ()
+        assert out.replies == sos and out.device_id == IMEI
+
+
 def test_a_second_imei_is_refused() -> None:
     other = gps103_out.login("359710045559475")
     out = gps103.decode_frames([LOGIN[:-1], other[:-1], POSITION[:-1]], session=Session())
