@@ -93,6 +93,7 @@ def test_timestamp_forms() -> None:
         ("2026-01-05T10:00:00%2B02:00", T0),
         ("2026-01-05+08:00:00", T0),
         ("2026-01-05T08:00:00", T0),  # no offset: UTC
+        ("2026-01-05%2008:00:00.250", T0 + timedelta(milliseconds=250)),  # traccar#1664
     ]:
         (fix,) = decode(f"id=a&lat=1&lon=2&timestamp={stamp}").fix_list()
         assert fix.fix_time == want, stamp
@@ -185,6 +186,12 @@ def test_hostile_queries() -> None:
     ]:
         out = decode(q)
         assert len(out.rejects) == 1 and len(out.fixes) == 0, q
+
+
+def test_flags_are_true_false_one_zero_or_on_off_in_any_case() -> None:
+    for value, want in [("true", True), ("1", True), ("ON", True), ("Off", False), ("0", False)]:
+        (fix,) = decode(f"{BASE}&ignition={value}").fix_list()
+        assert fix.ignition is want, value
 
 
 def test_repeated_parameters_last_wins() -> None:
