@@ -1,13 +1,18 @@
 """Decoded frames → a writer ``Batch``, counted the same way for every transport.
 
-TCP, MQTT and HTTP all end here, so the counters and the dead-letter shape are
-identical whichever way a fix arrived.
+TCP, UDP, MQTT and HTTP all end here, so the counters and the dead-letter shape are
+identical whichever way a fix arrived. Byte streams are framed here too (``frame``):
+which frames to decode, what to keep for the next read, when framing is lost.
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
+from decoders import Codec, DecodeError
 from decoders.model import Decoded
 from ingest.counters import Counters
 from ingest.devices import Admission, DeviceRegistry
@@ -68,3 +73,76 @@ def to_batch(
         received_us=received,
         on_commit=on_commit,
     )
+
+
+def split_until_lost(codec: Codec, buf: bytes) -> tuple[list[bytes], bytes, DecodeError | None]:
+    """``codec.split_frames(buf)`` plus, when framing is lost, the frames before the break.
+
+    Returns ``(frames, rest, error)``. Without an error ``rest`` is the unframed tail; with
+    one it is everything from the break on (to dead-letter), and ``frames`` the whole
+    frames before it, which were sound and must not be lost with it. Lost framing is
+    final (more bytes cannot bring it back), so the longest prefix that still splits is
+    found by bisection: about 17 extra splits for 64 KiB, on a path that ends the link.
+    """
+    try:
+        frames, rest = codec.split_frames(buf)
+        return frames, rest, None
+    except DecodeError as exc:
+        error = exc
+    ok, bad = 0, len(buf)  # split_frames(buf[:ok]) works, split_frames(buf[:bad]) raises
+    while bad - ok > 1:
+        mid = (ok + bad) // 2
+        try:
+            codec.split_frames(buf[:mid])
+            ok = mid
+        except DecodeError:
+            bad = mid
+    frames, rest = codec.split_frames(buf[:ok])
+    return frames, buf[ok - len(rest) :], error
+
+
+def on_loop(loop: asyncio.AbstractEventLoop, fn: Callable[[], None]) -> Callable[[], None]:
+    """An ``on_commit`` that runs ``fn`` on ``loop``'s thread, where it must be made: at
+    once when called there (the writer on the same loop: the reply goes out before
+    anything else runs, so before a stopping listener closes its socket), else scheduled
+    thread-safely."""
+    thread = threading.get_ident()
+
+    def on_commit() -> None:
+        if threading.get_ident() == thread:
+            fn()
+        else:
+            loop.call_soon_threadsafe(fn)
+
+    return on_commit
+
+
+@dataclass(frozen=True, slots=True)
+class Framed:
+    """One read's worth of a byte stream, framed.
+
+    ``frames`` are whole frames spanning ``buf[:used]``. With ``lost`` None, ``rest`` is
+    the unframed tail to keep for the next read; else framing is lost for good and
+    ``rest`` (everything from the break on) is to be dead-lettered as ``lost`` (code,
+    detail), after the ``frames`` before the break, which are sound.
+    """
+
+    frames: list[bytes]
+    used: int
+    rest: bytes
+    lost: tuple[str, str] | None
+
+
+def frame(codec: Codec, buf: bytes, limit: int) -> Framed:
+    """Split ``buf``; a frame or an unframed tail longer than ``limit`` loses framing."""
+    frames, rest, error = split_until_lost(codec, buf)
+    cut = next((i for i, f in enumerate(frames) if len(f) > limit), -1)
+    if cut >= 0:  # splitters may strip delimiters: find where the oversized frame starts
+        used = max(buf.find(frames[cut]), 0)
+        frames, rest, error = frames[:cut], buf[used:], None
+    if error is not None:
+        return Framed(frames, len(buf) - len(rest), rest, (error.code, error.detail))
+    if cut >= 0 or len(rest) > limit:
+        lost = ("line_too_long", f"no frame end within {limit} bytes")
+        return Framed(frames, len(buf) - len(rest), rest, lost)
+    return Framed(frames, len(buf) - len(rest), rest, None)

@@ -9,12 +9,16 @@ waits inside ``put`` and every connection that queues more data stops reading un
 batches are accepted, so a slow database pushes back to the devices instead of dropping.
 
 Replies the decoder owes (acks) are written only after the writer has committed the
-batch they acknowledge. Input that cannot be framed (a frame longer than the codec's
-``MAX_FRAME`` or, for text protocols, ``max_line_bytes``; a binary length field the
-splitter rejects) is dead-lettered and the connection closed; anything else that goes
-wrong is dead-lettered and counted, and never leaves the protocol callbacks. A login
-from a device the registry refuses gets the protocol's refusal (Teltonika ``0x00``) or
-nothing, is dead-lettered, and the connection is closed.
+batch they acknowledge, and in the order their packets came: a reply that needs no
+commit (a heartbeat's) waits behind an ack still waiting for one. Input that cannot be
+framed (a frame longer than the codec's ``MAX_FRAME`` or, for text protocols,
+``max_line_bytes``; a binary length field the splitter rejects; a frame not complete
+within ``idle_timeout_s`` of its first byte) is dead-lettered and the connection closed,
+after the whole frames before it are stored and acked; anything else that goes wrong is
+dead-lettered and counted, and never leaves the protocol callbacks. A device the
+registry refuses, at login or later (disabled while connected), gets the protocol's
+refusal (Teltonika ``0x00``) or nothing and never an ack; what it sent is dead-lettered
+and the connection closed.
 
 If the writer fails, the feeder closes every connection and ends; whatever is queued
 after that (a closing connection's truncated tail) has nowhere to go and is dropped and
@@ -27,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -36,12 +39,22 @@ from decoders import Codec, Decoded, DecodeError, max_frame
 from decoders.model import Reject, Session, empty_fixes
 from ingest.counters import Counters
 from ingest.devices import Admission, DeviceRegistry
-from ingest.intake import to_batch
+from ingest.intake import frame, on_loop, to_batch
 from ingest.model import Batch, BatchSink, DeadLetter, peer_name
 
 log = logging.getLogger(__name__)
 
 TRANSPORT = "tcp"
+
+
+class _Reply:
+    """A place in a connection's reply order; ``ready`` once its batch has committed."""
+
+    __slots__ = ("payload", "ready")
+
+    def __init__(self, payload: bytes, ready: bool) -> None:
+        self.payload = payload
+        self.ready = ready
 
 
 class _Conn(asyncio.Protocol):
@@ -50,8 +63,11 @@ class _Conn(asyncio.Protocol):
     __slots__ = (
         "buf",
         "device_id",
+        "hanging_up",
         "last_seen",
         "listener",
+        "owed",
+        "partial_since",
         "paused",
         "peer",
         "queued",
@@ -67,8 +83,11 @@ class _Conn(asyncio.Protocol):
         self.device_id: str | None = None
         self.peer = "?"
         self.last_seen = listener.clock
+        self.partial_since = listener.clock  # when the frame now in ``buf`` began
         self.queued = 0  # batches handed to the feeder, not yet accepted by the writer
         self.paused = False
+        self.hanging_up = False  # reading stopped for good: close once ``owed`` is sent
+        self.owed: deque[_Reply] = deque()  # replies in packet order, oldest first
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -97,10 +116,35 @@ class _Conn(asyncio.Protocol):
             self.transport.pause_reading()
 
     def resume(self) -> None:
-        if self.paused and self.transport is not None:
+        if self.paused and not self.hanging_up and self.transport is not None:
             self.paused = False
-            self.last_seen = self.listener.clock  # waiting for the writer is not idling
+            # waiting for the writer is neither idling nor sending slowly
+            self.last_seen = self.partial_since = self.listener.clock
             self.transport.resume_reading()
+
+    def reply(self, payload: bytes) -> None:
+        """Send ``payload`` now, or once every reply owed before it has gone out."""
+        if self.owed:  # the oldest is still waiting for its commit
+            self.owed.append(_Reply(payload, True))
+        else:
+            self.write(payload)
+
+    def flush(self) -> None:
+        """Send the replies that are ready, in order; close if hanging up and none is owed."""
+        while self.owed and self.owed[0].ready:
+            self.write(self.owed.popleft().payload)
+        if self.hanging_up and not self.owed:
+            self.close()
+
+    def hang_up(self) -> None:
+        """Read nothing more; close once the replies owed for what was read are sent."""
+        self.hanging_up = True
+        self.pause()
+        self.flush()
+
+    def write(self, payload: bytes) -> None:
+        if payload and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(payload)
 
     def close(self) -> None:
         if self.transport is not None:
@@ -145,7 +189,6 @@ class TcpListener:
         self._server: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread = 0
 
     @property
     def open_connections(self) -> int:
@@ -153,7 +196,6 @@ class TcpListener:
 
     async def __aenter__(self) -> TcpListener:
         self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
         self.clock = self._loop.time()
         self._server = await self._loop.create_server(
             lambda: _Conn(self), self.host, self.port, backlog=4096, reuse_address=True
@@ -234,33 +276,16 @@ class TcpListener:
         conn.last_seen = self.clock
         self._count("bytes_in", len(data))
         buf = conn.buf + data
-        try:
-            frames, rest = self.codec.split_frames(buf)
-        except DecodeError as exc:  # a binary length that cannot be true: framing is lost
-            self._lose_framing(conn, exc.code, exc.detail, buf)
-            return
-        limit = self.max_frame
-        cut = next((i for i, f in enumerate(frames) if len(f) > limit), -1)
-        if cut >= 0 or len(rest) > limit:
-            keep = frames[:cut] if cut >= 0 else frames
-            # splitters may strip delimiters: find where the oversized frame starts
-            used = max(buf.find(frames[cut]), 0) if cut >= 0 else len(buf) - len(rest)
-            if keep:
-                self._decode(conn, keep, buf[:used])
-            self._lose_framing(
-                conn, "line_too_long", f"no frame end within {limit} bytes", buf[used:]
-            )
-            return
-        conn.buf = rest
-        if frames:
-            self._decode(conn, frames, buf[: len(buf) - len(rest)])
-
-    def _lose_framing(self, conn: _Conn, code: str, detail: str, raw: bytes) -> None:
-        """Keep what could not be framed and hang up: nothing after it can be trusted."""
-        conn.buf = b""
-        self._count("framing_lost")
-        self.dead_letter(conn, code, detail, raw)
-        conn.close()
+        f = frame(self.codec, buf, self.max_frame)
+        if f.lost is None and f.rest and (f.frames or not conn.buf):
+            conn.partial_since = self.clock  # a new frame began in this read
+        conn.buf = f.rest if f.lost is None else b""
+        if f.frames:  # before a break too: sound frames are stored (and acked) as usual
+            self._decode(conn, f.frames, buf[: f.used])
+        if f.lost is not None:  # keep what could not be framed and hang up
+            self._count("framing_lost")
+            self.dead_letter(conn, *f.lost, f.rest)
+            conn.hang_up()
 
     def dead_letter(self, conn: _Conn, code: str, detail: str, raw: bytes) -> None:
         """Keep bytes that could not be used, counted like decoder rejects."""
@@ -268,15 +293,8 @@ class TcpListener:
         letter = DeadLetter(
             TRANSPORT, self.codec.NAME, conn.peer, conn.device_id, code, detail, raw
         )
-        self._submit(
-            conn,
-            Batch(
-                device_id=conn.device_id or "",
-                transport=TRANSPORT,
-                protocol=self.codec.NAME,
-                dead_letters=(letter,),
-            ),
-        )
+        device = conn.device_id or ""
+        self._submit(conn, Batch(device, TRANSPORT, self.codec.NAME, dead_letters=(letter,)))
 
     # -- internals -----------------------------------------------------------------
 
@@ -288,55 +306,46 @@ class TcpListener:
         decoded = self._decode_safely(conn, frames)
         conn.session = decoded.session
         named = decoded.device_id or decoded.session.device_id
-        refused = bool(named) and named != conn.device_id and self._refuses(named or "")
         if named:
             conn.device_id = named
-        replies = () if refused else decoded.replies
+        device = conn.device_id or ""
+        # Asked for every packet, not just the login: a device disabled while connected
+        # must get no reply, least of all an ack for fixes that are only dead-lettered.
+        refused = bool(device) and self._registry.admit(device) is Admission.REJECT
+        payload = b"" if refused else b"".join(decoded.replies)
         batch = to_batch(
             decoded,
-            device_id=conn.device_id or "",
+            device_id=device,
             transport=TRANSPORT,
             protocol=self.codec.NAME,
             peer=conn.peer,
             registry=self._registry,
             counters=self._counters,
             raw=raw,
-            on_commit=self._acker(conn, replies) if replies else None,
         )
         if refused:
             self._refuse(conn, decoded, batch, raw)
         elif batch.rows:
-            self._submit(conn, batch)
-        elif replies and conn.transport is not None:  # nothing to make durable first
-            conn.transport.write(b"".join(replies))
-
-    def _refuses(self, device_id: str) -> bool:
-        return self._registry.admit(device_id) is Admission.REJECT
+            acker = self._acker(conn, payload) if payload else None
+            self._submit(conn, dataclasses.replace(batch, on_commit=acker))
+        elif payload:  # nothing to make durable first
+            conn.reply(payload)
 
     def _refuse(self, conn: _Conn, decoded: Decoded, batch: Batch, raw: bytes) -> None:
         """A device the registry refuses: say so if the protocol can, keep its data, hang up.
 
-        Fixes in the same packet were already dead-lettered by ``to_batch``; a bare login
-        is kept here, so every refused attempt can be found in ``dead_letters``.
+        Fixes in the packet were already dead-lettered by ``to_batch``; a packet without
+        (a bare login) is kept here, so every refused attempt is in ``dead_letters``.
         """
+        if batch.rows:
+            self._submit(conn, batch)
         if not len(decoded.fixes):
-            self._counters.inc("rejects", protocol=self.codec.NAME, code="unknown_device")
-            letter = DeadLetter(
-                TRANSPORT,
-                self.codec.NAME,
-                conn.peer,
-                conn.device_id,
-                "unknown_device",
-                "login from a device not in `devices` (unknown_devices=reject) or disabled",
-                raw,
-            )
-            batch = dataclasses.replace(batch, dead_letters=(*batch.dead_letters, letter))
-        self._submit(conn, batch)
+            detail = "a device not in `devices` (unknown_devices=reject) or disabled"
+            self.dead_letter(conn, "unknown_device", detail, raw)
         if conn.transport is not None:
-            if decoded.refused_reply:
-                conn.transport.write(decoded.refused_reply)
             self._count("refused_devices")
-            conn.close()
+            conn.reply(decoded.refused_reply)  # after acks owed for what it sent before
+            conn.hang_up()
 
     def _decode_safely(self, conn: _Conn, frames: Sequence[bytes]) -> Decoded:
         try:
@@ -349,23 +358,17 @@ class TcpListener:
         rejects = tuple(Reject(code, detail, f) for f in frames)
         return Decoded(fixes=empty_fixes(), session=conn.session, rejects=rejects)
 
-    def _acker(self, conn: _Conn, replies: tuple[bytes, ...]) -> Callable[[], None]:
-        """An ``on_commit`` that writes the replies from the loop thread, if still open."""
-        payload = b"".join(replies)
-        loop = self._loop
-        assert loop is not None
+    def _acker(self, conn: _Conn, payload: bytes) -> Callable[[], None]:
+        """An ``on_commit`` that sends ``payload`` from the loop thread in its turn."""
+        slot = _Reply(payload, False)
+        conn.owed.append(slot)
+        assert self._loop is not None
 
         def write() -> None:
-            if conn.transport is not None and not conn.transport.is_closing():
-                conn.transport.write(payload)
+            slot.ready = True
+            conn.flush()
 
-        def on_commit() -> None:
-            if threading.get_ident() == self._loop_thread:
-                write()
-            else:
-                loop.call_soon_threadsafe(write)
-
-        return on_commit
+        return on_loop(self._loop, write)
 
     def _submit(self, conn: _Conn, batch: Batch) -> None:
         if not self._feeding:  # the writer failed: nobody will ever take it
@@ -423,6 +426,10 @@ class TcpListener:
             if not self._reading:
                 continue
             horizon = self.clock - self.idle_timeout_s
-            for conn in [c for c in self._conns if c.last_seen < horizon and not c.paused]:
-                self._count("idle_closed")
-                conn.close()
+            for conn in [c for c in self._conns if not c.paused]:
+                if conn.last_seen < horizon:
+                    self._count("idle_closed")
+                    conn.close()
+                elif conn.buf and conn.partial_since < horizon:  # a byte now and then
+                    self._count("slow_frames_closed")
+                    conn.close()
