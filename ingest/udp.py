@@ -4,8 +4,9 @@ Every datagram names its device and carries its own packet ids, so there is no
 connection state: each is decoded on its own, handed to the writer in arrival order by
 one feeder task, and its reply is sent to the datagram's source address only once the
 batch is committed. UDP cannot push back on a sender, so the queue to the writer is
-bounded (``max_queued``): a datagram that arrives while it is full is dropped unacked
-and counted (``udp_dropped``); the device resends it, as it does any unacked packet.
+bounded (``max_queued``): a datagram that arrives while it is full is dropped unacked,
+before it is decoded or counted as anything but ``udp_dropped``; the device resends it,
+as it does any unacked packet. Garbage and refused devices get no reply at all.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from decoders import Decoded, DecodeError
 from decoders.model import Reject, Session, empty_fixes
 from ingest.counters import Counters
 from ingest.devices import Admission, DeviceRegistry
-from ingest.intake import to_batch
+from ingest.intake import on_loop, to_batch
 from ingest.model import Batch, BatchSink, peer_name
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,9 @@ class UdpListener:
         if not self._reading:  # stopping: unacked, so the device sends it again later
             self._count("udp_ignored_while_stopping")
             return
+        if self._queue.full():  # before decoding: overload must not cost more work
+            self._count("udp_dropped")
+            return
         peer = peer_name(addr)
         self._count("bytes_in", len(data))
         self._count("frames_in")
@@ -132,14 +136,10 @@ class UdpListener:
             raw=data,
             on_commit=self._acker(b"".join(replies), addr) if replies else None,
         )
-        if batch.rows == 0:
-            if replies and self._transport is not None:  # nothing to make durable first
-                self._transport.sendto(b"".join(replies), addr)
-            return
-        try:
-            self._queue.put_nowait(batch)
-        except asyncio.QueueFull:
-            self._count("udp_dropped")
+        if batch.rows:
+            self._queue.put_nowait(batch)  # not full: checked above, nothing ran since
+        elif replies and self._transport is not None:  # nothing to make durable first
+            self._transport.sendto(b"".join(replies), addr)
 
     def _decode_safely(self, data: bytes) -> Decoded:
         try:
@@ -152,17 +152,13 @@ class UdpListener:
         return Decoded(empty_fixes(), Session(), rejects=(Reject(code, detail, data),))
 
     def _acker(self, payload: bytes, addr: Any) -> Callable[[], None]:
-        loop = self._loop
-        assert loop is not None
+        assert self._loop is not None
 
         def send() -> None:
             if self._transport is not None and not self._transport.is_closing():
                 self._transport.sendto(payload, addr)
 
-        def on_commit() -> None:
-            loop.call_soon_threadsafe(send)
-
-        return on_commit
+        return on_loop(self._loop, send)
 
     def _count(self, name: str, n: int = 1) -> None:
         self._counters.inc(name, n, transport=TRANSPORT, protocol=self.protocol)
