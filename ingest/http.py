@@ -13,10 +13,15 @@ the body (a form). Answers, in plain text so phones can log them:
 - 400: nothing usable (``<code>: <detail>`` of the first reject); kept as a dead letter.
 - 403: the device is refused (``unknown_devices=reject``); ``to_batch`` keeps the dead letter.
 - 413: body over ``max_body_bytes``; counted, not kept (nothing to learn from a flood).
-- 503: the writer failed or the intake is stopping; the phone retries later.
+- 503: the writer failed, the intake is stopping, or the commit did not come within
+  ``commit_timeout_s`` (the database is down or stuck); the phone retries later. A fix
+  answered 503 may still be committed afterwards: its resend is then stored once.
 
 Each request waits for its own commit, so a slow database pushes back on phones through
-their open requests (``open_connections``) instead of queuing without bound.
+their open requests (``open_connections``); the commit timeout bounds how long, so
+requests do not pile up while the database is away. Stopping waits only for requests
+whose data was handed to the writer (they are owed an answer after commit), not for
+clients still sending a body: those own nothing yet, and get 503 if they ever finish.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ log = logging.getLogger(__name__)
 
 TRANSPORT = "http"
 _REASON_CHARS = 200  # a reason line a phone's log can show
+COMMIT_TIMEOUT_S = 10.0  # under Traccar Client's 15 s request timeout: the phone hears 503
+SHUTDOWN_GRACE_S = 1.0  # at exit, left to requests still reading a body (owed nothing)
 
 
 class CommitSink(Protocol):
@@ -66,17 +73,20 @@ class HttpListener:
         writer: CommitSink,
         registry: DeviceRegistry,
         counters: Counters,
+        commit_timeout_s: float = COMMIT_TIMEOUT_S,
     ) -> None:
         self.codec = codec
         self.host = host
         self.port = port
         self.max_body_bytes = max_body_bytes
+        self.commit_timeout_s = commit_timeout_s
         self._writer = writer
         self._registry = registry
         self._counters = counters
         self._reading = True
-        self._inflight = 0
-        self._idle = asyncio.Event()  # no request is being served
+        self._inflight = 0  # requests in the handler, reading a body included
+        self._owed = 0  # requests whose data went to the writer, not yet answered
+        self._idle = asyncio.Event()  # no request is owed an answer
         self._idle.set()
         self._failed = asyncio.Event()
         self._failure: BaseException | None = None
@@ -85,14 +95,14 @@ class HttpListener:
 
     @property
     def open_connections(self) -> int:
-        """Requests being served (decoded, waiting for their commit, or answering)."""
+        """Requests being served (reading a body, waiting for their commit, or answering)."""
         return self._inflight
 
     async def __aenter__(self) -> HttpListener:
         app = web.Application(client_max_size=self.max_body_bytes)
         app.router.add_route("GET", "/{path:.*}", self._handle)
         app.router.add_route("POST", "/{path:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S)
         await self._runner.setup()
         self._site = web.TCPSite(
             self._runner, self.host, self.port, backlog=4096, reuse_address=True
@@ -112,7 +122,8 @@ class HttpListener:
             await self._runner.cleanup()
 
     async def stop_reading(self) -> None:
-        """Stop listening and answer new requests 503; return once in-flight ones are done.
+        """Stop listening and answer new requests 503; return once no request is owed an
+        answer after its commit (those still sending a body are not waited for).
 
         The first step of a clean shutdown: every phone that was told 200 is committed.
         """
@@ -131,24 +142,36 @@ class HttpListener:
     # -- requests ----------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.Response:
-        if not self._reading or self._failure is not None:
-            return self._answer(503, "not accepting data now, retry later", close=True)
+        if not self._accepting():
+            return self._unavailable()
         self._inflight += 1
-        self._idle.clear()
         try:
-            return await self._serve(request)
+            try:
+                body = await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                self._counters.inc("rejects", protocol=self.codec.NAME, code="body_too_large")
+                return self._answer(413, f"body over {self.max_body_bytes} bytes", close=True)
+            if not self._accepting():  # stopped while the body arrived: nothing taken yet
+                return self._unavailable()
+            self._owed += 1
+            self._idle.clear()
+            try:
+                return await self._serve(request, body)
+            finally:
+                self._owed -= 1
+                if self._owed == 0:
+                    self._idle.set()
         finally:
             self._inflight -= 1
-            if self._inflight == 0:
-                self._idle.set()
 
-    async def _serve(self, request: web.Request) -> web.Response:
+    def _accepting(self) -> bool:
+        return self._reading and self._failure is None
+
+    def _unavailable(self) -> web.Response:
+        return self._answer(503, "not accepting data now, retry later", close=True)
+
+    async def _serve(self, request: web.Request, body: bytes) -> web.Response:
         peer = _peer(request)
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            self._counters.inc("rejects", protocol=self.codec.NAME, code="body_too_large")
-            return self._answer(413, f"body over {self.max_body_bytes} bytes", close=True)
         frame = _frame(request, body)
         self._count("bytes_in", len(frame))
         if not frame.strip():
@@ -169,8 +192,12 @@ class HttpListener:
         )
         if batch.rows:
             try:
-                await self._writer.put(batch)
-                await self._writer.drain()  # commits go in order: ours is in by now
+                async with asyncio.timeout(self.commit_timeout_s):
+                    await self._writer.put(batch)
+                    await self._writer.drain()  # commits go in order: ours is in by now
+            except TimeoutError:  # put/drain only wait: cancelling them takes nothing back
+                self._count("http_commit_timeouts")
+                return self._answer(503, "storage is slow, retry later", close=True)
             except Exception as exc:
                 self._fail(exc)
                 return self._answer(503, "storage unavailable, retry later", close=True)

@@ -42,7 +42,12 @@ class Rig:
 
 @contextlib.asynccontextmanager
 async def rig(
-    dsn: str, *, policy: str = "register", known: Iterable[str] = (), delay_ms: int = 5
+    dsn: str,
+    *,
+    policy: str = "register",
+    known: Iterable[str] = (),
+    delay_ms: int = 5,
+    commit_timeout_s: float = 10.0,
 ) -> AsyncIterator[Rig]:
     counters = Counters()
     registry = DeviceRegistry(policy=policy, known=known)
@@ -58,6 +63,7 @@ async def rig(
             writer=writer,
             registry=registry,
             counters=counters,
+            commit_timeout_s=commit_timeout_s,
         ) as listener,
     ):
         yield Rig(dsn, listener, writer, counters)
@@ -246,3 +252,71 @@ def test_writer_failure_is_503_and_surfaces_through_wait(clean_db: str) -> None:
 
     run(main())
     assert rows(clean_db, "PHONE6") == []
+
+
+def test_query_string_and_body_together(clean_db: str) -> None:
+    """As Traccar: a JSON body wins; otherwise the query string wins over a form body."""
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+
+    async def main() -> None:
+        async with rig(clean_db) as r, aiohttp.ClientSession() as phone:
+            async with phone.post(
+                r.url + "?" + q("QUERY", 1), data=q("FORM", 2), headers=form
+            ) as a:
+                assert a.status == 200
+            body = json_body("JSON", time=T0 + timedelta(seconds=3), lat=1.5, lon=2.5)
+            async with phone.post(r.url + "?" + q("QUERY", 4), data=body) as b:
+                assert b.status == 200
+            async with phone.post(r.url + "?id=QUERY", data=q("QUERY", 5), headers=form) as c:
+                assert (c.status, (await c.text()).split(":")[0]) == (400, "no_fix")
+
+    run(main())
+    stored = sql(clean_db, "SELECT device_id, fix_time FROM positions ORDER BY fix_time")
+    assert stored == [("QUERY", T0 + timedelta(seconds=1)), ("JSON", T0 + timedelta(seconds=3))]
+    assert [(reason, bytes(raw)) for reason, _, raw, _ in letters(clean_db)] == [
+        ("no_fix", b"id=QUERY")
+    ]
+
+
+def test_a_stuck_database_is_503_and_the_resend_is_stored_once(clean_db: str) -> None:
+    """A phone must not wait forever: no commit within the bound is 503 (retry later).
+    The fix may still be committed afterwards; the phone's resend is then a duplicate."""
+
+    async def main() -> None:
+        async with rig(clean_db, commit_timeout_s=0.3) as r, aiohttp.ClientSession() as phone:
+            lock = await psycopg.AsyncConnection.connect(clean_db)
+            async with lock:
+                await lock.execute("LOCK TABLE positions IN ACCESS EXCLUSIVE MODE")
+                status, _ = await asyncio.wait_for(get(phone, r.url + "?" + q("PHONE7")), 10)
+                assert status == 503
+                assert r.listener.open_connections == 0
+                await lock.rollback()
+            assert (await get(phone, r.url + "?" + q("PHONE7")))[0] == 200
+
+    run(main())
+    assert len(rows(clean_db, "PHONE7")) == 1
+
+
+def test_a_slow_body_does_not_hold_up_the_stop(clean_db: str) -> None:
+    """A client still sending its body when the intake stops owns nothing we must commit:
+    stopping does not wait for it, and if it ever finishes it is told 503."""
+    body = q("PHONE8").encode()
+
+    async def main() -> None:
+        async with rig(clean_db) as r:
+            reader, w = await asyncio.open_connection("127.0.0.1", r.listener.port)
+            w.write(
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded"
+                + f"\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                + body[:10]
+            )
+            await w.drain()
+            await until(lambda: r.listener.open_connections == 1, what="the request to start")
+            await asyncio.wait_for(r.listener.stop_reading(), 5)
+            w.write(body[10:])
+            answer = await asyncio.wait_for(reader.read(), 10)
+            assert answer.startswith(b"HTTP/1.1 503 ")
+            w.close()
+
+    run(main())
+    assert rows(clean_db, "PHONE8") == []
