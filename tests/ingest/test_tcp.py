@@ -19,8 +19,11 @@ from ingest.devices import DeviceRegistry
 from ingest.errors import StorageError
 from ingest.tcp import TcpListener
 from ingest.writer import Writer
+from menara import service
 from simulators import gt06_out, teltonika_out
 from simulators.nmea_out import gga, pgid, rmc
+from tests.conftest import free_port
+from tests.ingest.test_service import settings_for
 from tests.polling import until
 
 pytestmark = pytest.mark.db
@@ -540,3 +543,42 @@ def test_replies_keep_their_order_while_a_commit_is_pending(clean_db: str) -> No
 
     run(main())
     assert query(clean_db, "SELECT count(*) FROM positions") == [(1,)]
+
+
+async def port_closed(port: int) -> bool:
+    try:
+        _, w = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return True
+    await close(w)
+    return False
+
+
+def test_a_clean_stop_acks_what_was_read_before_it(clean_db: str) -> None:
+    """The service stops reading, drains the writer, and only then hangs up: a packet read
+    before the stop but committed after it is still acked on its open connection."""
+    cfg = settings_for(clean_db, teltonika_port=free_port())
+    counters = Counters()
+    packet = avl(0, 2)
+
+    async def main() -> None:
+        stop, ready = asyncio.Event(), asyncio.Event()
+        server = asyncio.create_task(service.serve(cfg, counters=counters, stop=stop, ready=ready))
+        await asyncio.wait_for(ready.wait(), 30)
+        reader, w = await asyncio.open_connection("127.0.0.1", cfg.teltonika_port)
+        w.write(teltonika_out.login(IMEI))
+        assert await asyncio.wait_for(reader.readexactly(1), 10) == teltonika.LOGIN_ACCEPT
+        lock = await psycopg.AsyncConnection.connect(clean_db)
+        async with lock:
+            await lock.execute("LOCK TABLE positions IN ACCESS EXCLUSIVE MODE")
+            w.write(packet)
+            await until(lambda: counters.get("fixes_in") == 2)
+            stop.set()
+            await until(lambda: port_closed(cfg.teltonika_port), what="the service to stop reading")
+            await lock.rollback()
+        assert await asyncio.wait_for(reader.read(), 10) == teltonika_out.ack(2)  # then EOF
+        await asyncio.wait_for(server, 30)
+        await close(w)
+
+    run(main())
+    assert query(clean_db, "SELECT count(*) FROM positions") == [(2,)]
