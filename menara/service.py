@@ -110,6 +110,7 @@ async def serve(
                     host=settings.tcp_host,
                     port=port,
                     max_body_bytes=settings.http_max_body_bytes,
+                    commit_timeout_s=settings.http_commit_timeout_s,
                     writer=writer,
                     registry=registry,
                     counters=counters,

@@ -78,8 +78,13 @@ class Settings:
     http_max_body_bytes: int = _s(
         65536, "Largest HTTP request body accepted on osmand_port; larger gets 413."
     )
+    http_commit_timeout_s: float = _s(
+        10.0, "Answer 503 when a request's fixes are not committed within this (phones retry)."
+    )
     tcp_idle_timeout_s: float = _s(
-        300.0, "Close a device connection after this many seconds without data."
+        300.0,
+        "Close a device connection after this many seconds without data, or when one"
+        " frame takes longer than this to arrive (slowloris).",
     )
     tcp_max_line_bytes: int = _s(
         1024, "Longest text line accepted; longer input is dead-lettered and the link closed."
