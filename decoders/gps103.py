@@ -115,8 +115,10 @@ class _Batch:
                 self.replies.append(HEARTBEAT_REPLY)
                 self.ignored += 1
                 return
-            self.replies.append(HEARTBEAT_REPLY)
-            text = text[start:]
+            at = len(self.replies)
+            self.report(text[start:])  # raises for a bad line: then no ON either
+            self.replies.insert(at, HEARTBEAT_REPLY)
+            return
         if not text.startswith("imei:"):
             raise FrameError("garbage", "not a GPS103 line")
         self.report(text)

@@ -127,6 +127,15 @@ def test_a_second_imei_is_refused() -> None:
     assert out.replies == (b"LOAD",) and len(out.fixes) == 1
 
 
+def test_a_rejected_heartbeat_prefixed_line_gets_no_on() -> None:
+    """``<imei>imei:<other>,…``: the ``ON`` answers the line, so a refused line gets none."""
+    other = POSITION[:-1].replace(IMEI.encode(), b"359710049999999")
+    out = gps103.decode_frames([IMEI.encode() + other], session=Session(device_id=IMEI))
+    assert [r.code for r in out.rejects] == ["identity_changed"] and out.replies == ()
+    good = gps103.decode_frames([IMEI.encode() + POSITION[:-1]], session=Session(device_id=IMEI))
+    assert good.replies == (b"ON",) and len(good.fixes) == 1
+
+
 def _feed(pieces: list[bytes]) -> list[bytes]:
     frames: list[bytes] = []
     rest = b""
