@@ -36,119 +36,16 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 
 from decoders import Codec, Decoded, DecodeError, max_frame
-from decoders.model import Reject, Session, empty_fixes
+from decoders.model import Reject, empty_fixes
+from ingest._tcp_conn import Conn, Reply
 from ingest.counters import Counters
 from ingest.devices import Admission, DeviceRegistry
 from ingest.intake import frame, on_loop, to_batch
-from ingest.model import Batch, BatchSink, DeadLetter, peer_name
+from ingest.model import Batch, BatchSink, DeadLetter
 
 log = logging.getLogger(__name__)
 
 TRANSPORT = "tcp"
-
-
-class _Reply:
-    """A place in a connection's reply order; ``ready`` once its batch has committed."""
-
-    __slots__ = ("payload", "ready")
-
-    def __init__(self, payload: bytes, ready: bool) -> None:
-        self.payload = payload
-        self.ready = ready
-
-
-class _Conn(asyncio.Protocol):
-    """One device connection: unframed tail, decoder session, identity, flow state."""
-
-    __slots__ = (
-        "buf",
-        "device_id",
-        "hanging_up",
-        "last_seen",
-        "listener",
-        "owed",
-        "partial_since",
-        "paused",
-        "peer",
-        "queued",
-        "session",
-        "transport",
-    )
-
-    def __init__(self, listener: TcpListener) -> None:
-        self.listener = listener
-        self.transport: asyncio.Transport | None = None
-        self.buf = b""
-        self.session = Session()
-        self.device_id: str | None = None
-        self.peer = "?"
-        self.last_seen = listener.clock
-        self.partial_since = listener.clock  # when the frame now in ``buf`` began
-        self.queued = 0  # batches handed to the feeder, not yet accepted by the writer
-        self.paused = False
-        self.hanging_up = False  # reading stopped for good: close once ``owed`` is sent
-        self.owed: deque[_Reply] = deque()  # replies in packet order, oldest first
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.peer = peer_name(transport.get_extra_info("peername"))
-        self.listener.opened(self)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.buf:  # a truncated last frame: keep it for inspection
-            self.listener.dead_letter(self, "truncated", "connection ended mid-frame", self.buf)
-            self.buf = b""
-        self.listener.closed(self)
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            self.listener.received(self, data)
-        except Exception:  # a bug must cost one connection, never the listener
-            log.exception("tcp %s: unexpected error, closing", self.peer)
-            self.listener.dead_letter(self, "internal_error", "listener error", self.buf + data)
-            self.buf = b""
-            self.close()
-
-    def pause(self) -> None:
-        if not self.paused and self.transport is not None:
-            self.paused = True
-            self.transport.pause_reading()
-
-    def resume(self) -> None:
-        if self.paused and not self.hanging_up and self.transport is not None:
-            self.paused = False
-            # waiting for the writer is neither idling nor sending slowly
-            self.last_seen = self.partial_since = self.listener.clock
-            self.transport.resume_reading()
-
-    def reply(self, payload: bytes) -> None:
-        """Send ``payload`` now, or once every reply owed before it has gone out."""
-        if self.owed:  # the oldest is still waiting for its commit
-            self.owed.append(_Reply(payload, True))
-        else:
-            self.write(payload)
-
-    def flush(self) -> None:
-        """Send the replies that are ready, in order; close if hanging up and none is owed."""
-        while self.owed and self.owed[0].ready:
-            self.write(self.owed.popleft().payload)
-        if self.hanging_up and not self.owed:
-            self.close()
-
-    def hang_up(self) -> None:
-        """Read nothing more; close once the replies owed for what was read are sent."""
-        self.hanging_up = True
-        self.pause()
-        self.flush()
-
-    def write(self, payload: bytes) -> None:
-        if payload and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(payload)
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
 
 
 class TcpListener:
@@ -178,8 +75,8 @@ class TcpListener:
         self._writer = writer
         self._registry = registry
         self._counters = counters
-        self._conns: set[_Conn] = set()
-        self._queue: deque[tuple[_Conn, Batch]] = deque()
+        self._conns: set[Conn] = set()
+        self._queue: deque[tuple[Conn, Batch]] = deque()
         self._wake = asyncio.Event()  # the queue has work
         self._empty = asyncio.Event()  # the queue is empty and no put is in flight
         self._empty.set()
@@ -198,7 +95,7 @@ class TcpListener:
         self._loop = asyncio.get_running_loop()
         self.clock = self._loop.time()
         self._server = await self._loop.create_server(
-            lambda: _Conn(self), self.host, self.port, backlog=4096, reuse_address=True
+            lambda: Conn(self), self.host, self.port, backlog=4096, reuse_address=True
         )
         self.port = int(self._server.sockets[0].getsockname()[1])
         self._tasks = [
@@ -260,18 +157,18 @@ class TcpListener:
 
     # -- callbacks from connections ------------------------------------------------
 
-    def opened(self, conn: _Conn) -> None:
+    def opened(self, conn: Conn) -> None:
         self._conns.add(conn)
         self._count("connections_total")
         if not self._reading:
             conn.close()
 
-    def closed(self, conn: _Conn) -> None:
+    def closed(self, conn: Conn) -> None:
         self._conns.discard(conn)
         self._count("connections_closed")
         conn.transport = None
 
-    def received(self, conn: _Conn, data: bytes) -> None:
+    def received(self, conn: Conn, data: bytes) -> None:
         """Frame, decode and queue one packet's worth of data."""
         conn.last_seen = self.clock
         self._count("bytes_in", len(data))
@@ -287,7 +184,7 @@ class TcpListener:
             self.dead_letter(conn, *f.lost, f.rest)
             conn.hang_up()
 
-    def dead_letter(self, conn: _Conn, code: str, detail: str, raw: bytes) -> None:
+    def dead_letter(self, conn: Conn, code: str, detail: str, raw: bytes) -> None:
         """Keep bytes that could not be used, counted like decoder rejects."""
         self._counters.inc("rejects", protocol=self.codec.NAME, code=code)
         letter = DeadLetter(
@@ -301,7 +198,7 @@ class TcpListener:
     def _count(self, name: str, n: int = 1) -> None:
         self._counters.inc(name, n, transport=TRANSPORT, protocol=self.codec.NAME)
 
-    def _decode(self, conn: _Conn, frames: list[bytes], raw: bytes) -> None:
+    def _decode(self, conn: Conn, frames: list[bytes], raw: bytes) -> None:
         self._count("frames_in", len(frames))
         decoded = self._decode_safely(conn, frames)
         conn.session = decoded.session
@@ -331,7 +228,7 @@ class TcpListener:
         elif payload:  # nothing to make durable first
             conn.reply(payload)
 
-    def _refuse(self, conn: _Conn, decoded: Decoded, batch: Batch, raw: bytes) -> None:
+    def _refuse(self, conn: Conn, decoded: Decoded, batch: Batch, raw: bytes) -> None:
         """A device the registry refuses: say so if the protocol can, keep its data, hang up.
 
         Fixes in the packet were already dead-lettered by ``to_batch``; a packet without
@@ -347,7 +244,7 @@ class TcpListener:
             conn.reply(decoded.refused_reply)  # after acks owed for what it sent before
             conn.hang_up()
 
-    def _decode_safely(self, conn: _Conn, frames: Sequence[bytes]) -> Decoded:
+    def _decode_safely(self, conn: Conn, frames: Sequence[bytes]) -> Decoded:
         try:
             return self.codec.decode_frames(frames, session=conn.session)
         except DecodeError as exc:
@@ -358,9 +255,9 @@ class TcpListener:
         rejects = tuple(Reject(code, detail, f) for f in frames)
         return Decoded(fixes=empty_fixes(), session=conn.session, rejects=rejects)
 
-    def _acker(self, conn: _Conn, payload: bytes) -> Callable[[], None]:
+    def _acker(self, conn: Conn, payload: bytes) -> Callable[[], None]:
         """An ``on_commit`` that sends ``payload`` from the loop thread in its turn."""
-        slot = _Reply(payload, False)
+        slot = Reply(payload, False)
         conn.owed.append(slot)
         assert self._loop is not None
 
@@ -370,7 +267,7 @@ class TcpListener:
 
         return on_loop(self._loop, write)
 
-    def _submit(self, conn: _Conn, batch: Batch) -> None:
+    def _submit(self, conn: Conn, batch: Batch) -> None:
         if not self._feeding:  # the writer failed: nobody will ever take it
             self._count("dropped_after_writer_failure")
             return
