@@ -1,12 +1,18 @@
-"""Teltonika IO rows (from the kernel) to one attribute dict per record.
+"""Teltonika IO rows (from the kernel) to one attribute dict per record; GH3000 records.
 
 Names and conversions are applied to whole columns with numpy and each dict is filled
 by one C-level ``update`` from an iterator, so a batch of 100k records with a dozen
 IO values each costs a fraction of a second, not one Python step per value and name.
+
+Codec 7 (GH3000 personal trackers, Teltonika "GH3000 protocol"; Traccar
+``TeltonikaProtocolDecoder.decodeLocation``) is rare and laid out differently (masks
+saying which fields follow, float coordinates), so ``gh3000`` parses it in Python.
 """
 
 from __future__ import annotations
 
+import math
+import struct
 from collections.abc import Callable
 from itertools import islice
 from typing import Any
@@ -16,6 +22,8 @@ import numpy.typing as npt
 
 from decoders import _teltonika_kernel as k
 from decoders.attributes import (
+    ALARM,
+    BATTERY_LEVEL_PCT,
     BATTERY_VOLTAGE_V,
     EVENT,
     EXTERNAL_VOLTAGE_V,
@@ -27,6 +35,7 @@ from decoders.attributes import (
     PRIORITY,
     TRIP_ODOMETER_M,
 )
+from decoders.model import FixArray, empty_fixes
 
 # Conversions work on a Python int and on a numpy uint64 array alike.
 _Conv = Callable[[Any], Any]
@@ -126,4 +135,135 @@ def _attributes_small(
             out[r][_RAW_KEYS[ident]] = value
         else:
             out[r][named[0]] = named[1](value)
+    return out
+
+
+# GH3000 (codec 7): times count seconds from 2007-01-01 UTC in the low 30 bits, the
+# priority is in the top two. IO ids name other things than on FMB devices.
+GH3000_EPOCH_S = 1_167_609_600
+_GH_IO: dict[int, tuple[str, _Conv]] = {
+    1: (BATTERY_LEVEL_PCT, _float),
+    67: (BATTERY_VOLTAGE_V, _milli),
+    240: (MOTION, _bool),
+    22: (PDOP, _tenth),
+}
+_GH_HDOP = 20  # tenths, into the hdop column
+_GH_SOS = 222  # 1: the SOS button
+_LATLON = struct.Struct(">ff")
+
+
+class Gh3000:
+    """Codec 7 records: fix rows, their attributes, records without a position, rejects."""
+
+    __slots__ = ("attributes", "fixes", "ignored", "rejects")
+
+    def __init__(self) -> None:
+        self.fixes: FixArray = empty_fixes(0)
+        self.attributes: list[dict[str, Any]] = []
+        self.ignored = 0
+        self.rejects: list[tuple[int, int]] = []  # (record number, kernel reject code)
+
+
+def gh3000(data: bytes, count: int) -> Gh3000 | None:
+    """The ``count`` codec 7 records that must fill ``data`` exactly, else None.
+
+    A record is: time word (4), global mask (1), the GPS element if mask bit 0 (its own
+    mask, then lat/lon floats, altitude, angle/256 of a turn, speed km/h, satellites,
+    LAC + cell id, signal, operator, each if its bit is set), then the 1-, 2- and 4-byte
+    IO groups if mask bits 1-3 say so. Records without coordinates are no position
+    (counted in ``ignored``).
+    """
+    out = Gh3000()
+    rows: list[tuple[int, float, float, float, float, float, int, float]] = []
+    p = 0
+    try:
+        for i in range(count):
+            word, mask = int.from_bytes(data[p : p + 4], "big"), data[p + 4]
+            p += 5
+            attrs: dict[str, Any] = {PRIORITY: word >> 30}
+            fix = [math.nan] * 5 + [-1, math.nan]  # lat lon alt course speed sats hdop
+            located = bool(mask & 1) and bool(data[p] & 1)  # lat/lon present
+            if mask & 1:
+                p = _gh_gps(data, p, fix)
+            for width, bit in ((1, 2), (2, 4), (4, 8)):
+                if mask & bit:
+                    p = _gh_io(data, p, width, attrs, fix)
+            if len(data) < p:
+                return None
+            t_s = (word & 0x3FFF_FFFF) + GH3000_EPOCH_S
+            lat, lon = fix[0], fix[1]
+            if not located:
+                out.ignored += 1
+            elif not (abs(lat) <= 90.0 and abs(lon) <= 180.0):  # NaN too
+                out.rejects.append((i, k.BAD_COORDINATES))
+            else:
+                rows.append((t_s, lat, lon, fix[2], fix[3], fix[4], int(fix[5]), fix[6]))
+                out.attributes.append(attrs)
+    except (IndexError, struct.error):
+        return None
+    if p != len(data):
+        return None
+    out.fixes = _gh_rows(rows)
+    return out
+
+
+def _gh_gps(data: bytes, p: int, fix: list[float]) -> int:
+    """The GPS element at ``p`` into ``fix``; -> the offset after it."""
+    loc = data[p]
+    p += 1
+    if loc & 0x01:  # float32: kept as its shortest decimal (44.791306, not 44.79130554…)
+        fix[0], fix[1] = (float(str(np.float32(v))) for v in _LATLON.unpack_from(data, p))
+        p += 8
+    for bit, slot, size, scale in ((0x02, 2, 2, 1.0), (0x04, 3, 1, 360 / 256), (0x08, 4, 1, 1.0)):
+        if loc & bit:
+            fix[slot] = int.from_bytes(data[p : p + size], "big") * scale
+            p += size
+    if loc & 0x10:
+        fix[5] = data[p]
+        p += 1
+    # LAC + cell id (no MCC/MNC to make a cell of), signal quality, operator: skipped.
+    for bit, size in ((0x20, 4), (0x40, 1), (0x80, 4)):
+        if loc & bit:
+            p += size
+    return p
+
+
+def _gh_io(data: bytes, p: int, width: int, attrs: dict[str, Any], fix: list[float]) -> int:
+    """One GH3000 IO group (count, then id and ``width``-byte value pairs); -> next offset."""
+    n = data[p]
+    p += 1
+    for _ in range(n):
+        ident = data[p]
+        raw = data[p + 1 : p + 1 + width]
+        if len(raw) < width:
+            raise IndexError("IO value cut short")
+        value = int.from_bytes(raw, "big")
+        p += 1 + width
+        named = _GH_IO.get(ident)
+        if ident == _GH_HDOP:
+            fix[6] = value / 10.0
+        elif ident == _GH_SOS:
+            if value == 1:
+                attrs[ALARM] = "sos"
+        elif named is not None:
+            attrs[named[0]] = named[1](value)
+        else:
+            attrs[_RAW_KEYS[ident]] = value
+    return p
+
+
+def _gh_rows(rows: list[tuple[int, float, float, float, float, float, int, float]]) -> FixArray:
+    """GH3000 fixes as ``FIX_DTYPE`` rows; valid unless 0 satellites or exactly (0, 0)."""
+    out = empty_fixes(len(rows))
+    for j, (t_s, lat, lon, alt, course, speed, sats, hdop) in enumerate(rows):
+        row = out[j]
+        row["fix_time_us"] = t_s * 1_000_000
+        row["lat"], row["lon"], row["altitude_m"] = lat, lon, alt
+        row["course_deg"], row["speed_kmh"], row["satellites"], row["hdop"] = (
+            course,
+            speed,
+            sats,
+            hdop,
+        )
+        row["valid"] = sats != 0 and not (lat == 0.0 and lon == 0.0)
     return out

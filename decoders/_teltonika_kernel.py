@@ -13,6 +13,12 @@ angle uint16 deg | satellites (1) | speed uint16 km/h | IO element, where the IO
 is event id, total count, then groups of 1-, 2-, 4- and 8-byte values (codec 8: 1-byte
 ids and counts; 8E: 2-byte ids and counts plus the NX group of ``id, length, bytes``;
 16: 2-byte event id and ids, a generation-type byte, 1-byte counts).
+
+Some devices add a group of 16-byte values after the 8-byte group (Traccar's
+``protocol.extended`` option; e.g. the two 'extended' captures in its
+TeltonikaProtocolDecoderTest). A packet whose records do not fill the data field the
+standard way is parsed again with that group before it is called ``bad_length``:
+its CRC already vouches for the bytes, so only the layout is in question.
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ IO_REC, IO_ID, IO_LEN = 0, 1, 2
 REC_FRAME, REC_EVENT, REC_PRIORITY = 0, 1, 2
 _TWO64 = 2.0**64
 MIN_RECORD = 30  # bytes: codec 8 record with no IO values
+WIDE_VALUE = 16  # bytes of one value in the 'extended' group
 
 
 def _crc_tables() -> I64:
@@ -138,10 +145,20 @@ def crc16(buf: U8, s: int, e: int) -> int:
 
 @njit(cache=True)
 def _record(
-    buf: U8, p: int, end: int, codec: int, out: FixArray, r: int, io: I32, val: I64, nio: int
+    buf: U8,
+    p: int,
+    end: int,
+    codec: int,
+    x16: bool,
+    out: FixArray,
+    r: int,
+    io: I32,
+    val: I64,
+    nio: int,
 ) -> tuple[int, int, int, int, int]:
     """Parse the record at ``p`` into row ``r`` and IO rows from ``nio``.
 
+    ``x16``: a group of 16-byte values follows the 8-byte group (kept like NX values).
     Returns (next position, new nio, code, event id, priority); a position past ``end``
     means the record is cut short (the caller discards the packet).
     """
@@ -209,6 +226,20 @@ def _record(
                 io[nio, IO_LEN] = -1
                 val[nio] = v
                 nio += 1
+    if x16:
+        if p + cw > end:
+            return end + 1, nio, BAD_LENGTH, 0, 0
+        n = _u8(buf, p) if cw == 1 else _u16(buf, p)
+        p += cw
+        if p + n * (idw + WIDE_VALUE) > end:
+            return end + 1, nio, BAD_LENGTH, 0, 0
+        for _ in range(n):
+            io[nio, IO_REC] = r
+            io[nio, IO_ID] = _u8(buf, p) if idw == 1 else _u16(buf, p)
+            io[nio, IO_LEN] = WIDE_VALUE
+            val[nio] = p + idw
+            nio += 1
+            p += idw + WIDE_VALUE
     if wide:
         if p + 2 > end:
             return end + 1, nio, BAD_LENGTH, 0, 0
@@ -229,6 +260,46 @@ def _record(
             nio += 1
             p += ln
     return p, nio, code, event, prio
+
+
+@njit(cache=True)
+def _records(
+    buf: U8,
+    k: int,
+    s: int,
+    e: int,
+    x16: bool,
+    out: FixArray,
+    recs: I64,
+    io: I32,
+    val: I64,
+    rej: I64,
+    nrec: int,
+    nio: int,
+    nrej: int,
+) -> tuple[int, int, int, int]:
+    """The N1 records of packet ``k`` (data field ``buf[s:e + 1]``); -> (end, nrec, nio, nrej).
+
+    An end other than ``e`` (the offset of N2) means the records did not fill the field.
+    """
+    codec = _u8(buf, s)
+    p = s + 2
+    for i in range(_u8(buf, s + 1)):
+        p, nio2, rc, event, prio = _record(buf, p, e, codec, x16, out, nrec, io, val, nio)
+        if p > e:
+            break
+        if rc == OK:
+            recs[nrec, REC_FRAME] = k
+            recs[nrec, REC_EVENT] = event
+            recs[nrec, REC_PRIORITY] = prio
+            nrec += 1
+            nio = nio2
+        else:
+            rej[nrej, 0] = k
+            rej[nrej, 1] = i
+            rej[nrej, 2] = rc
+            nrej += 1
+    return p, nrec, nio, nrej
 
 
 @njit(cache=True)
@@ -274,22 +345,11 @@ def decode(
             code[k] = UNSUPPORTED
             continue
         r0, io0, rej0 = nrec, nio, nrej
-        p = s + 2
-        for i in range(n1):
-            p, nio2, rc, event, prio = _record(buf, p, e, codec, out, nrec, io, val, nio)
-            if p > e:
-                break
-            if rc == OK:
-                recs[nrec, REC_FRAME] = k
-                recs[nrec, REC_EVENT] = event
-                recs[nrec, REC_PRIORITY] = prio
-                nrec += 1
-                nio = nio2
-            else:
-                rej[nrej, 0] = k
-                rej[nrej, 1] = i
-                rej[nrej, 2] = rc
-                nrej += 1
+        p, nrec, nio, nrej = _records(buf, k, s, e, False, out, recs, io, val, rej, r0, io0, rej0)
+        if p != e:  # perhaps a device with the 16-byte group
+            p, nrec, nio, nrej = _records(
+                buf, k, s, e, True, out, recs, io, val, rej, r0, io0, rej0
+            )
         if p != e:  # cut short, or bytes left over before N2
             code[k] = BAD_LENGTH
             nrec, nio, nrej = r0, io0, rej0

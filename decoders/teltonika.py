@@ -1,4 +1,4 @@
-"""Teltonika FMB/FMC/FMM over TCP (and UDP): IMEI login, AVL codec 8, 8 Extended and 16.
+"""Teltonika FMB/FMC/FMM over TCP (and UDP): IMEI login, AVL codec 8, 8 Extended, 16 and 7.
 
 Source: Teltonika wiki "Codec" (sections "Codec 8", "Codec 8 Extended", "Codec 16",
 "Codec 12", "Codec 13") and "Teltonika Data Sending Protocols"; Traccar's
@@ -31,7 +31,11 @@ Decisions a reader needs:
   integer, or the hex string of an 8 Extended variable-length value). The codec 16
   generation type is not kept.
 - Codec 12/13/14 packets (command responses) with a good CRC are counted as
-  ``ignored``; other codecs (e.g. GH3000's codec 7) are ``unsupported_type``.
+  ``ignored``; GH3000's codec 7 is decoded (``_teltonika_io.gh3000``; its records
+  without coordinates are counted as ``ignored``); other codecs are ``unsupported_type``.
+- Packets whose records only fill the data field with a group of 16-byte values after
+  the 8-byte group (Traccar's 'extended' devices) are decoded that way; the 16-byte
+  values are kept as ``io<id>`` hex strings.
 - Packets before a login are ``no_identity``; a second login naming another IMEI is
   ``identity_changed`` (no reply either way). A login must be 15 ASCII digits
   (``bad_identity`` otherwise, no reply).
@@ -59,6 +63,7 @@ PING = b"\xff"  # keep-alive byte between packets (Traccar TeltonikaFrameDecoder
 LOGIN_ACCEPT = b"\x01"
 LOGIN_REFUSE = b"\x00"
 COMMAND_CODECS = frozenset({0x0C, 0x0D, 0x0E})  # codec 12, 13, 14: command traffic
+CODEC_GH3000 = 0x07  # decoded in Python (_teltonika_io.gh3000)
 HEADER = 8  # preamble + data field length
 MIN_DATA = 3  # codec id, N1, N2
 
@@ -237,17 +242,25 @@ class _Batch:
         "code",
         "codecs",
         "count",
+        "ends",
         "fixes",
         "ignored",
         "packets",
         "rec_rejects",
+        "starts",
     )
 
     def __init__(
-        self, packets: list[bytes], starts: list[int], buf: bytes, out: tuple[Any, ...]
+        self,
+        packets: list[bytes],
+        starts: list[int],
+        ends: list[int],
+        buf: bytes,
+        out: tuple[Any, ...],
     ) -> None:
         fixes, recs, io, val, rej, code, count, nrec, nio, nrej = out
         self.packets = packets
+        self.starts, self.ends = starts, ends
         self.ignored = 0
         self.codecs = [p[s] for p, s in zip(packets, starts, strict=True)]
         self.fixes: FixArray = fixes[:nrec]
@@ -263,16 +276,34 @@ class _Batch:
     def packet(self, i: int, rejects: list[Reject]) -> int | None:
         """Append packet ``i``'s rejects; its ack (record count) or None for no ack.
 
-        A command response (codec 12/13/14) that passed the CRC is counted as ignored.
+        A command response (codec 12/13/14) that passed the CRC is counted as ignored;
+        a GH3000 packet (codec 7) is parsed here and its fixes follow the kernel's.
         """
         rejects.extend(self.rec_rejects.get(i, ()))
         if self.code[i] == k.UNSUPPORTED and self.codecs[i] in COMMAND_CODECS:
             self.ignored += 1
             return None
+        if self.code[i] == k.UNSUPPORTED and self.codecs[i] == CODEC_GH3000:
+            return self._gh3000(i, rejects)
         if self.code[i] != k.OK:
             name, detail = REJECT_CODES[self.code[i]]
             rejects.append(Reject(name, detail, self.packets[i]))
             return None
+        return self.count[i]
+
+    def _gh3000(self, i: int, rejects: list[Reject]) -> int | None:
+        packet, s = self.packets[i], self.starts[i]
+        gh = _io.gh3000(packet[s + 2 : self.ends[i]], self.count[i])
+        if gh is None:
+            name, detail = REJECT_CODES[k.BAD_LENGTH]
+            rejects.append(Reject(name, detail, packet))
+            return None
+        for rec, rc in gh.rejects:
+            name, detail = REJECT_CODES[rc]
+            rejects.append(Reject(name, f"record {rec}: {detail}", packet))
+        self.fixes = np.concatenate([self.fixes, gh.fixes])
+        self.attributes += tuple(gh.attributes)
+        self.ignored += gh.ignored
         return self.count[i]
 
 
@@ -288,4 +319,4 @@ def _run(packets: list[bytes], starts: list[int], ends: list[int], crcs: list[in
         base + np.array(ends, np.int64),
         np.where(np.array(crcs, np.int64) < 0, -1, base + np.array(crcs, np.int64)),
     )
-    return _Batch(packets, starts, buf, out)
+    return _Batch(packets, starts, ends, buf, out)

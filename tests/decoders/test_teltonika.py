@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import struct
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -117,13 +118,71 @@ def test_bad_records_are_rejected_alone_and_the_packet_acked() -> None:
 
 
 def test_cut_records_and_leftover_bytes_are_bad_length_and_not_acked() -> None:
+    # A leftover 0x00 would read as an empty group of 16-byte values ('extended' devices,
+    # test_extended_group_is_tried_when_the_standard_layout_leaves_bytes); 0x05 cannot.
     data = enc.avl_packet([REC])[8:-4]
-    for body in (data[:-3] + data[-1:], data[:-1] + b"\x00" + data[-1:]):
+    for body in (data[:-3] + data[-1:], data[:-1] + b"\x05" + data[-1:]):
         frame = b"\0\0\0\0" + len(body).to_bytes(4, "big") + body
         frame += enc.crc16(body).to_bytes(4, "big")
         out = teltonika.decode_frames([frame], session=ID)
         assert [r.code for r in out.rejects] == ["bad_length"]
         assert out.replies == () and len(out.fixes) == 0
+
+
+def _repack(data: bytes) -> bytes:
+    """A TCP AVL packet around ``data`` (codec id .. N2) with a true CRC."""
+    return b"\0\0\0\0" + len(data).to_bytes(4, "big") + data + enc.crc16(data).to_bytes(4, "big")
+
+
+@pytest.mark.parametrize("codec", [enc.CODEC_8, enc.CODEC_8E])
+def test_extended_group_is_tried_when_the_standard_layout_leaves_bytes(codec: int) -> None:
+    """Traccar's 'extended' devices put 16-byte values after the 8-byte group."""
+    data = enc.avl_packet([REC], codec=codec)[8:-4]
+    wide = bytes(range(16))
+    group = (b"\x01\xcb" if codec == enc.CODEC_8 else b"\x00\x01\x00\xcb") + wide
+    nx = 0 if codec == enc.CODEC_8 else 2  # 8E: the NX group's count comes last
+    out = teltonika.decode_frames([_repack(data[: -1 - nx] + group + data[-1 - nx :])], session=ID)
+    plain = teltonika.decode_frames([_repack(data)], session=ID)
+    assert out.rejects == () and out.replies == (enc.ack(1),)
+    [fix], [ref] = out.fix_list(), plain.fix_list()
+    assert fix.attributes == {**ref.attributes, "io203": wide.hex()}
+    assert (fix.fix_time, fix.lat, fix.ignition) == (ref.fix_time, ref.lat, ref.ignition)
+
+
+def _gh3000(*records: bytes) -> bytes:
+    n = bytes([len(records)])
+    return _repack(b"\x07" + n + b"".join(records) + n)
+
+
+GH_TIME = (1 << 30) | (600_000_000)  # priority 1, 2007-01-01 + 600,000,000 s
+GH_FIX = (
+    GH_TIME.to_bytes(4, "big") + b"\x03\x1f" + struct.pack(">ffHBBB", 52.5, 13.25, 40, 64, 30, 7)
+)
+
+
+def test_gh3000_records() -> None:
+    """Codec 7: masks say which fields follow; a record without coordinates is no fix."""
+    io_only = GH_TIME.to_bytes(4, "big") + b"\x02\x02\xf0\x01\x01\x50"
+    out = teltonika.decode_frames([_gh3000(GH_FIX + b"\x01\xf0\x00", io_only)], session=ID)
+    assert out.replies == (enc.ack(2),) and out.rejects == () and out.ignored == 1
+    [fix] = out.fix_list()
+    assert fix.fix_time == datetime(2007, 1, 1, tzinfo=UTC) + timedelta(seconds=600_000_000)
+    assert (fix.lat, fix.lon, fix.altitude_m, fix.course_deg) == (52.5, 13.25, 40.0, 90.0)
+    assert (fix.speed_kmh, fix.satellites, fix.valid) == (30.0, 7, True)
+    assert fix.attributes == {"priority": 1, "motion": False}
+
+
+def test_gh3000_bad_records() -> None:
+    """Coordinates out of range are rejected alone (acked); a cut layout is bad_length."""
+    far = GH_FIX.replace(struct.pack(">f", 52.5), struct.pack(">f", float("nan")))
+    out = teltonika.decode_frames(
+        [_gh3000(far + b"\x01\xf0\x00", GH_FIX + b"\x01\xf0\x01")], session=ID
+    )
+    assert [r.code for r in out.rejects] == ["bad_coordinates"] and len(out.fixes) == 1
+    assert out.replies == (enc.ack(2),)
+    for cut in (GH_FIX + b"\x01\xf0", GH_FIX + b"\x01\xf0\x00\x00"):
+        out = teltonika.decode_frames([_gh3000(cut)], session=ID)
+        assert [r.code for r in out.rejects] == ["bad_length"] and out.replies == ()
 
 
 def test_framing_lost_raises() -> None:
