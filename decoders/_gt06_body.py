@@ -1,13 +1,15 @@
 """GT06 packet contents: the GPS block, the LBS block, terminal information, alarms.
 
 Field layouts follow the GT06 protocol V1.8 (§5.2 location packet 0x12, §5.3 status
-0x13, §5.4 alarm 0x16) and, for the newer packets (0x22, 0x26, 0x27, 0x37, 0xA0 and
-the extended 0x32), the JM-VL01 / GK310 documents as Traccar's ``Gt06ProtocolDecoder``
-reads them. Everything is big endian.
+0x13, §5.4 alarm 0x16) and, for the newer packets (0x11, 0x1E, 0x22, 0x26, 0x27, 0x34,
+0x37, 0x70, 0xA0, the extended 0x21 and 0x32), the JM-VL01 / GK310 / X1 documents as
+Traccar's ``Gt06ProtocolDecoder`` reads them. Big endian unless a field says otherwise.
 """
 
 from __future__ import annotations
 
+import math
+import re
 import struct
 from typing import Any, NamedTuple
 
@@ -15,6 +17,7 @@ from decoders.attributes import (
     ACCURACY_M,
     ALARM,
     ALARM_CODE,
+    BATTERY_VOLTAGE_V,
     CELL,
     CHARGING,
     EVENT,
@@ -85,6 +88,8 @@ class Gps(NamedTuple):
     valid: bool
     ignition: int  # -1 unknown
     empty: bool  # no coordinates at all: an invalid fix at exactly 0/0
+    altitude_m: float = math.nan
+    hdop: float = math.nan
 
 
 def need(body: bytes, end: int) -> None:
@@ -122,7 +127,11 @@ def gps(body: bytes, off: int) -> Gps:
     """
     need(body, off + GPS_SIZE)
     yy, mo, dd, hh, mi, ss, info, lat_raw, lon_raw, speed, flags = _GPS.unpack_from(body, off)
-    t = time_us(yy, mo, dd, hh, mi, ss)
+    return fields(time_us(yy, mo, dd, hh, mi, ss), info & 0x0F, lat_raw, lon_raw, speed, flags)
+
+
+def fields(t: int, sats: int, lat_raw: int, lon_raw: int, speed: int, flags: int) -> Gps:
+    """A ``Gps`` from raw coordinates (1/30000 minute) and the course/status word."""
     lat, lon = lat_raw / UNITS_PER_DEGREE, lon_raw / UNITS_PER_DEGREE
     if lat > 90.0 or lon > 180.0:
         raise Bad("bad_coordinates", f"latitude {lat} or longitude {lon} out of range")
@@ -138,23 +147,25 @@ def gps(body: bytes, off: int) -> Gps:
         lon=lon,
         speed_kmh=float(speed),
         course_deg=float(course) if course <= 360 else float("nan"),
-        satellites=info & 0x0F,
+        satellites=sats,
         valid=valid,
         ignition=(flags >> 15) & 1 if flags & 0x4000 else -1,
         empty=not valid and lat_raw == 0 and lon_raw == 0,
     )
 
 
-def lbs(body: bytes, off: int, *, wide: bool = False) -> tuple[dict[str, int], int]:
+def lbs(
+    body: bytes, off: int, *, wide: bool = False, cid4: bool = False
+) -> tuple[dict[str, int], int]:
     """MCC, MNC, LAC, cell id at ``off`` and the offset after them.
 
     MCC bit 15 set means a 2-byte MNC (Traccar). ``wide`` is the 4G layout of 0xA0:
-    4-byte LAC and 8-byte cell id.
+    4-byte LAC and 8-byte cell id; ``cid4`` that of 0x11: 2-byte MNC, 4-byte cell id.
     """
     need(body, off + 3)
     mcc = _U16.unpack_from(body, off)[0]
     off += 2
-    if mcc & 0x8000:
+    if mcc & 0x8000 or cid4:
         mnc = _U16.unpack_from(body, off)[0]
         off += 2
     else:
@@ -165,6 +176,10 @@ def lbs(body: bytes, off: int, *, wide: bool = False) -> tuple[dict[str, int], i
         lac = _U32.unpack_from(body, off)[0]
         cid = int.from_bytes(body[off + 4 : off + 12], "big")
         off += 12
+    elif cid4:
+        need(body, off + 6)
+        lac, cid = _U16.unpack_from(body, off)[0], _U32.unpack_from(body, off + 2)[0]
+        off += 6
     else:
         need(body, off + 5)
         lac = _U16.unpack_from(body, off)[0]
@@ -238,3 +253,129 @@ def cell_attr(cell: dict[str, int], attrs: dict[str, Any]) -> None:
     """Keep a cell only when it names one (all-zero LBS means 'no cell')."""
     if cell["mcc"] or cell["lac"] or cell["cid"]:
         attrs[CELL] = cell
+
+
+def vxt01_tail(body: bytes, off: int, attrs: dict[str, Any]) -> int:
+    """0x12 of VXT01-like models (5 bytes after the LBS, Traccar): terminal information,
+    external voltage (1/100 V), GSM signal, alarm extension; -> ignition."""
+    need(body, off + 5)
+    info = body[off]
+    attrs[STATUS] = info
+    attrs[CHARGING] = bool(info & 0x04)
+    attrs[EXTERNAL_VOLTAGE_V] = _U16.unpack_from(body, off + 1)[0] / 100
+    attrs[GSM_SIGNAL] = body[off + 3]
+    return (info >> 1) & 1
+
+
+X1_FIXED = 51  # 0x34 content before the analog inputs
+
+
+def x1(body: bytes, attrs: dict[str, Any]) -> tuple[Gps, float]:
+    """X1 GPS packet 0x34 (Traccar ``MSG_X1_GPS``); -> GPS block, odometer metres.
+
+    Data/alarm word (4), GPS block, terminal info (2), mileage (4), MCC (2), MNC (1),
+    LAC (2), cell id (4), driver id (4), two voltages (1/100 V, 2 each), port info (4:
+    bits 20-23 count the analog inputs), inputs, outputs, analog inputs (2 each). The
+    content must be exactly that long: the same number on SL4X models is an LBS packet.
+    Traccar calls the first voltage 'battery' and the second 'power', but real captures
+    read 12.80/3.99 and 14.28/4.19 V: the vehicle supply comes first, the cell second.
+    """
+    need(body, X1_FIXED)
+    n_adc = (_U32.unpack_from(body, 45)[0] >> 20) & 0x0F
+    if len(body) != X1_FIXED + 2 * n_adc:
+        raise Bad("bad_length", f"X1 content is {len(body)} bytes, needs {X1_FIXED + 2 * n_adc}")
+    g = gps(body, 4)
+    odometer = float(_U32.unpack_from(body, 24)[0])
+    mcc, mnc, lac, cid = struct.unpack_from(">HBHI", body, 28)
+    cell_attr({"mcc": mcc, "mnc": mnc, "lac": lac, "cid": cid}, attrs)
+    attrs[EXTERNAL_VOLTAGE_V] = _U16.unpack_from(body, 41)[0] / 100
+    attrs[BATTERY_VOLTAGE_V] = _U16.unpack_from(body, 43)[0] / 100
+    return g, odometer
+
+
+_MODULE_GPS = struct.Struct(">IBhIIBH")  # unix time, satellites, altitude, lat, lon, speed, flags
+_MODULAR_EVENTS = {0x11: "low_battery", 0x12: "low_power", 0x13: "power_cut", 0x14: "tampering"}
+_EPOCH_2000_US = 946_684_800_000_000
+_LIMIT_US = 4_102_444_800_000_000  # 2100-01-01
+
+
+def modular(body: bytes, attrs: dict[str, Any]) -> tuple[Gps | None, float]:
+    """Modular packet 0x70 (Traccar ``MSG_GPS_MODULAR``): modules of 2-byte type, 2-byte
+    length, value; -> GPS (module 0x33) or None, odometer metres (module 0x2E).
+
+    Also 0x11 cell (MCC, MNC, LAC 2 each, cell id 3, signal), 0x18 battery (1/100 V),
+    0x28 HDOP (1/10), 0x2B event (its alarms). Other modules are skipped by length.
+    The mileage is big endian like every other field (and the 0x37 mileage module):
+    Traccar reads it little endian, which makes one device's two captures three weeks
+    apart 3,253,731,328 then 1,576,140,800 m; big endian they are 61,633 then 62,045 m.
+    """
+    g: Gps | None = None
+    odometer, hdop = math.nan, math.nan
+    off = 0
+    while off + 4 <= len(body):
+        mod, n = _U16.unpack_from(body, off)[0], _U16.unpack_from(body, off + 2)[0]
+        off += 4
+        need(body, off + n)
+        v = body[off : off + n]
+        if mod == 0x33 and n == _MODULE_GPS.size:
+            t_s, sats, alt, lat_raw, lon_raw, speed, flags = _MODULE_GPS.unpack(v)
+            if lat_raw or lon_raw or flags & 0x1000:
+                t = t_s * 1_000_000
+                if not _EPOCH_2000_US <= t < _LIMIT_US:
+                    raise Bad("bad_date", f"module 0x33 time {t_s}")
+                g = fields(t, sats, lat_raw, lon_raw, speed, flags)._replace(altitude_m=alt)
+        elif mod == 0x11 and n == 10:
+            mcc, mnc, lac = struct.unpack_from(">HHH", v)
+            cell_attr(
+                {"mcc": mcc, "mnc": mnc, "lac": lac, "cid": int.from_bytes(v[6:9], "big")}, attrs
+            )
+        elif mod == 0x18 and n == 2:
+            attrs[BATTERY_VOLTAGE_V] = _U16.unpack(v)[0] / 100
+        elif mod == 0x28 and n == 1:
+            hdop = v[0] / 10
+        elif mod == 0x2B and n == 1:
+            attrs[EVENT] = v[0]
+            if v[0] in _MODULAR_EVENTS:
+                attrs[ALARM] = _MODULAR_EVENTS[v[0]]
+        elif mod == 0x2E and n == 4:
+            odometer = float(_U32.unpack(v)[0])
+        off += n
+    if g is not None and not math.isnan(hdop):
+        g = g._replace(hdop=hdop)
+    return g, odometer
+
+
+_WHERE = re.compile(
+    r"Current position!Lat:([NS])(\d+\.\d+),Lon:([EW])(\d+\.\d+),Course:(\d+\.\d+),"
+    r"Speed:(\d+\.\d+),DateTime:(\d{4})-(\d\d)-(\d\d) +(\d\d):(\d\d):(\d\d)"
+)
+
+
+def text_position(body: bytes) -> Gps | None:
+    """String information 0x21 (flag (4), encoding (1: ASCII, else UTF-16BE), text): the
+    'Current position!' answer to a WHERE command as a fix, None for any other text."""
+    need(body, 5)
+    raw = body[5:]
+    text = raw.decode("ascii", "replace") if body[4] == 1 else raw.decode("utf-16-be", "replace")
+    m = _WHERE.match(text)
+    if m is None:
+        return None
+    ns, lat, ew, lon, course, speed, yyyy, mo, dd, hh, mi, ss = m.groups()
+    if not (2000 <= int(yyyy) < 2100):
+        raise Bad("bad_date", f"year {yyyy}")
+    t = time_us(int(yyyy) - 2000, int(mo), int(dd), int(hh), int(mi), int(ss))
+    lat_deg, lon_deg = float(lat), float(lon)
+    if lat_deg > 90.0 or lon_deg > 180.0:
+        raise Bad("bad_coordinates", f"latitude {lat_deg} or longitude {lon_deg} out of range")
+    course_deg = float(course)
+    return Gps(
+        time_us=t,
+        lat=-lat_deg if ns == "S" else lat_deg,
+        lon=-lon_deg if ew == "W" else lon_deg,
+        speed_kmh=float(speed),
+        course_deg=course_deg if course_deg <= 360.0 else math.nan,
+        satellites=-1,
+        valid=True,
+        ignition=-1,
+        empty=False,
+    )

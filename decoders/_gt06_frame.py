@@ -115,3 +115,20 @@ def _cut_damaged(buf: bytes, pos: int) -> int:
     if nxt >= 0:
         return nxt
     return len(buf) if len(buf) - pos >= MAX_FRAME else -1
+
+
+WIFI_TYPES = (0x17, 0x69)
+
+
+def wifi_frame(frame: bytes) -> bool:
+    """A WiFi + cell packet of older models (0x17/0x69, Traccar ``MSG_WIFI``): no serial
+    and no CRC, the length byte counts the WiFi stations. Layout: start, count, protocol,
+    BCD date-time (6), count x (MAC 6, signal 1), cell count, MCC (2), MNC (1), cell
+    count x (LAC 2, cell id 2, signal 1), stop bits; only that exact size is accepted.
+    """
+    if len(frame) < 16 or not frame.startswith(SHORT) or frame[3] not in WIFI_TYPES:
+        return False
+    if not frame.endswith(STOP) or not frame[4:10].hex().isdigit():
+        return False
+    cells = 10 + 7 * frame[2]
+    return len(frame) > cells and len(frame) == cells + 4 + 5 * frame[cells] + 2

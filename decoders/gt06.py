@@ -3,16 +3,20 @@
 Sources: "GT06 GPS Tracker Communication Protocol" V1.8 (Concox) §4 packet format,
 §5.1 login, §5.2 location 0x12, §5.3 status 0x13, §5.4 alarm 0x16; the JM-VL01/GK310
 documents for 0x22, 0x23, 0x26, 0x27, 0x8A, 0x94 and 0xA0; Traccar's
-``Gt06FrameDecoder``/``Gt06ProtocolDecoder`` (and its test captures) for the rest.
-Framing lives in ``_gt06_frame``, field layouts in ``_gt06_body``.
+``Gt06FrameDecoder``/``Gt06ProtocolDecoder`` (and its test captures, run in
+``tests/decoders/test_captures_binary.py``) for the rest: 0x11, 0x1E, 0x34 (X1), 0x70
+(modular), the 'Current position!' text of 0x21, the AZ735 0x32/0x33 and the CRC-less
+WiFi packets. Framing lives in ``_gt06_frame``, field layouts in ``_gt06_body``.
 
 Decisions a reader needs:
 
 - Replies, as the documents ask: login (0x01), status/heartbeat (0x13, 0x23), alarms
   (0x16, 0x26, 0x27, 0x32, 0x19) get ``78 78 05 <proto> <serial> <crc> 0D 0A`` (the
-  header style of the request); a time request (0x8A) gets the current UTC time.
-  Location packets (0x10, 0x12, 0x22, 0x37, 0xA0) and information packets (0x94)
-  get none: the documents say the server does not answer them.
+  header style of the request); a time request (0x8A) gets the current UTC time; a
+  modular packet (0x70) gets a short-header ack as Traccar sends it. Location packets
+  (0x10, 0x11, 0x12, 0x1E, 0x22, 0x34, 0x37, 0xA0), information (0x94), strings
+  (0x15, 0x21) and cell/WiFi lists get none: the documents say the server does not
+  answer locations, and we send no commands whose answers would need one.
 - A bad CRC, a length that does not match, or wrong stop bits is rejected without an
   ack so the device sends it again. A packet whose CRC is good but whose content cannot
   be true (``bad_date``, ``bad_coordinates``, content too short) is rejected and still
@@ -21,8 +25,11 @@ Decisions a reader needs:
   for the device's own SMS replies and is not applied to fixes.
 - The GPS 'positioned' bit is ``valid``; an unpositioned fix keeps the coordinates the
   device sent. Exactly 0/0 without a fix is no position at all: counted as ``ignored``.
-- Heartbeats, information packets (0x94) and LBS-only alarms (0x19) carry no position,
-  so they are no fix; 0x94 and 0x19 are counted as ``ignored``.
+- Heartbeats, information packets (0x94), LBS-only alarms (0x19), cell and WiFi lists
+  (0x17/0x69 without CRC, 0x18, 0x24, 0x28, 0x2C, 0x2E, 0x33, 0xA1, 0xA2, 0xA7, 0xF3) and
+  command answers (0x15, 0x21 other than a position) carry no position, so they are no
+  fix; all but heartbeats are counted as ``ignored``. Packets with data we do not decode
+  (OBD, serial pass-through, photos, 0x95/0xA3-0xA5 alarms) stay ``unsupported_type``.
 - Non-login packets before a login are ``no_identity``; a second login naming another
   IMEI is ``identity_changed`` (no reply). The IMEI is the 16 BCD digits without the
   leading 0 (Traccar drops the first digit).
@@ -40,7 +47,7 @@ import numpy as np
 
 from decoders import _gt06_body as b
 from decoders import _gt06_frame as f
-from decoders.attributes import GSM_SIGNAL, SERIAL, STATUS
+from decoders.attributes import ALARM, ALARM_CODE, GSM_SIGNAL, SERIAL, STATUS
 from decoders.model import Decoded, FixArray, Reject, Session, empty_fixes, valid_device_id
 
 NAME = "gt06"
@@ -48,16 +55,22 @@ MAX_FRAME = f.MAX_FRAME
 
 MSG_LOGIN = 0x01
 MSG_GPS = 0x10
+MSG_GPS_LBS_6 = 0x11
 MSG_GPS_LBS = 0x12
 MSG_STATUS = 0x13
 MSG_GPS_LBS_STATUS = 0x16
 MSG_LBS_STATUS = 0x19
+MSG_GPS_LBS_EXTEND = 0x1E
+MSG_STRING_INFO = 0x21
 MSG_GPS_LBS_2 = 0x22
 MSG_HEARTBEAT = 0x23
 MSG_GPS_LBS_STATUS_2 = 0x26
 MSG_GPS_LBS_STATUS_3 = 0x27
 MSG_GPS_LBS_STATUS_4 = 0x32
+MSG_AZ735_ALARM = 0x33  # extended header; with the short one it is a WiFi list
+MSG_X1_GPS = 0x34
 MSG_GPS_LBS_3 = 0x37
+MSG_GPS_MODULAR = 0x70
 MSG_TIME_REQUEST = 0x8A
 MSG_INFO = 0x94
 MSG_GPS_LBS_4G = 0xA0
@@ -65,8 +78,25 @@ MSG_GPS_LBS_4G = 0xA0
 ALARM_TYPES = frozenset(
     {MSG_GPS_LBS_STATUS, MSG_GPS_LBS_STATUS_2, MSG_GPS_LBS_STATUS_3, MSG_GPS_LBS_STATUS_4}
 )
-LOCATION_TYPES = frozenset({MSG_GPS, MSG_GPS_LBS, MSG_GPS_LBS_2, MSG_GPS_LBS_3, MSG_GPS_LBS_4G})
+LOCATION_TYPES = frozenset(
+    {
+        MSG_GPS,
+        MSG_GPS_LBS_6,
+        MSG_GPS_LBS,
+        MSG_GPS_LBS_EXTEND,
+        MSG_GPS_LBS_2,
+        MSG_X1_GPS,
+        MSG_GPS_LBS_3,
+        MSG_GPS_LBS_4G,
+        MSG_GPS_MODULAR,
+        MSG_STRING_INFO,
+    }
+)
 ACKED = ALARM_TYPES | {MSG_STATUS, MSG_HEARTBEAT, MSG_LBS_STATUS}
+# Well-formed packets without a position to store: information, cell/WiFi lists, the
+# string answers to commands (0x15); counted as ignored, not dead-lettered.
+NO_POSITION = frozenset({MSG_INFO, 0x15, 0x18, 0x24, 0x28, 0x2C, 0x2E, 0xA1, 0xA2, 0xA7, 0xF3})
+AZ735_ALARMS = {0xA2: "low_battery", 0xA3: "low_battery", 0xA5: "door"}
 
 # One decoded fix: GPS block, ignition, odometer, attributes.
 _Row = tuple[b.Gps, int, float, dict[str, Any]]
@@ -98,6 +128,12 @@ def decode_frames(
     for frame in frames:
         head = _check(frame)
         if isinstance(head, Reject):
+            if head.code == "bad_length" and f.wifi_frame(frame):  # no CRC to check
+                if session.device_id is None:
+                    rejects.append(Reject("no_identity", "packet before any login", frame))
+                else:
+                    ignored += 1
+                continue
             rejects.append(head)
             continue
         proto, body, serial, extended = head
@@ -118,15 +154,20 @@ def decode_frames(
             clock = bytes((t.year - 2000, t.month, t.day, t.hour, t.minute, t.second))
             replies.append(f.build(MSG_TIME_REQUEST, clock, serial, extended=extended))
             continue
-        if proto in ACKED:
-            replies.append(f.build(proto, b"", serial, extended=extended))
-        elif proto not in LOCATION_TYPES and proto != MSG_INFO:
-            rejects.append(Reject("unsupported_type", f"protocol number 0x{proto:02X}", frame))
-            continue
+        ack = _ack(proto, serial, extended)
+        if ack is not None:
+            replies.append(ack)
         if proto in (MSG_STATUS, MSG_HEARTBEAT):
             continue
-        if proto in (MSG_INFO, MSG_LBS_STATUS):
+        if (
+            proto in NO_POSITION
+            or proto == MSG_LBS_STATUS
+            or (proto == MSG_AZ735_ALARM and not extended)
+        ):
             ignored += 1
+            continue
+        if ack is None and proto not in LOCATION_TYPES:
+            rejects.append(Reject("unsupported_type", f"protocol number 0x{proto:02X}", frame))
             continue
         try:
             row = _position(proto, body, extended)
@@ -171,6 +212,15 @@ def _check(frame: bytes) -> tuple[int, bytes, int, bool] | Reject:
     return frame[start], frame[start + 1 : -6], serial, extended
 
 
+def _ack(proto: int, serial: int, extended: bool) -> bytes | None:
+    """The reply a packet is owed, or None."""
+    if proto == MSG_GPS_MODULAR:
+        return f.build(proto, b"", serial)  # a short header even to a 7979 packet (Traccar)
+    if proto in ACKED or (proto == MSG_AZ735_ALARM and extended):
+        return f.build(proto, b"", serial, extended=extended)
+    return None
+
+
 def _login(body: bytes, session: Session) -> tuple[str, tuple[str, str] | None]:
     """The IMEI a login names (§5.1.1: 8 bytes BCD), or a (code, detail) problem.
 
@@ -193,8 +243,10 @@ def _position(proto: int, body: bytes, extended: bool) -> _Row | None:
     """The fix a location or alarm packet carries; None when it has no position."""
     attrs: dict[str, Any] = {}
     ignition, odometer = -1, math.nan
-    if proto == MSG_GPS_LBS_STATUS_4 and extended:
-        return _az735(body, attrs)
+    if proto in (MSG_GPS_LBS_STATUS_4, MSG_AZ735_ALARM) and extended:
+        return _az735(body, attrs, alarm=proto == MSG_AZ735_ALARM)
+    if proto in (MSG_X1_GPS, MSG_GPS_MODULAR, MSG_STRING_INFO):
+        return _other_position(proto, body, attrs)
     g = b.gps(body, 0)
     off = b.GPS_SIZE
     if proto in ALARM_TYPES:
@@ -209,13 +261,17 @@ def _position(proto: int, body: bytes, extended: bool) -> _Row | None:
             if len(body) >= off + 49 and not any(body[off + 9 : off + 45]):
                 off += 45
         ignition = b.status_tail(body, off, attrs)
-    elif proto != MSG_GPS:
-        cell, off = b.lbs(body, off, wide=proto == MSG_GPS_LBS_4G)
+    elif proto not in (MSG_GPS, MSG_GPS_LBS_EXTEND):  # 0x1E: cell list not decoded
+        cell, off = b.lbs(body, off, wide=proto == MSG_GPS_LBS_4G, cid4=proto == MSG_GPS_LBS_6)
         b.cell_attr(cell, attrs)
         rest = len(body) - off
-        acc = proto != MSG_GPS_LBS or rest in (3, 7)  # 0x12: only when the size says so
+        # 0x11/0x12: ACC, upload mode, re-upload only when the size says so
+        acc = proto not in (MSG_GPS_LBS, MSG_GPS_LBS_6) or rest in (3, 7)
         head = body[: off + 3] if proto == MSG_GPS_LBS_3 else body  # 0x37: modules follow
-        ignition, odometer = b.acc_tail(head, off, attrs, acc=acc)
+        if proto == MSG_GPS_LBS and rest == 5:  # VXT01: terminal information follows
+            ignition = b.vxt01_tail(body, off, attrs)
+        else:
+            ignition, odometer = b.acc_tail(head, off, attrs, acc=acc)
         if proto == MSG_GPS_LBS_3 and rest >= 3:
             odometer = b.modules(body, off + 3, attrs)
     if g.empty:
@@ -225,8 +281,22 @@ def _position(proto: int, body: bytes, extended: bool) -> _Row | None:
     return g, ignition, odometer, attrs
 
 
-def _az735(body: bytes, attrs: dict[str, Any]) -> _Row | None:
-    """Extended 0x32 (AZ735, Traccar): GPS with a length byte, LBS with one, GSM, status."""
+def _other_position(proto: int, body: bytes, attrs: dict[str, Any]) -> _Row | None:
+    """X1 GPS (0x34), modular (0x70) and string information (0x21) packets."""
+    odometer = math.nan
+    if proto == MSG_X1_GPS:
+        g: b.Gps | None
+        g, odometer = b.x1(body, attrs)
+    elif proto == MSG_GPS_MODULAR:
+        g, odometer = b.modular(body, attrs)
+    else:
+        g = b.text_position(body)
+    return None if g is None or g.empty else (g, g.ignition, odometer, attrs)
+
+
+def _az735(body: bytes, attrs: dict[str, Any], *, alarm: bool) -> _Row | None:
+    """Extended 0x32/0x33 (AZ735, Traccar): GPS with a length byte, LBS with one, GSM,
+    status (for 0x33 an alarm: A2/A3 low battery, A5 door; A4 unnamed)."""
     b.need(body, 7)
     if body[6] == 0:  # no GPS block follows
         return None
@@ -247,7 +317,11 @@ def _az735(body: bytes, attrs: dict[str, Any]) -> _Row | None:
         b.need(body, off + 1)
         off += 1 + body[off]
     b.need(body, off + 1)
-    attrs[STATUS] = body[off]
+    attrs[STATUS] = status = body[off]
+    if alarm and status in AZ735_ALARMS:
+        attrs[ALARM] = AZ735_ALARMS[status]
+    elif alarm and status == 0xA4:
+        attrs[ALARM], attrs[ALARM_CODE] = "other", status
     return None if g.empty else (g, g.ignition, math.nan, attrs)
 
 
@@ -264,6 +338,8 @@ def _fixes(rows: list[_Row]) -> FixArray:
     out["course_deg"] = [g.course_deg for g in gs]
     out["satellites"] = [g.satellites for g in gs]
     out["valid"] = [g.valid for g in gs]
+    out["altitude_m"] = [g.altitude_m for g in gs]
+    out["hdop"] = [g.hdop for g in gs]
     out["ignition"] = np.array([r[1] for r in rows], dtype=np.int8)
     out["odometer_m"] = [r[2] for r in rows]
     return out

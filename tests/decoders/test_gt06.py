@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import struct
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -261,3 +262,82 @@ def test_long_fuzz(capsys: pytest.CaptureFixture[str]) -> None:
     with capsys.disabled():
         print(f"\ngt06 fuzz: {runs:,} inputs split and decoded")
     assert runs == 200_000
+
+
+# A WiFi + cell packet without serial or CRC (Traccar Gt06ProtocolDecoderTest, 0x69).
+WIFI = bytes.fromhex(
+    "787803691604130318491475905BD30E25001E10BBF7635D14759006E626560501CC0028660F2132"
+    "28660F1F2828660EA81E286610731428660F20140D0A"
+)
+
+
+def test_wifi_packets_without_crc_are_ignored_only_in_their_exact_shape() -> None:
+    assert gt06.decode_frames([WIFI], session=LOGGED_IN).ignored == 1
+    assert [r.code for r in gt06.decode_frames([WIFI], session=Session()).rejects] == [
+        "no_identity"
+    ]
+    for bad in (WIFI[:-3] + WIFI[-2:], WIFI[:2] + b"\x04" + WIFI[3:]):  # a byte short, count
+        out = gt06.decode_frames([bad], session=LOGGED_IN)
+        assert [r.code for r in out.rejects] == ["bad_length"] and out.ignored == 0
+
+
+def _gps_block(t: datetime, lat: float, lon: float) -> bytes:
+    flags = 0x1000 | 0x0400 | 90  # positioned, north, east, course 90
+    raw = (round(lat * 1_800_000), round(lon * 1_800_000))
+    date = bytes((t.year - 2000, t.month, t.day, t.hour, t.minute, t.second))
+    return date + b"\xc9" + struct.pack(">IIBH", *raw, 40, flags)
+
+
+def test_x1_packet_needs_its_exact_length() -> None:
+    """0x34: the port word counts the analog inputs that end the packet."""
+    head = b"\0" * 4 + _gps_block(T0, 52.5, 13.25) + b"\0\0" + struct.pack(">I", 1234)
+    tail = struct.pack(">HBHIIHHIBB", 204, 8, 1, 2, 0, 1250, 410, 1 << 20, 0, 0)
+    [fix] = gt06.decode_frames(
+        [_gt06_frame.build(0x34, head + tail + b"\0\x07", 9)], session=LOGGED_IN
+    ).fix_list()
+    assert (fix.fix_time, fix.odometer_m, fix.speed_kmh) == (T0, 1234.0, 40.0)
+    assert (
+        fix.attributes["external_voltage_v"] == 12.5 and fix.attributes["battery_voltage_v"] == 4.1
+    )
+    out = gt06.decode_frames([_gt06_frame.build(0x34, head + tail, 9)], session=LOGGED_IN)
+    assert [r.code for r in out.rejects] == ["bad_length"] and out.replies == ()
+
+
+def _module(kind: int, value: bytes) -> bytes:
+    return struct.pack(">HH", kind, len(value)) + value
+
+
+def test_modular_packet() -> None:
+    """0x70: GPS module 0x33 (unix time), mileage 0x2E big endian, event 0x2B; acked with
+    a short header; without a GPS module it is ignored, with an impossible time bad_date."""
+    unix = int(T0.timestamp())
+    gps = struct.pack(">IBhIIBH", unix, 9, -12, 94_500_000, 23_850_000, 30, 0x1400 | 45)
+    body = _module(0x33, gps) + _module(0x2E, (62_045).to_bytes(4, "big")) + _module(0x2B, b"\x13")
+    frame = _gt06_frame.build(0x70, body, 5, extended=True)
+    out = gt06.decode_frames([frame], session=LOGGED_IN)
+    assert out.replies == (_gt06_frame.build(0x70, b"", 5),)
+    [fix] = out.fix_list()
+    assert (fix.fix_time, fix.lat, fix.lon, fix.altitude_m) == (T0, 52.5, 13.25, -12.0)
+    assert (fix.odometer_m, fix.attributes["alarm"]) == (62_045.0, "power_cut")
+    no_gps = gt06.decode_frames(
+        [_gt06_frame.build(0x70, body[22:], 6, extended=True)], session=LOGGED_IN
+    )
+    assert no_gps.ignored == 1 and len(no_gps.replies) == 1
+    late = _module(0x33, struct.pack(">I", 0xFFFF_FFF0) + gps[4:])  # 2106
+    out = gt06.decode_frames([_gt06_frame.build(0x70, late, 7, extended=True)], session=LOGGED_IN)
+    assert [r.code for r in out.rejects] == ["bad_date"] and len(out.replies) == 1
+
+
+def test_text_position_answer() -> None:
+    """0x21 (UTF-16 or ASCII): only the 'Current position!' answer is a fix."""
+    text = (
+        "Current position!Lat:S33.5,Lon:W70.25,Course:10.00,Speed:5.5,DateTime:2024-06-01 10:20:30"
+    )
+    for enc_byte, codec in ((b"\x01", "ascii"), (b"\x02", "utf-16-be")):
+        body = b"\0" * 4 + enc_byte + text.encode(codec)
+        [fix] = gt06.decode_frames(
+            [_gt06_frame.build(0x21, body, 3, extended=True)], session=LOGGED_IN
+        ).fix_list()
+        assert (fix.fix_time, fix.lat, fix.lon, fix.speed_kmh) == (T0, -33.5, -70.25, 5.5)
+    other = _gt06_frame.build(0x21, b"\0\0\0\0\x01Command error!", 4, extended=True)
+    assert gt06.decode_frames([other], session=LOGGED_IN).ignored == 1
