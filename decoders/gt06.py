@@ -26,7 +26,8 @@ Decisions a reader needs:
 - The GPS 'positioned' bit is ``valid``; an unpositioned fix keeps the coordinates the
   device sent. Exactly 0/0 without a fix is no position at all: counted as ``ignored``.
 - Heartbeats, information packets (0x94), LBS-only alarms (0x19), cell and WiFi lists
-  (0x17/0x69 without CRC, 0x18, 0x24, 0x28, 0x2C, 0x2E, 0x33, 0xA1, 0xA2, 0xA7, 0xF3) and
+  (0x17/0x69 without CRC, 0x18, 0x24, 0x28, 0x2C, 0x2E, 0x33, 0xA1, 0xA2, 0xA7, 0xF3, an
+  0x11 too short for a GPS block) and
   command answers (0x15, 0x21 other than a position) carry no position, so they are no
   fix; all but heartbeats are counted as ``ignored``. Packets with data we do not decode
   (OBD, serial pass-through, photos, 0x95/0xA3-0xA5 alarms) stay ``unsupported_type``.
@@ -159,11 +160,7 @@ def decode_frames(
             replies.append(ack)
         if proto in (MSG_STATUS, MSG_HEARTBEAT):
             continue
-        if (
-            proto in NO_POSITION
-            or proto == MSG_LBS_STATUS
-            or (proto == MSG_AZ735_ALARM and not extended)
-        ):
+        if _no_position(proto, body, extended):
             ignored += 1
             continue
         if ack is None and proto not in LOCATION_TYPES:
@@ -210,6 +207,17 @@ def _check(frame: bytes) -> tuple[int, bytes, int, bool] | Reject:
         return Reject("bad_crc", "CRC-ITU of length..serial does not match", frame)
     serial = int.from_bytes(frame[-6:-4], "big")
     return frame[start], frame[start + 1 : -6], serial, extended
+
+
+def _no_position(proto: int, body: bytes, extended: bool) -> bool:
+    """A well-formed packet that can carry no position (counted as ignored)."""
+    return (
+        proto in NO_POSITION
+        or proto == MSG_LBS_STATUS
+        or (proto == MSG_AZ735_ALARM and not extended)  # the short header's WiFi list
+        # older models' 0x11: a cell report too short for a GPS block (Traccar issue 604)
+        or (proto == MSG_GPS_LBS_6 and len(body) < b.GPS_SIZE)
+    )
 
 
 def _ack(proto: int, serial: int, extended: bool) -> bytes | None:

@@ -5,7 +5,8 @@ Captures: traccar/traccar ``src/test/java/org/traccar/protocol/``
 testDecodeConnectionless) and ``Gt06ProtocolDecoderTest.java`` (testDecode), revision
 014cf82, plus the first capture of a later Gt06 revision (a 0x26 alarm): real device
 traffic, not the documents our decoders were written from. Traccar's expectations are
-read from its ``Gt06ProtocolDecoder``/``TeltonikaProtocolDecoder``.
+read from its ``Gt06ProtocolDecoder``/``TeltonikaProtocolDecoder``. Also GT06 device
+logs quoted in Traccar issues 604, 2064, 325, 3515 and 3236, with Traccar's log lines.
 
 Each capture carries the outcome we owe it, so none can vanish: fixes, ``ignored``
 messages, replies, rejects by code, or (a capture cut short in Traccar's file) all bytes
@@ -170,6 +171,23 @@ GT06 = [
     "F1.A1=78782526160913063918c002780fab0c44750f00040008027f14084c0038420600030c020007398e0d0a",
 ]
 
+# Device logs quoted in Traccar issues (github.com/traccar/traccar/issues/<n>).
+GT06_ISSUES = [
+    # 604: a GT06 whose login carries GMT-4, then an old-style 0x11 cell report
+    "L=787811010864717003664467100f190a0002c6d20d0a",
+    "I1=7878151100000000000002e003433a002fed0002000372710d0a",
+    "A1=78780a13000504000200044e740d0a",
+    "I1=78783b1800000000000002e003433a007e0d4b433a002fed4e433a0056105043320056cd52433a002ee252433a007d0254433a0056fd54ff0002000514120d0a",
+    # 2064, 325, 3515, 3236
+    "L=78780d01035548802019966002e8f6fc0d0a",
+    "F1=78781f121007010e030ec9006a2993013bf8232134c202700100ca00087202e86c9a0d0a",
+    "F1=78781f121007010e0d17c8006a1711013bd96b00350c02700100d500151102f760ff0d0a",
+    "F1=78781f120f0408000b1ac7057e05b100789c2a0034a700ce1400fb00009000ba8dbe0d0a",
+    "F1=78781f12110808111424c603f3f0c80118570611d54f025d030471003afe000d96e30d0a",
+    "L=78780d010358735070530281007718630d0a",
+    "A1=78780a13050604000200780b410d0a",
+]
+
 TELTONIKA = [
     "L=000F313233343536373839303132333435",
     "F3.A1=00000000000000da08030000017fcedf499600280431be0eded45d0038012d100000fa100901000200b300b4004501500415034702fa00054232a1180000cd3b2fce281d43001f02c700000006f10000a029000000017fcedea99600280432070eded3dd00380046130009000f0801010200b300b400450150051502470205423276180009cd3b2fce281d43001f02c700000027f10000a0290000000179d50853180027f65d3f0ed67212001500f1110061000f0801010200b300b4004501500515034702054234f4180061cd53d1ce28c043003e02c700000147f1000000290003000052cb",
@@ -253,6 +271,28 @@ def _run(codec: Codec, capture: str) -> None:
 @pytest.mark.parametrize("capture", GT06, ids=[f"gt06-{i}" for i in range(len(GT06))])
 def test_gt06_capture(capture: str) -> None:
     _run(gt06, capture)
+
+
+@pytest.mark.parametrize(
+    "capture", GT06_ISSUES, ids=[f"issue-{i}" for i in range(len(GT06_ISSUES))]
+)
+def test_gt06_issue_capture(capture: str) -> None:
+    _run(gt06, capture)
+
+
+def test_gt06_issue_captures_match_traccars_log_lines() -> None:
+    """Issues 2064 and 325 quote Traccar's log of the same packets (time, lat, lon)."""
+    stated = [
+        (GT06_ISSUES[5], "2016-07-01T14:03:14Z", 3.86526, 11.50409),
+        (GT06_ISSUES[6], "2016-07-01T14:13:23Z", 3.86262, 11.49972),
+        (GT06_ISSUES[7], "2015-04-08T00:11:26Z", 51.19170722222222, 4.391276666666666),
+    ]
+    for capture, time, lat, lon in stated:
+        fix = _fix(capture.split("=")[1])
+        assert fix["fix_time"] == time
+        for got, want in ((fix["lat"], lat), (fix["lon"], lon)):  # to the digits logged
+            half_digit = 0.5 * 10.0 ** -len(str(want).split(".")[1])
+            assert abs(float(str(got)) - want) <= half_digit + 1e-12
 
 
 @pytest.mark.parametrize(
