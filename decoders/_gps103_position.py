@@ -5,12 +5,12 @@ from __future__ import annotations
 import calendar
 import math
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from decoders import attributes as attr
+from decoders._text_frames import KMH_PER_KNOT, Position, check_range
+from decoders.errors import DecodeError
 
-KMH_PER_KNOT = 1.852
 _MINUTES_PER_DAY = 1440
 
 _LOCAL = re.compile(r"(\d\d)/?(\d\d)/?(\d\d) ?(\d\d):?(\d\d)(?:\d\d)?")
@@ -36,36 +36,10 @@ ALARMS = {
 _IGNITION = {"acc on": 1, "acc off": 0}
 
 
-class FrameError(Exception):
-    """A frame that cannot become a fix; ``code`` is the stable reject code."""
-
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(f"{code}: {detail}")
-        self.code = code
-        self.detail = detail
-
-
-@dataclass(slots=True)
-class Position:
-    """One decoded GPS103 position, units as in ``FIX_DTYPE``."""
-
-    time_us: int
-    lat: float
-    lon: float
-    valid: bool
-    speed_kmh: float = math.nan
-    course_deg: float = math.nan
-    altitude_m: float = math.nan
-    hdop: float = math.nan
-    satellites: int = -1
-    ignition: int = -1
-    attributes: dict[str, Any] = field(default_factory=dict)
-
-
 def regular(fields: list[str]) -> Position:
     """``imei:<imei>,<keyword>,<local time>,<phone>,F,<utc>,A|V,<lat>,N|S,<lon>,E|W,...``."""
     if len(fields) < 10 or fields[4] != "F" or fields[6] not in ("A", "V"):
-        raise FrameError("malformed", "not imei:,keyword,time,phone,F,utc,A|V,lat,..,lon")
+        raise DecodeError("malformed", "not imei:,keyword,time,phone,F,utc,A|V,lat,..,lon")
     time_us = _time_us(fields[2], fields[5])
     lat, lon, i = _coordinates(fields, 7)
     pos = Position(time_us=time_us, lat=lat, lon=lon, valid=fields[6] == "A")
@@ -88,14 +62,14 @@ def alternative(fields: list[str]) -> Position:
         re.fullmatch(rx, fields[i])
         for i, rx in ((5, r"\d{6}"), (6, r"\d{6}"), (8, r"\d"), (11, r"\d+"), (12, r"\d+"))
     ):
-        raise FrameError("malformed", "not the alternative GPS103 format")
+        raise DecodeError("malformed", "not the alternative GPS103 format")
     t, d = fields[5], fields[6]
     time_us = _utc_us(2000 + int(d[4:]), int(d[2:4]), int(d[:2]), int(t[:2]), int(t[2:4]))
     time_us += _seconds_us(t[4:], "")
     if not (_DECIMAL_DEG.fullmatch(fields[9]) and _DECIMAL_DEG.fullmatch(fields[10])):
-        raise FrameError("malformed", "latitude/longitude are not decimal degrees")
+        raise DecodeError("malformed", "latitude/longitude are not decimal degrees")
     lat, lon = float(fields[9]), float(fields[10])
-    _check_range(lat, lon)
+    check_range(lat, lon)
     pos = Position(time_us=time_us, lat=lat, lon=lon, valid=int(fields[8]) > 0)
     pos.speed_kmh = float(fields[11])
     course = float(fields[12])
@@ -122,14 +96,14 @@ def _time_us(local: str, utc: str) -> int:
     """UTC date-time from the local date-time and the UTC time of day (Traccar's rule)."""
     lm = _LOCAL.fullmatch(local)
     if lm is None:
-        raise FrameError("bad_date", f"local time {local[:32]!r} is not yymmddHHMM")
+        raise DecodeError("bad_date", f"local time {local[:32]!r} is not yymmddHHMM")
     um = _UTC.fullmatch(utc)
     if um is None:
-        raise FrameError("no_time", f"{utc[:32]!r} is not a UTC hhmmss time of day")
+        raise DecodeError("no_time", f"{utc[:32]!r} is not a UTC hhmmss time of day")
     yy, mo, dd, lh, lmin = (int(g) for g in lm.groups())
     uh, umin = int(um.group(1)), int(um.group(2))
     if not (lh < 24 and lmin < 60 and uh < 24 and umin < 60):
-        raise FrameError("bad_time", f"{local!r} / {utc!r} is not a time of day")
+        raise DecodeError("bad_time", f"{local!r} / {utc!r} is not a time of day")
     local_min = lh * 60 + lmin
     delta = local_min - (uh * 60 + umin)
     if delta <= -_MINUTES_PER_DAY // 2:
@@ -142,15 +116,15 @@ def _time_us(local: str, utc: str) -> int:
 
 def _seconds_us(seconds: str, fraction: str | None) -> int:
     if int(seconds) >= 60:
-        raise FrameError("bad_time", f"{seconds} seconds")
+        raise DecodeError("bad_time", f"{seconds} seconds")
     return int(seconds) * 1_000_000 + (int(fraction.ljust(6, "0")) if fraction else 0)
 
 
 def _utc_us(year: int, month: int, day: int, hour: int, minute: int) -> int:
     if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]):
-        raise FrameError("bad_date", f"{year:04d}-{month:02d}-{day:02d} is not a date")
+        raise DecodeError("bad_date", f"{year:04d}-{month:02d}-{day:02d} is not a date")
     if not (hour < 24 and minute < 60):
-        raise FrameError("bad_time", f"{hour:02d}:{minute:02d} is not a time of day")
+        raise DecodeError("bad_time", f"{hour:02d}:{minute:02d} is not a time of day")
     days = calendar.timegm((year, month, day, 0, 0, 0)) // 86400
     return ((days * 24 + hour) * 60 + minute) * 60_000_000
 
@@ -171,7 +145,7 @@ def _coordinates(fields: list[str], i: int) -> tuple[float, float, int]:
         lon_post = ""
     lat = _ddmm(lat_text, (lat_pre or lat_post) == "S")
     lon = _ddmm(lon_text, (lon_pre or lon_post) == "W")
-    _check_range(lat, lon)
+    check_range(lat, lon)
     return lat, lon, i
 
 
@@ -182,17 +156,12 @@ def _at(fields: list[str], i: int) -> str:
 def _ddmm(text: str, negative: bool) -> float:
     m = _DDMM.fullmatch(text)
     if m is None:
-        raise FrameError("malformed", f"coordinate {text[:32]!r} is not DDMM.MMMM")
+        raise DecodeError("malformed", f"coordinate {text[:32]!r} is not DDMM.MMMM")
     minutes = float(m.group(2))
     if minutes >= 60.0:
-        raise FrameError("bad_coordinates", f"{minutes} minutes of arc")
+        raise DecodeError("bad_coordinates", f"{minutes} minutes of arc")
     value = int(m.group(1)) + minutes / 60.0
     return -value if negative else value
-
-
-def _check_range(lat: float, lon: float) -> None:
-    if not (abs(lat) <= 90.0 and abs(lon) <= 180.0):
-        raise FrameError("bad_coordinates", f"({lat}, {lon}) is off the globe")
 
 
 def _number(text: str, rx: re.Pattern[str], what: str) -> float:
@@ -200,5 +169,5 @@ def _number(text: str, rx: re.Pattern[str], what: str) -> float:
     if not text:
         return math.nan
     if not rx.fullmatch(text):
-        raise FrameError("malformed", f"{what} {text[:32]!r} is not a number")
+        raise DecodeError("malformed", f"{what} {text[:32]!r} is not a number")
     return float(text)

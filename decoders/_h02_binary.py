@@ -11,8 +11,9 @@ longitude DDDMMmmmm, a flags nibble (bit 1 fix valid, bit 2 north, bit 3 east), 
 from __future__ import annotations
 
 from decoders import attributes as attr
-from decoders._h02_fields import KMH_PER_KNOT, FrameError, Position, apply_status, utc_us
-from decoders._h02_fields import check_range as _check_range
+from decoders._h02_fields import apply_status, utc_us
+from decoders._text_frames import KMH_PER_KNOT, Position, check_range
+from decoders.errors import DecodeError
 
 SHORT = 32  # the standard frame
 LONG_ID = 42  # the variant with an 8-byte id
@@ -23,7 +24,7 @@ _BODY_NIBBLES = 56 - _SHORT_ID_NIBBLES  # time .. status
 
 def _digits(text: str, what: str) -> int:
     if not text.isdigit():
-        raise FrameError("malformed", f"{what} {text!r} is not BCD")
+        raise DecodeError("malformed", f"{what} {text!r} is not BCD")
     return int(text)
 
 
@@ -43,12 +44,12 @@ def _battery_pct(value: int) -> float | None:
 
 
 def decode(frame: bytes) -> Position:
-    """The position in one ``$`` frame; FrameError for anything that cannot be one."""
+    """The position in one ``$`` frame; DecodeError for anything that cannot be one."""
     long_id = len(frame) == LONG_ID
     nibbles = frame[1:].hex()
     id_len = _LONG_ID_NIBBLES if long_id else _SHORT_ID_NIBBLES
     if len(nibbles) < id_len + _BODY_NIBBLES:
-        raise FrameError("bad_length", f"{len(frame)} bytes is shorter than a position")
+        raise DecodeError("bad_length", f"{len(frame)} bytes is shorter than a position")
     device_id = nibbles[:15] if long_id else nibbles[:id_len]
     _digits(device_id, "device id")
     b = nibbles[id_len:]
@@ -61,7 +62,7 @@ def decode(frame: bytes) -> Position:
     flags = int(b[31], 16)
     lat = lat if flags & 0x04 else -lat
     lon = lon if flags & 0x08 else -lon
-    _check_range(lat, lon)
+    check_range(lat, lon)
     speed_knots = _digits(b[32:35], "speed")
     course = float(_digits(b[35:38], "course"))
     pos = Position(
@@ -83,5 +84,5 @@ def decode(frame: bytes) -> Position:
 def _minutes(text: str) -> float:
     value = _digits(text, "minutes") / 10_000.0
     if value >= 60.0:
-        raise FrameError("bad_coordinates", f"{value} minutes of arc")
+        raise DecodeError("bad_coordinates", f"{value} minutes of arc")
     return value

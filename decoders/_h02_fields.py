@@ -1,4 +1,4 @@
-"""What H02 text and binary frames share: the decoded position, the status word, the clock.
+"""What H02 text and binary frames share: the status word and the clock.
 
 The 32-bit status word (``vehicle_status``) uses negative logic: a bit that is 0 means
 the condition is present. Which bit is which follows Traccar's ``H02ProtocolDecoder``
@@ -10,43 +10,14 @@ ACC (ignition) on.
 from __future__ import annotations
 
 import calendar
-import math
-from dataclasses import dataclass, field
-from typing import Any
 
 from decoders import attributes as attr
-
-KMH_PER_KNOT = 1.852
+from decoders._text_frames import Position
+from decoders.errors import DecodeError
 
 # (bit, alarm) in Traccar's order of precedence; a cleared bit raises the alarm.
 _STATUS_ALARMS = ((0, "vibration"), (1, "sos"), (18, "sos"), (2, "overspeed"), (19, "power_cut"))
 _IGNITION_BIT = 10
-
-
-class FrameError(Exception):
-    """A frame that cannot become a fix; ``code`` is the stable reject code."""
-
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(f"{code}: {detail}")
-        self.code = code
-        self.detail = detail
-
-
-@dataclass(slots=True)
-class Position:
-    """One decoded H02 position, units as in ``FIX_DTYPE``."""
-
-    device_id: str
-    time_us: int
-    lat: float
-    lon: float
-    speed_kmh: float
-    course_deg: float
-    valid: bool
-    ignition: int = -1
-    altitude_m: float = math.nan
-    odometer_m: float = math.nan
-    attributes: dict[str, Any] = field(default_factory=dict)
 
 
 def apply_status(pos: Position, status: int) -> None:
@@ -60,16 +31,10 @@ def apply_status(pos: Position, status: int) -> None:
 
 
 def utc_us(year: int, month: int, day: int, hour: int, minute: int, second: int) -> int:
-    """Microseconds since 1970 for a UTC calendar time; FrameError when it does not exist."""
+    """Microseconds since 1970 for a UTC calendar time; DecodeError when it does not exist."""
     if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]):
-        raise FrameError("bad_date", f"{year:04d}-{month:02d}-{day:02d} is not a date")
+        raise DecodeError("bad_date", f"{year:04d}-{month:02d}-{day:02d} is not a date")
     if not (hour < 24 and minute < 60 and second < 60):
-        raise FrameError("bad_time", f"{hour:02d}:{minute:02d}:{second:02d} is not a time")
+        raise DecodeError("bad_time", f"{hour:02d}:{minute:02d}:{second:02d} is not a time")
     days = calendar.timegm((year, month, day, 0, 0, 0)) // 86400
     return ((days * 24 + hour) * 60 + minute) * 60_000_000 + second * 1_000_000
-
-
-def check_range(lat: float, lon: float) -> None:
-    """FrameError ``bad_coordinates`` unless both lie on the globe."""
-    if not (abs(lat) <= 90.0 and abs(lon) <= 180.0):
-        raise FrameError("bad_coordinates", f"({lat}, {lon}) is off the globe")

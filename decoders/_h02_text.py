@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import re
 
-from decoders._h02_fields import KMH_PER_KNOT, FrameError, Position, apply_status, utc_us
-from decoders._h02_fields import check_range as _check_range
+from decoders._h02_fields import apply_status, utc_us
+from decoders._text_frames import KMH_PER_KNOT, Position, check_range
+from decoders.errors import DecodeError
 
 _DASHED = re.compile(r"-(\d+)-(\d+\.\d+)")
 _DOTTED = re.compile(r"(\d+)(\d\d\.\d+)")
@@ -33,13 +34,13 @@ _EXTRA = (r"\d+", r"-?\d+", r"\d+\.\d+", r"-?\d+", r"[0-9A-Fa-f]+", r"[0-9A-Fa-f
 def decode(fields: list[str], device_id: str) -> Position:
     """The position in a text frame split at commas (``fields[3]`` is the time)."""
     if len(fields) < 12:
-        raise FrameError("malformed", f"{len(fields)} fields is too few for a position")
+        raise DecodeError("malformed", f"{len(fields)} fields is too few for a position")
     time, flag = fields[3], fields[4]
     lat = _coordinate(fields[5], fields[6], "NS")
     lon = _coordinate(fields[7], fields[8], "EW")
     if lat is None or lon is None:
-        raise FrameError("no_fix", "frame carries no position")
-    _check_range(lat, lon)
+        raise DecodeError("no_fix", "frame carries no position")
+    check_range(lat, lon)
     speed = _number(fields[9].strip(" "), "speed")
     course = _number(fields[10], "course")
     k = 11
@@ -100,13 +101,13 @@ def _is_time(text: str) -> bool:
 
 def _time_us(time: str, date: str) -> int:
     if not date:
-        raise FrameError("no_date", "frame has no date")
+        raise DecodeError("no_date", "frame has no date")
     if not _is_date(date):
-        raise FrameError("bad_date", f"date {date!r} is not ddmmyy")
+        raise DecodeError("bad_date", f"date {date!r} is not ddmmyy")
     if not time:
-        raise FrameError("no_time", "frame has no time of day")
+        raise DecodeError("no_time", "frame has no time of day")
     if len(time) != 6 or not time.isdigit():
-        raise FrameError("bad_time", f"time {time!r} is not hhmmss")
+        raise DecodeError("bad_time", f"time {time!r} is not hhmmss")
     dd, mo, yy = int(date[:2]), int(date[2:4]), int(date[4:])
     return utc_us(2000 + yy, mo, dd, int(time[:2]), int(time[2:4]), int(time[4:]))
 
@@ -116,7 +117,7 @@ def _number(text: str, what: str) -> float:
     if not text:
         return 0.0
     if not _NUMBER.fullmatch(text):
-        raise FrameError("malformed", f"{what} {text!r} is not a number")
+        raise DecodeError("malformed", f"{what} {text!r} is not a number")
     return float(text)
 
 
@@ -127,14 +128,14 @@ def _coordinate(text: str, hemisphere: str, hemispheres: str) -> float | None:
     if hemisphere not in hemispheres or len(hemisphere) != 1:
         if hemisphere == "0" and _ZERO.fullmatch(text):
             return None  # "0.0000,0": what devices send before their first fix
-        raise FrameError("malformed", f"hemisphere {hemisphere!r} is not one of {hemispheres}")
+        raise DecodeError("malformed", f"hemisphere {hemisphere!r} is not one of {hemispheres}")
     if m := _DASHED.fullmatch(text) or _DOTTED.fullmatch(text):
         degrees, minutes = int(m.group(1)), float(m.group(2))
     elif m := _PACKED.fullmatch(text):
         degrees, minutes = int(m.group(1)), int(m.group(2)) + int(m.group(3)) / 10_000.0
     else:
-        raise FrameError("malformed", f"coordinate {text!r} is not DDMM.MMMM")
+        raise DecodeError("malformed", f"coordinate {text!r} is not DDMM.MMMM")
     if minutes >= 60.0:
-        raise FrameError("bad_coordinates", f"{minutes} minutes of arc")
+        raise DecodeError("bad_coordinates", f"{minutes} minutes of arc")
     value = degrees + minutes / 60.0
     return -value if hemisphere == hemispheres[1] else value

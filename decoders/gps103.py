@@ -38,12 +38,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import replace
-from typing import Any
 
 from decoders import _gps103_position
-from decoders._gps103_position import FrameError, Position
-from decoders.model import Decoded, Reject, Session, empty_fixes, valid_device_id
+from decoders._text_frames import Batch, decode_all
+from decoders.errors import DecodeError
+from decoders.model import Decoded, Session
 
 NAME = "gps103"
 
@@ -75,34 +74,20 @@ def decode(frame: bytes, *, session: Session) -> Decoded:
 
 def decode_frames(frames: Sequence[bytes], *, session: Session) -> Decoded:
     """Decode frames in order for one connection."""
-    batch = _Batch(session)
-    for frame in frames:
-        try:
-            batch.frame(frame)
-        except FrameError as exc:
-            batch.rejects.append(Reject(exc.code, exc.detail, frame))
-    return batch.finish()
+    return decode_all(_Batch(session), frames)
 
 
-class _Batch:
-    """Fixes, replies, rejects and identity across one ``decode_frames`` call."""
+class _Batch(Batch):
+    """GPS103 lines: login, heartbeat and position."""
 
-    __slots__ = ("device_id", "ignored", "positions", "rejects", "replies", "session")
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self.device_id: str | None = None
-        self.positions: list[Position] = []
-        self.replies: list[bytes] = []
-        self.rejects: list[Reject] = []
-        self.ignored = 0
+    __slots__ = ()
 
     def frame(self, frame: bytes) -> None:
         text = frame.decode("ascii", "replace")
         if "imei:" in text and len(text) <= _LOGIN_MAX and not text.endswith("*"):
             m = _LOGIN_ID.search(text)
             if m is None:
-                raise FrameError("malformed", "login names no IMEI")
+                raise DecodeError("malformed", "login names no IMEI")
             self.identify(m.group(1))
             self.replies.append(LOGIN_REPLY)
             return
@@ -110,7 +95,7 @@ class _Batch:
             start = text.find("imei:")
             if start < 0:
                 if not _DIGITS.fullmatch(text):
-                    raise FrameError("malformed", "heartbeat is not an IMEI")
+                    raise DecodeError("malformed", "heartbeat is not an IMEI")
                 self.identify(text)
                 self.replies.append(HEARTBEAT_REPLY)
                 self.ignored += 1
@@ -120,14 +105,14 @@ class _Batch:
             self.replies.insert(at, HEARTBEAT_REPLY)
             return
         if not text.startswith("imei:"):
-            raise FrameError("garbage", "not a GPS103 line")
+            raise DecodeError("garbage", "not a GPS103 line")
         self.report(text)
 
     def report(self, text: str) -> None:
         fields = text.split(",")
         imei = fields[0][5:]
         if not _DIGITS.fullmatch(imei):
-            raise FrameError("bad_identity", f"IMEI {imei[:64]!r} is not decimal digits")
+            raise DecodeError("bad_identity", f"IMEI {imei[:64]!r} is not decimal digits")
         self.identify(imei)
         keyword = fields[1] if len(fields) > 1 else ""
         if text.endswith("*"):
@@ -150,36 +135,5 @@ class _Batch:
         if keyword == "help me":
             self.replies.append(f"**,imei:{imei},E;".encode("ascii"))
         if _gps103_position.alarm_attributes(keyword):
-            raise FrameError("no_fix", f"{keyword[:32]!r} alarm without a GPS fix (cell only)")
+            raise DecodeError("no_fix", f"{keyword[:32]!r} alarm without a GPS fix (cell only)")
         self.ignored += 1
-
-    def identify(self, ident: str) -> None:
-        """Adopt ``ident`` for the connection; FrameError if it cannot be."""
-        if not valid_device_id(ident):
-            raise FrameError("bad_identity", "device id must be 1-64 printable ASCII characters")
-        old = self.session.device_id
-        if old is not None and old != ident:
-            raise FrameError("identity_changed", f"connection belongs to {old}")
-        if old is None:
-            self.session = replace(self.session, device_id=ident)
-        self.device_id = ident
-
-    def finish(self) -> Decoded:
-        fixes = empty_fixes(len(self.positions))
-        attributes: list[dict[str, Any]] = []
-        for row, p in zip(fixes, self.positions, strict=True):
-            row["fix_time_us"] = p.time_us
-            row["lat"], row["lon"] = p.lat, p.lon
-            row["speed_kmh"], row["course_deg"] = p.speed_kmh, p.course_deg
-            row["altitude_m"], row["hdop"], row["satellites"] = p.altitude_m, p.hdop, p.satellites
-            row["valid"], row["ignition"] = p.valid, p.ignition
-            attributes.append(p.attributes)
-        return Decoded(
-            fixes=fixes,
-            session=self.session,
-            attributes=tuple(attributes) if any(attributes) else (),
-            replies=tuple(self.replies),
-            device_id=self.device_id,
-            rejects=tuple(self.rejects),
-            ignored=self.ignored,
-        )

@@ -38,12 +38,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import replace
-from typing import Any
 
 from decoders import _h02_binary, _h02_text
-from decoders._h02_fields import FrameError, Position
-from decoders.model import Decoded, Reject, Session, empty_fixes, valid_device_id
+from decoders._text_frames import Batch, decode_all
+from decoders.errors import DecodeError
+from decoders.model import Decoded, Session
 
 NAME = "h02"
 
@@ -122,27 +121,13 @@ def decode(frame: bytes, *, session: Session) -> Decoded:
 
 def decode_frames(frames: Sequence[bytes], *, session: Session) -> Decoded:
     """Decode frames in order for one connection."""
-    batch = _Batch(session)
-    for frame in frames:
-        try:
-            batch.frame(frame)
-        except FrameError as exc:
-            batch.rejects.append(Reject(exc.code, exc.detail, frame))
-    return batch.finish()
+    return decode_all(_Batch(session), frames)
 
 
-class _Batch:
-    """Fixes, replies, rejects and identity across one ``decode_frames`` call."""
+class _Batch(Batch):
+    """H02 frames: text (``*…#``), binary (``$``) and ``X``."""
 
-    __slots__ = ("device_id", "ignored", "positions", "rejects", "replies", "session")
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self.device_id: str | None = None
-        self.positions: list[Position] = []
-        self.replies: list[bytes] = []
-        self.rejects: list[Reject] = []
-        self.ignored = 0
+    __slots__ = ()
 
     def frame(self, frame: bytes) -> None:
         if frame[:1] == b"*" and frame.endswith(b"#"):
@@ -154,15 +139,15 @@ class _Batch:
         elif frame[:1] == b"X" and len(frame) == BINARY_LENGTHS[0]:
             self.ignored += 1
         else:
-            raise FrameError("garbage", "bytes outside any H02 frame")
+            raise DecodeError("garbage", "bytes outside any H02 frame")
 
     def text(self, frame: bytes) -> None:
         fields = frame[1:-1].decode("ascii", "replace").split(",")
         if len(fields) < 3 or len(fields[0]) != 2:
-            raise FrameError("malformed", "not *XX,<id>,<type>")
+            raise DecodeError("malformed", "not *XX,<id>,<type>")
         maker, ident, kind = fields[0], fields[1], fields[2]
         if ident and not ident.isdigit():
-            raise FrameError("bad_identity", f"device id {ident[:64]!r} is not decimal digits")
+            raise DecodeError("bad_identity", f"device id {ident[:64]!r} is not decimal digits")
         device_id = self.identify(ident or None)
         if kind == "V4":
             start = _h02_text.confirmed_position(fields)
@@ -175,44 +160,8 @@ class _Batch:
             if kind in _HEARTBEATS:
                 self.replies.append(f"*{maker},{ident},{kind}#".encode("ascii", "replace"))
         elif kind.upper() == "VP1":
-            raise FrameError("no_time", "VP1 positions carry no time of day")
+            raise DecodeError("no_time", "VP1 positions carry no time of day")
         elif kind.startswith("V"):
             self.positions.append(_h02_text.decode(fields, device_id))
         else:
-            raise FrameError("unsupported_type", f"H02 frame type {kind[:16]!r}")
-
-    def identify(self, ident: str | None) -> str:
-        """The frame's device, adopted for the connection; FrameError if it cannot be."""
-        old = self.session.device_id
-        if ident is None:
-            if old is None:
-                raise FrameError("no_identity", "frame names no device and the connection none")
-            return old
-        if not valid_device_id(ident):
-            raise FrameError("bad_identity", "device id must be 1-64 printable ASCII characters")
-        if old is not None and old != ident:
-            raise FrameError("identity_changed", f"connection belongs to {old}")
-        if old is None:
-            self.session = replace(self.session, device_id=ident)
-        self.device_id = ident
-        return ident
-
-    def finish(self) -> Decoded:
-        fixes = empty_fixes(len(self.positions))
-        attributes: list[dict[str, Any]] = []
-        for row, p in zip(fixes, self.positions, strict=True):
-            row["fix_time_us"] = p.time_us
-            row["lat"], row["lon"] = p.lat, p.lon
-            row["speed_kmh"], row["course_deg"] = p.speed_kmh, p.course_deg
-            row["altitude_m"], row["odometer_m"] = p.altitude_m, p.odometer_m
-            row["valid"], row["ignition"] = p.valid, p.ignition
-            attributes.append(p.attributes)
-        return Decoded(
-            fixes=fixes,
-            session=self.session,
-            attributes=tuple(attributes) if any(attributes) else (),
-            replies=tuple(self.replies),
-            device_id=self.device_id,
-            rejects=tuple(self.rejects),
-            ignored=self.ignored,
-        )
+            raise DecodeError("unsupported_type", f"H02 frame type {kind[:16]!r}")
