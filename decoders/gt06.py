@@ -21,8 +21,9 @@ Decisions a reader needs:
   ack so the device sends it again. A packet whose CRC is good but whose content cannot
   be true (``bad_date``, ``bad_coordinates``, content too short) is rejected and still
   acked when its type is acked: sending it again would not fix it.
-- Times are UTC as sent (the documents say GMT). The time zone some logins carry is
-  for the device's own SMS replies and is not applied to fixes.
+- Times are UTC as sent (the documents say GMT), unless the login names a time zone:
+  devices that send one report local time (Traccar issues 325, 604), so it is
+  subtracted from every fix of the connection, as Traccar does.
 - The GPS 'positioned' bit is ``valid``; an unpositioned fix keeps the coordinates the
   device sent. Exactly 0/0 without a fix is no position at all: counted as ``ignored``.
 - Heartbeats, information packets (0x94), LBS-only alarms (0x19), cell and WiFi lists
@@ -125,6 +126,7 @@ def decode_frames(
     replies: list[bytes] = []
     rejects: list[Reject] = []
     ignored = 0
+    shifts: list[int] = []  # per row: the connection's UTC offset when it was read
     device_id: str | None = None
     for frame in frames:
         head = _check(frame)
@@ -144,7 +146,7 @@ def decode_frames(
                 rejects.append(Reject(problem[0], problem[1], frame))
                 continue
             device_id = imei
-            session = replace(session, device_id=imei)
+            session = replace(session, device_id=imei, utc_offset_s=_login_zone(body))
             replies.append(f.build(MSG_LOGIN, b"", serial, extended=extended))
             continue
         if session.device_id is None:
@@ -176,8 +178,9 @@ def decode_frames(
         else:
             row[3][SERIAL] = serial
             rows.append(row)
+            shifts.append(session.utc_offset_s)
     return Decoded(
-        fixes=_fixes(rows),
+        fixes=_fixes(rows, shifts),
         session=session,
         attributes=tuple(r[3] for r in rows),
         replies=tuple(replies),
@@ -229,10 +232,25 @@ def _ack(proto: int, serial: int, extended: bool) -> bytes | None:
     return None
 
 
+def _login_zone(body: bytes) -> int:
+    """Seconds the device's clock runs ahead of UTC, from the login's time zone field.
+
+    The extended login (type id, then 2 bytes: bits 15-4 the zone as hhmm, e.g. 800 for
+    GMT+8:00, bit 3 set for west) comes from devices that report local time; Traccar
+    applies it to every fix of the connection, and so do we. Without it: UTC.
+    """
+    if len(body) < 12:
+        return 0
+    bits = int.from_bytes(body[10:12], "big")
+    hhmm = bits >> 4
+    offset = (hhmm // 100 * 60 + hhmm % 100) * 60
+    return -offset if bits & 0x8 else offset
+
+
 def _login(body: bytes, session: Session) -> tuple[str, tuple[str, str] | None]:
     """The IMEI a login names (§5.1.1: 8 bytes BCD), or a (code, detail) problem.
 
-    Type identification and time zone/language (2 + 2 bytes) may follow; not used.
+    Type identification and time zone/language (2 + 2 bytes) may follow: ``_login_zone``.
     """
     if len(body) < 8:
         return "", ("bad_length", f"login content is {len(body)} bytes, needs 8")
@@ -333,13 +351,13 @@ def _az735(body: bytes, attrs: dict[str, Any], *, alarm: bool) -> _Row | None:
     return None if g.empty else (g, g.ignition, math.nan, attrs)
 
 
-def _fixes(rows: list[_Row]) -> FixArray:
-    """The rows as a FIX_DTYPE batch."""
+def _fixes(rows: list[_Row], shifts: list[int]) -> FixArray:
+    """The rows as a FIX_DTYPE batch, times moved to UTC by each row's login time zone."""
     out = empty_fixes(len(rows))
     if not rows:
         return out
     gs = [r[0] for r in rows]
-    out["fix_time_us"] = [g.time_us for g in gs]
+    out["fix_time_us"] = [g.time_us - s * 1_000_000 for g, s in zip(gs, shifts, strict=True)]
     out["lat"] = [g.lat for g in gs]
     out["lon"] = [g.lon for g in gs]
     out["speed_kmh"] = [g.speed_kmh for g in gs]

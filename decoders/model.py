@@ -156,12 +156,15 @@ class Session:
     ``device_id`` is the identity from a login frame (or the MQTT topic);
     ``last_date_days`` is the last UTC date seen (days since 1970-01-01, -1 unknown)
     so that sentences without a date (GGA, PUBX) can be placed in time;
-    ``last_tod_ms`` is the time of day of that date's last sentence, for midnight rollover.
+    ``last_tod_ms`` is the time of day of that date's last sentence, for midnight rollover;
+    ``utc_offset_s`` is how far ahead of UTC the device's clock runs (a GT06 login that
+    names its time zone), subtracted from the times it sends.
     """
 
     device_id: str | None = None
     last_date_days: int = -1
     last_tod_ms: int = -1
+    utc_offset_s: int = 0
 
 
 @dataclass(frozen=True, slots=True)

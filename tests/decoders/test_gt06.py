@@ -120,6 +120,31 @@ def test_login_names_the_device_and_is_acked(imei: str, serial: int) -> None:
     assert out.refused_reply == b""
 
 
+@pytest.mark.parametrize(("zone", "hours"), [(0x3200, 8), (0x1F48, -5), (0x0000, 0)])
+def test_a_login_time_zone_moves_the_connections_fixes_to_utc(zone: int, hours: int) -> None:
+    """Login content: IMEI (8 BCD), type id (2), zone (bits 15-4 hhmm, bit 3 west): GMT+8:00
+    is 800 << 4 = 0x3200, GMT-5:00 is 500 << 4 | 8 = 0x1F48. Devices that send it report
+    local time (Traccar issues 325, 604), so 10:20:30 local is 10:20:30 - zone in UTC."""
+    login = _gt06_frame.build(
+        0x01, bytes.fromhex("0" + IMEI) + b"\x36\x08" + zone.to_bytes(2, "big"), 1
+    )
+    fix = gt06_out.location(
+        time=T0,
+        lat=-6.2,
+        lon=106.8,
+        speed_kmh=30,
+        course_deg=90,
+        satellites=9,
+        valid=True,
+        serial=2,
+    )
+    out = gt06.decode_frames([login, fix], session=Session())
+    assert out.device_id == IMEI and out.session.utc_offset_s == hours * 3600
+    assert [f.fix_time for f in out.fix_list()] == [T0 - timedelta(hours=hours)]
+    later = gt06.decode_frames([fix], session=out.session)  # the zone holds for the connection
+    assert [f.fix_time for f in later.fix_list()] == [T0 - timedelta(hours=hours)]
+
+
 def test_heartbeat_is_acked_and_gives_no_fix() -> None:
     out = gt06.decode_frames([gt06_out.heartbeat(77, acc=True)], session=LOGGED_IN)
     assert out.replies == (gt06_out.server_ack(0x13, 77),) and len(out.fixes) == 0
