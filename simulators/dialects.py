@@ -13,6 +13,8 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
 
 from simulators import gps103_out, gt06_out, h02_out, nmea_out, teltonika_out
 from simulators.vehicle import SimFix, garbage_line
@@ -66,28 +68,38 @@ def _gt06(fix: SimFix, serial: int) -> bytes:
     )
 
 
-def _h02(fix: SimFix, serial: int) -> bytes:
-    return h02_out.position(
-        fix.device_id,
-        time=fix.fix_time,
-        lat=fix.lat,
-        lon=fix.lon,
-        speed_kmh=fix.speed_kmh,
-        course_deg=fix.course_deg,
-        valid=True,
-    )
+class _TextPosition(Protocol):
+    """A text protocol's position encoder: ``h02_out.position``, ``gps103_out.position``."""
+
+    def __call__(
+        self,
+        device_id: str,
+        /,
+        *,
+        time: datetime,
+        lat: float,
+        lon: float,
+        speed_kmh: float,
+        course_deg: float,
+        valid: bool,
+    ) -> bytes: ...
 
 
-def _gps103(fix: SimFix, serial: int) -> bytes:
-    return gps103_out.position(
-        fix.device_id,
-        time=fix.fix_time,
-        lat=fix.lat,
-        lon=fix.lon,
-        speed_kmh=fix.speed_kmh,
-        course_deg=fix.course_deg,
-        valid=True,
-    )
+def _text_position(position: _TextPosition) -> Callable[[SimFix, int], bytes]:
+    """``encode`` for a text protocol: the fix as it is, valid; these lines have no serial."""
+
+    def encode(fix: SimFix, serial: int) -> bytes:
+        return position(
+            fix.device_id,
+            time=fix.fix_time,
+            lat=fix.lat,
+            lon=fix.lon,
+            speed_kmh=fix.speed_kmh,
+            course_deg=fix.course_deg,
+            valid=True,
+        )
+
+    return encode
 
 
 def _text_junk(end: bytes) -> Callable[[random.Random, SimFix], bytes]:
@@ -129,7 +141,7 @@ DIALECTS: dict[str, Dialect] = {
             name="h02",
             hello=lambda _: b"",
             hello_reply=b"",
-            encode=_h02,
+            encode=_text_position(h02_out.position),
             ack=_no_ack,
             junk=_text_junk(b"#"),
         ),
@@ -137,7 +149,7 @@ DIALECTS: dict[str, Dialect] = {
             name="gps103",
             hello=gps103_out.login,
             hello_reply=gps103_out.LOGIN_REPLY,
-            encode=_gps103,
+            encode=_text_position(gps103_out.position),
             ack=_no_ack,
             junk=_text_junk(b";"),
         ),
