@@ -14,11 +14,11 @@ import math
 from datetime import UTC, datetime, timedelta
 
 from simulators.errors import EncodeError
+from simulators.h02_out import dm_digits
 
 KMH_PER_KNOT = 1.852
 LOGIN_REPLY = b"LOAD"
 HEARTBEAT_REPLY = b"ON"
-_MINUTE_SCALE = 10_000
 
 __all__ = ["HEARTBEAT_REPLY", "KMH_PER_KNOT", "LOGIN_REPLY", "heartbeat", "login", "position"]
 
@@ -40,11 +40,8 @@ def heartbeat(imei: str) -> bytes:
 
 
 def _dm(value: float, limit: float, deg_digits: int, hemi: str) -> list[str]:
-    if not (math.isfinite(value) and -limit <= value <= limit):
-        raise EncodeError(f"coordinate {value!r} outside ±{limit}")
-    deg, rest = divmod(round(abs(value) * 60 * _MINUTE_SCALE), 60 * _MINUTE_SCALE)
-    minutes, frac = divmod(rest, _MINUTE_SCALE)
-    return [f"{deg:0{deg_digits}d}{minutes:02d}.{frac:04d}", hemi[1] if value < 0 else hemi[0]]
+    digits = dm_digits(value, limit, deg_digits)
+    return [f"{digits[:-4]}.{digits[-4:]}", hemi[1] if value < 0 else hemi[0]]
 
 
 def position(

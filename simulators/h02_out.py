@@ -18,7 +18,7 @@ KMH_PER_KNOT = 1.852
 NO_ALARM_ACC_OFF = 0xFFFFFBFF
 _MINUTE_SCALE = 10_000  # four decimals of arc minutes
 
-__all__ = ["KMH_PER_KNOT", "NO_ALARM_ACC_OFF", "binary_position", "position"]
+__all__ = ["KMH_PER_KNOT", "NO_ALARM_ACC_OFF", "binary_position", "dm_digits", "position"]
 
 
 def _utc_s(t: datetime) -> datetime:
@@ -30,8 +30,11 @@ def _utc_s(t: datetime) -> datetime:
     return u
 
 
-def _dm(value: float, limit: float, deg_digits: int) -> str:
-    """``DDMMmmmm`` / ``DDDMMmmmm`` digits of ``|value|`` (minutes times 10,000)."""
+def dm_digits(value: float, limit: float, deg_digits: int) -> str:
+    """``DDMMmmmm`` / ``DDDMMmmmm`` digits of ``|value|`` (minutes times 10,000).
+
+    GPS103 writes its coordinates to the same four decimals of a minute, so it uses this too.
+    """
     if not (math.isfinite(value) and -limit <= value <= limit):
         raise EncodeError(f"coordinate {value!r} outside ±{limit}")
     deg, rest = divmod(round(abs(value) * 60 * _MINUTE_SCALE), 60 * _MINUTE_SCALE)
@@ -74,7 +77,7 @@ def position(
     knots = _knots(speed_kmh)
     if knots >= 1000:
         raise EncodeError(f"{knots:.2f} knots does not fit 000.00-999.99")
-    la, lo = _dm(lat, 90.0, 2), _dm(lon, 180.0, 3)
+    la, lo = dm_digits(lat, 90.0, 2), dm_digits(lon, 180.0, 3)
     fields = [
         "*HQ",
         device_id,
@@ -112,8 +115,9 @@ def binary_position(
     if knots > 999:
         raise EncodeError(f"{knots} knots does not fit three BCD digits")
     flags = (0x02 if valid else 0) | (0x04 if lat >= 0 else 0) | (0x08 if lon >= 0 else 0)
+    la, lo = dm_digits(lat, 90.0, 2), dm_digits(lon, 180.0, 3)
     digits = (
-        f"{device_id}{u:%H%M%S}{u:%d%m%y}{_dm(lat, 90.0, 2)}00{_dm(lon, 180.0, 3)}{flags:X}"
+        f"{device_id}{u:%H%M%S}{u:%d%m%y}{la}00{lo}{flags:X}"
         f"{knots:03d}{_course(course_deg):03d}{_status(status):08X}FF0000"
     )
     return b"$" + bytes.fromhex(digits)
