@@ -50,9 +50,15 @@ def run(
     rest = b""
     chunks = [read_input(kind, value) for kind, value in inputs]
     for chunk in chunks:
-        frames, rest = codec.split_frames(rest + chunk)
+        try:
+            frames, rest = codec.split_frames(rest + chunk)
+        except DecodeError as exc:  # framing lost: the service would hang up here too
+            emit({"reject": {"code": exc.code, "detail": exc.detail, "raw": (rest + chunk).hex()}})
+            return 0
         session = _decode(codec.decode_frames, frames, session, emit)
-    if rest:
+    if rest and hasattr(codec, "MAX_FRAME"):  # binary: an incomplete frame, not a frame
+        emit({"reject": {"code": "truncated", "detail": "input ends mid-frame", "raw": rest.hex()}})
+    elif rest:  # text: a last line without its line end
         _decode(codec.decode_frames, [rest], session, emit)
     return 0
 

@@ -7,12 +7,14 @@ Sentences are the u-blox examples (u-blox 6 Receiver Description, GPS.G6-SW-1001
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from menara.cli import main
+from simulators import teltonika_out
 from simulators.nmea_out import sentence
 
 RMC = sentence("GPRMC,083559.00,A,4717.11437,N,00833.91522,E,0.004,77.52,091202,,,A")
@@ -101,3 +103,21 @@ def test_unknown_protocol_is_refused(capsys: pytest.CaptureFixture[str]) -> None
         main(["decode", "--protocol", "nope", "--text", "x"])
     assert exc.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_teltonika_login_and_packet_print_fixes_and_the_acks(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    login = teltonika_out.login("356307042441013")
+    packet = teltonika_out.avl_packet(
+        [teltonika_out.AvlRecord(time=datetime(2026, 1, 5, 8, 0, tzinfo=UTC), lat=-6.2, lon=106.8)]
+    )
+    code, out = decode(capsys, "--protocol", "teltonika", "--hex", (login + packet).hex())
+    assert code == 0
+    assert [o.get("reply") for o in out if "reply" in o] == ["01", "00000001"]
+    (fix,) = [o for o in out if "fix_time" in o]
+    assert (fix["device_id"], fix["lat"], fix["lon"]) == ("356307042441013", -6.2, 106.8)
+    _, cut = decode(capsys, "--protocol", "teltonika", "--hex", (login + packet[:-3]).hex())
+    assert cut[-1]["reject"]["code"] == "truncated"
+    _, lost = decode(capsys, "--protocol", "teltonika", "--hex", "0000000700000000")
+    assert "reject" in lost[0] and lost[0]["reject"]["raw"] == "0000000700000000"
