@@ -47,7 +47,8 @@ def _schema(dsn: str) -> list[tuple[object, ...]]:
 def test_upgrade_twice_changes_nothing(db_dsn: str) -> None:
     before = _schema(db_dsn)
     result = db.upgrade(db_dsn)
-    assert result == db.UpgradeResult(applied=(), version=1, timescaledb=False)
+    latest = len(db.migrations())
+    assert result == db.UpgradeResult(applied=(), version=latest, timescaledb=False)
     assert _schema(db_dsn) == before
     assert ("v", "1", "initial") in before
 
@@ -73,11 +74,13 @@ def test_concurrent_upgrade_of_a_fresh_database(fresh_dsn: str) -> None:
         t.join(60)
     assert errors == []
     assert sorted(created) == [False, False, False, True]
-    assert sorted(r.applied for r in results) == [(), (), (), (1,)]
-    assert {r.version for r in results} == {1}
+    every = tuple(m.version for m in db.migrations())
+    assert sorted(r.applied for r in results) == [(), (), (), every]
+    assert {r.version for r in results} == {every[-1]}
     with psycopg.connect(fresh_dsn) as conn:
-        rows = conn.execute("SELECT version, name FROM schema_version").fetchall()
-    assert rows == [(1, "initial")]
+        rows = conn.execute("SELECT version, name FROM schema_version ORDER BY 1").fetchall()
+    assert rows == [(m.version, m.name) for m in db.migrations()]
+    assert rows[:2] == [(1, "initial"), (2, "oms")]
 
 
 def test_ensure_database_is_false_when_present(db_dsn: str) -> None:
@@ -113,7 +116,7 @@ def test_status_reports_engine_and_counts(clean_db: str) -> None:
     with psycopg.connect(clean_db) as conn:
         conn.execute("INSERT INTO devices (device_id, protocol) VALUES ('d1', 't55')")
     assert db.status(clean_db) == {
-        "version": 1,
+        "version": len(db.migrations()),
         "engine": "postgresql",
         "devices": 1,
         "positions": 0,
