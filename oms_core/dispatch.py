@@ -1,0 +1,463 @@
+"""From the database to the planner and back: plan a day into trips, dispatch them.
+
+``plan_day`` reads each depot's reserved orders and its vehicles with a driver that day,
+plans them (``planning.plan``), refuses any plan the independent checker faults, and
+writes trips, stops and stop orders and moves the orders to ``scheduled`` in one
+transaction, so a day is either fully planned or untouched. Times in the planner are
+seconds since the depot's local midnight; arithmetic back to timestamps is done in UTC
+so days with a daylight-saving change come out right.
+
+    day_plan = plan_day(conn, date(2026, 6, 2), depot_id=1)
+    for trip_id in day_plan.trip_ids:
+        dispatch_trip(conn, trip_id, actor="control room")
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+from psycopg.rows import dict_row
+
+from oms_core import orders, planning
+from oms_core.errors import IllegalTransition, NotFound, OmsError
+from oms_core.states import OrderState
+
+__all__ = [
+    "DEFAULT_SERVICE_S",
+    "TRIP_MOVES",
+    "DayAlreadyPlanned",
+    "DayPlan",
+    "DepotDay",
+    "PlanRejected",
+    "Stop",
+    "Trip",
+    "TripRefused",
+    "dispatch_trip",
+    "get_trip",
+    "list_trips",
+    "load_day",
+    "plan_day",
+    "start_trip",
+]
+
+Conn = psycopg.Connection[Any]
+Progress = Callable[[str], None]
+# Time at the door per order (park, hand over, sign) when no better figure is known.
+DEFAULT_SERVICE_S = 300
+NO_COORDINATES = "no_coordinates"
+SHIFT_OUTSIDE_DEPOT_HOURS = "shift_outside_depot_hours"
+# The trip moves this module makes (trips.state), for the message of a refused one.
+TRIP_MOVES: dict[str, tuple[str, ...]] = {
+    "planned": ("dispatched",),
+    "dispatched": ("in_progress",),
+}
+
+
+class DayAlreadyPlanned(OmsError):
+    """The day already has trips at the depot; nothing was planned."""
+
+    code = "day_already_planned"
+
+
+class TripRefused(OmsError):
+    """An order on the trip cannot make the move; neither the trip nor any order changed."""
+
+    code = "trip_refused"
+
+
+class PlanRejected(OmsError):
+    """The planner's answer broke a rule the checker verifies; nothing was stored."""
+
+    code = "plan_rejected"
+
+    def __init__(self, violations: list[str]) -> None:
+        self.violations = tuple(violations)
+        super().__init__("the plan failed its check: " + "; ".join(violations))
+
+
+@dataclass(frozen=True)
+class DepotDay:
+    """One depot's planning problem for a day, and what was left out before planning.
+
+    ``midnight`` is the UTC instant of the depot's local midnight: planner second ``s``
+    is ``midnight + s``. Job ids are order ids and vehicle ids are vehicle ids, as text.
+    """
+
+    depot_id: int
+    midnight: datetime
+    problem: planning.Problem
+    drivers: Mapping[int, int]  # vehicle id -> driver id
+    left_out: Mapping[int, str]  # order id -> reason it could not be planned
+    idle_vehicles: Mapping[int, str]  # vehicle id -> reason it cannot drive this day
+
+    def at(self, seconds: int) -> datetime:
+        """The instant ``seconds`` after local midnight."""
+        return self.midnight + timedelta(seconds=seconds)
+
+
+@dataclass(frozen=True)
+class DayPlan:
+    """What ``plan_day`` stored: trips, the orders it could not plan (still reserved)
+    with a reason each, and totals over all trips."""
+
+    day: date
+    trip_ids: tuple[int, ...]
+    scheduled: tuple[int, ...]
+    unassigned: Mapping[int, str]
+    idle_vehicles: Mapping[int, str]
+    distance_m: int
+    duration_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """A stored stop with the orders served there."""
+
+    id: int
+    seq: int
+    lat: float
+    lon: float
+    planned_arrival: datetime
+    planned_departure: datetime
+    service_time_s: int
+    window_start: datetime | None
+    window_end: datetime | None
+    order_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Trip:
+    """A stored trip; ``route_geometry`` is [(lon, lat), ...] from depot to depot."""
+
+    id: int
+    vehicle_id: int
+    driver_id: int | None
+    depot_id: int
+    day: date
+    planned_departure: datetime
+    planned_return: datetime
+    state: str
+    route_geometry: tuple[tuple[float, float], ...]
+    stops: tuple[Stop, ...]
+
+
+def _depot_site(depot_id: int, lat: float, lon: float) -> planning.Site:
+    return planning.Site(f"depot:{depot_id}", lat, lon)
+
+
+def _order_site(lat: float, lon: float) -> planning.Site:
+    """Orders at the same coordinates share a site, so the planner can serve them in one stop."""
+    return planning.Site(f"{lat:.6f},{lon:.6f}", lat, lon)
+
+
+def load_day(
+    conn: Conn, day: date, *, depot_id: int | None = None, service_s: int = DEFAULT_SERVICE_S
+) -> list[DepotDay]:
+    """Each depot's problem for ``day`` (one depot, or all by id): its reserved orders whose
+    window overlaps the local day, and its vehicles with a driver assigned that day."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        depots = cur.execute(
+            "SELECT id, lat, lon, open_time, close_time, time_zone FROM depots"
+            " WHERE %(id)s::bigint IS NULL OR id = %(id)s ORDER BY id",
+            {"id": depot_id},
+        ).fetchall()
+    if depot_id is not None and not depots:
+        raise NotFound(f"no depot {depot_id}")
+    return [_depot_day(conn, day, d, service_s) for d in depots]
+
+
+def _depot_day(conn: Conn, day: date, depot: dict[str, Any], service_s: int) -> DepotDay:
+    zone = ZoneInfo(depot["time_zone"])
+    midnight = datetime.combine(day, time(), zone).astimezone(UTC)
+    day_end = datetime.combine(day + timedelta(days=1), time(), zone).astimezone(UTC)
+    day_s = int((day_end - midnight).total_seconds())
+
+    def local(t: time) -> int:
+        return int((datetime.combine(day, t, zone).astimezone(UTC) - midnight).total_seconds())
+
+    open_s, close_s = local(depot["open_time"]), local(depot["close_time"])
+    home = _depot_site(depot["id"], depot["lat"], depot["lon"])
+    jobs: list[planning.Job] = []
+    left_out: dict[int, str] = {}
+    for oid, lat, lon, start, end, kg, m3 in conn.execute(
+        "SELECT o.id, o.lat, o.lon, o.window_start, o.window_end,"
+        " sum(l.qty * p.unit_weight_kg), sum(l.qty * p.unit_volume_m3)"
+        " FROM orders o JOIN order_lines l ON l.order_id = o.id"
+        " JOIN products p ON p.sku = l.sku"
+        " WHERE o.depot_id = %s AND o.state = 'reserved'"
+        " AND o.window_start < %s AND o.window_end > %s"
+        " GROUP BY o.id ORDER BY o.id",
+        (depot["id"], day_end, midnight),
+    ):
+        if lat is None:
+            left_out[oid] = NO_COORDINATES
+            continue
+        # Round inwards so a service start the planner picks is inside the real window.
+        first = max(0, math.ceil((start - midnight).total_seconds()))
+        last = min(day_s, math.floor((end - midnight).total_seconds()))
+        jobs.append(
+            planning.Job(
+                str(oid), _order_site(lat, lon), float(kg), float(m3), service_s, first, last
+            )
+        )
+    vehicles: list[planning.Vehicle] = []
+    drivers: dict[int, int] = {}
+    idle: dict[int, str] = {}
+    for vid, driver, kg, m3, vmax, s_start, s_end in conn.execute(
+        "SELECT v.id, d.id, v.capacity_kg, v.capacity_m3, v.max_speed_kmh,"
+        " d.shift_start, d.shift_end"
+        " FROM driver_assignments a JOIN vehicles v ON v.id = a.vehicle_id"
+        " JOIN drivers d ON d.id = a.driver_id"
+        " WHERE a.day = %s AND v.depot_id = %s ORDER BY v.id",
+        (day, depot["id"]),
+    ):
+        first, last = max(local(s_start), open_s), min(local(s_end), close_s)
+        if first >= last:
+            idle[vid] = SHIFT_OUTSIDE_DEPOT_HOURS
+            continue
+        drivers[vid] = driver
+        vehicles.append(planning.Vehicle(str(vid), home, float(kg), float(m3), first, last, vmax))
+    problem = planning.Problem(tuple(jobs), tuple(vehicles), open_s, close_s)
+    return DepotDay(depot["id"], midnight, problem, drivers, left_out, idle)
+
+
+def _planned_trips(conn: Conn, day: date, depot_ids: list[int]) -> list[int]:
+    rows = conn.execute(
+        "SELECT id FROM trips WHERE day = %s AND depot_id = ANY(%s) AND state <> 'cancelled'"
+        " ORDER BY id",
+        (day, depot_ids),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _refuse_if_planned(conn: Conn, day: date, depot_ids: list[int]) -> None:
+    """Re-planning would send scheduled orders back to reserved, which the order state
+    machine does not allow, so a day with trips is refused rather than replaced."""
+    trips = _planned_trips(conn, day, depot_ids)
+    if trips:
+        raise DayAlreadyPlanned(
+            f"{day} is already planned (trips {', '.join(map(str, trips))}); its orders are"
+            " scheduled and cannot go back to reserved, so the day cannot be re-planned"
+        )
+
+
+def plan_day(
+    conn: Conn,
+    day: date,
+    *,
+    depot_id: int | None = None,
+    matrix: planning.MatrixProvider | None = None,
+    time_limit_s: float = 10.0,
+    seed: int = 1,
+    max_iterations: int | None = None,
+    service_s: int = DEFAULT_SERVICE_S,
+    progress: Progress | None = None,
+) -> DayPlan:
+    """Plan the day's reserved orders of one depot (or every depot) into stored trips.
+
+    ``matrix`` defaults to ``HaversineMatrix()``; ``time_limit_s`` and ``max_iterations``
+    bound each depot's search (see ``planning.plan``). Raises ``DayAlreadyPlanned`` when
+    the day has trips there, ``PlanRejected`` when the checker faults the plan.
+    """
+    provider = planning.HaversineMatrix() if matrix is None else matrix
+    days = load_day(conn, day, depot_id=depot_id, service_s=service_s)
+    depot_ids = [d.depot_id for d in days]
+    _refuse_if_planned(conn, day, depot_ids)
+    solved: list[tuple[DepotDay, planning.Plan]] = []
+    for d in days:
+        if not d.problem.jobs:
+            solved.append((d, planning.Plan(routes=())))
+            continue
+        report = None if progress is None else _prefixed(progress, f"depot {d.depot_id}: ")
+        result = planning.plan(
+            d.problem,
+            matrix=provider,
+            time_limit_s=time_limit_s,
+            seed=seed,
+            max_iterations=max_iterations,
+            progress=report,
+        )
+        violations = planning.check(d.problem, result, provider)
+        if violations:
+            raise PlanRejected(violations)
+        solved.append((d, result))
+    with conn.transaction():
+        # Serialise planners of the same depots, then look again: a concurrent run may
+        # have stored trips while this one was solving.
+        conn.execute(
+            "SELECT 1 FROM depots WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE", (depot_ids,)
+        )
+        _refuse_if_planned(conn, day, depot_ids)
+        trip_ids: list[int] = []
+        scheduled: list[int] = []
+        for d, result in solved:
+            for route in result.routes:
+                trip_id = _store_route(conn, day, d, route)
+                trip_ids.append(trip_id)
+                for stop in route.stops:
+                    for oid in stop.order_ids:
+                        orders.transition(
+                            conn,
+                            int(oid),
+                            OrderState.SCHEDULED,
+                            actor="planner",
+                            reason=f"trip {trip_id}",
+                        )
+                        scheduled.append(int(oid))
+    unassigned = {oid: why for d, _ in solved for oid, why in d.left_out.items()}
+    unassigned.update({int(o): why for _, r in solved for o, why in r.unassigned.items()})
+    return DayPlan(
+        day=day,
+        trip_ids=tuple(trip_ids),
+        scheduled=tuple(scheduled),
+        unassigned=dict(sorted(unassigned.items())),
+        idle_vehicles={v: why for d, _ in solved for v, why in d.idle_vehicles.items()},
+        distance_m=sum(r.distance_m for _, r in solved),
+        duration_s=sum(x.duration_s for _, r in solved for x in r.routes),
+    )
+
+
+def _prefixed(progress: Progress, prefix: str) -> Progress:
+    return lambda message: progress(prefix + message)
+
+
+def _store_route(conn: Conn, day: date, d: DepotDay, route: planning.Route) -> int:
+    """Insert one trip with its stops and stop orders; returns the trip id."""
+    vid = int(route.vehicle_id)
+    depot = next(v.depot for v in d.problem.vehicles if v.id == route.vehicle_id)
+    points = [[depot.lon, depot.lat], *([s.site.lon, s.site.lat] for s in route.stops)]
+    points.append([depot.lon, depot.lat])
+    row = conn.execute(
+        "INSERT INTO trips (vehicle_id, driver_id, depot_id, day, planned_departure,"
+        " planned_return, state, route_geometry) VALUES (%s, %s, %s, %s, %s, %s, 'planned', %s)"
+        " RETURNING id",
+        (
+            vid,
+            d.drivers[vid],
+            d.depot_id,
+            day,
+            d.at(route.depart_s),
+            d.at(route.return_s),
+            json.dumps(points),
+        ),
+    ).fetchone()
+    assert row is not None  # INSERT … RETURNING always returns the row
+    trip_id = int(row[0])
+    for seq, stop in enumerate(route.stops, 1):
+        lo, hi = stop.window
+        # Orders sharing a stop can have windows that only touch: no interval to store.
+        window = (d.at(lo), d.at(hi)) if hi > lo else (None, None)
+        stop_row = conn.execute(
+            "INSERT INTO stops (trip_id, seq, lat, lon, planned_arrival, planned_departure,"
+            " service_time_s, window_start, window_end)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            (
+                trip_id,
+                seq,
+                stop.site.lat,
+                stop.site.lon,
+                d.at(stop.arrival_s),
+                d.at(stop.departure_s),
+                stop.service_s,
+                *window,
+            ),
+        ).fetchone()
+        assert stop_row is not None  # INSERT … RETURNING always returns the row
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO stop_orders (stop_id, order_id) VALUES (%s, %s)",
+                [(stop_row[0], int(o)) for o in stop.order_ids],
+            )
+    return trip_id
+
+
+def _trips(conn: Conn, where: str, params: tuple[Any, ...]) -> list[Trip]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            "SELECT id, vehicle_id, driver_id, depot_id, day, planned_departure, planned_return,"
+            f" state, route_geometry FROM trips WHERE {where} ORDER BY id",
+            params,
+        ).fetchall()
+        stops = cur.execute(
+            "SELECT s.id, s.trip_id, s.seq, s.lat, s.lon, s.planned_arrival,"
+            " s.planned_departure, s.service_time_s, s.window_start, s.window_end,"
+            " array_agg(so.order_id ORDER BY so.order_id) FILTER (WHERE so.order_id IS NOT NULL)"
+            " AS order_ids FROM stops s LEFT JOIN stop_orders so ON so.stop_id = s.id"
+            " WHERE s.trip_id = ANY(%s) GROUP BY s.id ORDER BY s.trip_id, s.seq",
+            ([r["id"] for r in rows],),
+        ).fetchall()
+    by_trip: dict[int, list[Stop]] = {r["id"]: [] for r in rows}
+    for s in stops:
+        trip_id, ids = s.pop("trip_id"), s.pop("order_ids")
+        by_trip[trip_id].append(Stop(**s, order_ids=tuple(ids or ())))
+    return [
+        Trip(
+            **{k: v for k, v in r.items() if k != "route_geometry"},
+            route_geometry=tuple((float(p[0]), float(p[1])) for p in r["route_geometry"]),
+            stops=tuple(by_trip[r["id"]]),
+        )
+        for r in rows
+    ]
+
+
+def get_trip(conn: Conn, trip_id: int) -> Trip:
+    """The trip with its stops and their order ids, or ``NotFound``."""
+    found = _trips(conn, "id = %s", (trip_id,))
+    if not found:
+        raise NotFound(f"no trip {trip_id}")
+    return found[0]
+
+
+def list_trips(conn: Conn, day: date, depot_id: int | None = None) -> list[Trip]:
+    """The day's trips (of one depot, or all), by id, each with its stops."""
+    return _trips(
+        conn, "day = %s AND (%s::bigint IS NULL OR depot_id = %s)", (day, depot_id, depot_id)
+    )
+
+
+def _move_trip(
+    conn: Conn, trip_id: int, frm: str, to: str, order_to: OrderState, actor: str
+) -> Trip:
+    """Trip ``frm`` → ``to`` and each of its orders one step to ``order_to``, all or nothing.
+
+    Orders cancelled since planning stay on their stop but are not carried.
+    """
+    with conn.transaction():
+        row = conn.execute(
+            "SELECT state FROM trips WHERE id = %s FOR UPDATE", (trip_id,)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"no trip {trip_id}")
+        if row[0] != frm:
+            raise IllegalTransition(row[0], to, TRIP_MOVES.get(row[0], ()), f"trip {trip_id}")
+        conn.execute("UPDATE trips SET state = %s WHERE id = %s", (to, trip_id))
+        for (oid,) in conn.execute(
+            "SELECT so.order_id FROM stops s JOIN stop_orders so ON so.stop_id = s.id"
+            " JOIN orders o ON o.id = so.order_id"
+            " WHERE s.trip_id = %s AND o.state <> 'cancelled' ORDER BY s.seq, so.order_id",
+            (trip_id,),
+        ).fetchall():
+            try:
+                orders.transition(conn, oid, order_to, actor=actor, reason=f"trip {trip_id}")
+            except IllegalTransition as exc:
+                raise TripRefused(f"trip {trip_id} stays {frm}: order {oid}: {exc}") from exc
+        return get_trip(conn, trip_id)
+
+
+def dispatch_trip(conn: Conn, trip_id: int, *, actor: str) -> Trip:
+    """Planned trip → dispatched, its scheduled orders → dispatched; all or nothing."""
+    return _move_trip(conn, trip_id, "planned", "dispatched", OrderState.DISPATCHED, actor)
+
+
+def start_trip(conn: Conn, trip_id: int, *, actor: str) -> Trip:
+    """Dispatched trip → in progress (left the depot), its orders → out for delivery."""
+    return _move_trip(
+        conn, trip_id, "dispatched", "in_progress", OrderState.OUT_FOR_DELIVERY, actor
+    )
