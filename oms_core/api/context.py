@@ -1,0 +1,72 @@
+"""What handlers share: the connection pool, the clock, verification settings, the
+caller, and the two steps every handler repeats (run domain code, read a JSON body)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+import psycopg
+from aiohttp import web
+from psycopg_pool import ConnectionPool
+
+from oms_core.api.auth import Principal
+from oms_core.api.errors import ApiError, invalid
+from oms_core.api.schemas import SCHEMAS
+from oms_core.api.validate import validate
+from oms_core.verify import ServiceArea
+
+__all__ = ["CTX", "PRINCIPAL", "Context", "read_json", "run"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Per-application state, built once by ``make_app``."""
+
+    pool: ConnectionPool[psycopg.Connection[Any]]
+    now: Callable[[], datetime]
+    min_lead_s: float
+    service_area: ServiceArea
+
+
+CTX = web.AppKey("oms_context", Context)
+PRINCIPAL = web.RequestKey("oms_principal", Principal)
+
+
+async def run(request: web.Request, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
+    """Run synchronous domain code with a pooled connection, off the event loop."""
+    pool = request.app[CTX].pool
+
+    def call() -> T:
+        with pool.connection() as conn:
+            return fn(conn)
+
+    return await asyncio.to_thread(call)
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+async def read_json(request: web.Request, schema: str) -> dict[str, Any]:
+    """The request body parsed and checked against a component schema, or an ``ApiError``."""
+    if request.content_type != "application/json":
+        raise ApiError(
+            415, "unsupported_media_type", "send the body as JSON (Content-Type: application/json)"
+        )
+    raw = await request.read()  # raises 413 past the app's client_max_size
+    try:
+        body = json.loads(raw, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(400, "bad_json", f"the body is not valid JSON: {exc}") from exc
+    problems = validate(body, {"$ref": f"#/components/schemas/{schema}"}, SCHEMAS)
+    if problems:
+        raise invalid(problems)
+    assert isinstance(body, dict)  # every request schema is an object
+    return body

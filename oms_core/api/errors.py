@@ -1,0 +1,111 @@
+"""Every failure becomes one JSON shape, mapped here and nowhere else:
+``{"error": {"code": ..., "message": ..., "details": [...]}}``.
+
+Handlers raise ``ApiError`` or let domain errors (``oms_core.errors``) through; the
+middleware picks the status from the error class, so a handler cannot answer the same
+condition with two different statuses.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from aiohttp import web
+
+from oms_core.api.validate import FieldProblem
+from oms_core.errors import IllegalTransition, InsufficientStock, InvalidOrder, NotFound, OmsError
+
+__all__ = ["ApiError", "Handler", "error_middleware", "error_response", "invalid"]
+
+log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# Request-body problems, most fundamental first: the response's code is the first present.
+_BODY_CODES = ("unknown_field", "missing_field", "wrong_type", "invalid_value")
+_HTTP_CODES = {
+    400: ("bad_request", "the request is malformed"),
+    404: ("not_found", "no such resource: check the URL against /api/v1/openapi.json"),
+    405: ("method_not_allowed", "this URL does not take that method: see the Allow header"),
+    413: ("body_too_large", "the body is larger than this server accepts: send less"),
+}
+
+
+class ApiError(Exception):
+    """An error answered as-is: HTTP status, stable code, message, optional details."""
+
+    def __init__(
+        self, status: int, code: str, message: str, details: Sequence[dict[str, Any]] = ()
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.details = status, code, message, list(details)
+
+
+def invalid(problems: Sequence[FieldProblem], what: str = "request body") -> ApiError:
+    """A 422 for schema problems, coded by the most fundamental kind present."""
+    present = {p.code for p in problems}
+    code = next(c for c in _BODY_CODES if c in present)
+    return ApiError(
+        422,
+        code,
+        f"the {what} does not match its schema: fix the listed fields",
+        [{"code": p.code, "field": p.field, "message": p.message} for p in problems],
+    )
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: Sequence[dict[str, Any]] = (),
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    """The one error body."""
+    body = {"error": {"code": code, "message": message, "details": list(details)}}
+    return web.json_response(body, status=status, headers=headers)
+
+
+def _from_domain(exc: OmsError) -> web.Response:
+    if isinstance(exc, NotFound):
+        return error_response(404, exc.code, str(exc))
+    if isinstance(exc, IllegalTransition):
+        detail = {"from": exc.from_state, "to": exc.to_state, "legal_next": list(exc.legal)}
+        return error_response(409, exc.code, str(exc), [detail])
+    if isinstance(exc, InsufficientStock):
+        stock: dict[str, Any] = {
+            "sku": exc.sku,
+            "depot_id": exc.depot_id,
+            "wanted": exc.wanted,
+            "available": exc.available,
+        }
+        return error_response(409, exc.code, f"{exc}: restock or reduce the order", [stock])
+    if isinstance(exc, InvalidOrder):
+        problems = [{"code": p.code, "message": p.message} for p in exc.problems]
+        return error_response(422, exc.code, "the order was refused: fix the problems", problems)
+    log.error("unmapped order core error", exc_info=exc)
+    return _internal()
+
+
+def _internal() -> web.Response:
+    return error_response(500, "internal_error", "the server failed; it was logged: try again")
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn whatever the handler raised into the JSON error shape."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message, exc.details)
+    except OmsError as exc:
+        return _from_domain(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code, message = _HTTP_CODES.get(exc.status, (f"http_{exc.status}", exc.reason))
+        headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
+        return error_response(exc.status, code, message, headers=headers)
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return _internal()

@@ -1,0 +1,172 @@
+"""The API's JSON schemas, once: the OpenAPI document publishes them and the handlers
+validate request bodies against them (``validate.validate``).
+
+Money and measured totals are decimal strings ("12.50"): JSON numbers are binary
+floats and would round cents. Times are RFC 3339 with an offset.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from oms_core.states import OrderState, PaymentMethod, PaymentState
+
+__all__ = ["MAX_ID", "SCHEMAS", "ref"]
+
+MAX_ID = 2**63 - 1  # bigint: larger ids cannot exist, so they are refused up front
+_TEXT = "^[^\\x00]*$"  # PostgreSQL text cannot hold NUL
+
+
+def ref(name: str) -> dict[str, str]:
+    """A reference to a component schema."""
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _id(description: str, *, nullable: bool = False) -> dict[str, Any]:
+    return {
+        "type": ["integer", "null"] if nullable else "integer",
+        "minimum": 1,
+        "maximum": MAX_ID,
+        "description": description,
+    }
+
+
+def _text(max_length: int, *, min_length: int = 0, nullable: bool = False) -> dict[str, Any]:
+    return {
+        "type": ["string", "null"] if nullable else "string",
+        "minLength": min_length,
+        "maxLength": max_length,
+        "pattern": _TEXT,
+    }
+
+
+def _decimal(description: str) -> dict[str, Any]:
+    return {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?$", "description": description}
+
+
+_TIME = {"type": "string", "format": "date-time"}
+_STATES = [s.value for s in OrderState]
+
+
+def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": props,
+        "required": list(props) if required is None else required,
+        "additionalProperties": False,
+    }
+
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "Problem": _obj(
+        {
+            "code": {"type": "string", "description": "stable, for programs"},
+            "message": {"type": "string", "description": "for a person"},
+            "field": {"type": "string", "description": "JSON pointer into the request"},
+        },
+        ["code", "message"],
+    ),
+    "Error": _obj(
+        {
+            "error": _obj(
+                {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "details": {"type": "array", "items": {"type": "object"}},
+                }
+            )
+        }
+    ),
+    "LineCreate": _obj(
+        {
+            "sku": _text(64, min_length=1),
+            "qty": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+            "unit_price": {
+                "type": "string",
+                "pattern": "^[0-9]{1,10}(\\.[0-9]{1,2})?$",
+                "description": "decimal string, at most 2 decimals",
+            },
+        }
+    ),
+    "OrderCreate": _obj(
+        {
+            "customer_id": _id("the ordering customer"),
+            "depot_id": _id("the depot the goods leave from"),
+            "address_text": _text(500, min_length=1),
+            "lat": {"type": ["number", "null"], "minimum": -90, "maximum": 90},
+            "lon": {"type": ["number", "null"], "minimum": -180, "maximum": 180},
+            "address_id": _id("a stored address of the customer", nullable=True),
+            "window_start": _TIME,
+            "window_end": _TIME,
+            "lines": {"type": "array", "minItems": 1, "maxItems": 500, "items": ref("LineCreate")},
+            "payment_method": {"enum": [m.value for m in PaymentMethod]},
+            "instructions": _text(2000),
+            "invoice_number": _text(64, min_length=1, nullable=True),
+        },
+        ["customer_id", "depot_id", "address_text", "window_start", "window_end", "lines"],
+    ),
+    "CancelRequest": _obj({"reason": _text(500, min_length=1)}),
+    "Line": _obj(
+        {
+            "line_no": {"type": "integer"},
+            "sku": {"type": "string"},
+            "qty": {"type": "integer"},
+            "unit_price": _decimal("per unit"),
+            "delivered_qty": {"type": ["integer", "null"]},
+        }
+    ),
+    "Order": _obj(
+        {
+            "id": {"type": "integer"},
+            "customer_id": {"type": "integer"},
+            "address_id": {"type": ["integer", "null"]},
+            "address_text": {"type": "string"},
+            "lat": {"type": ["number", "null"]},
+            "lon": {"type": ["number", "null"]},
+            "depot_id": {"type": "integer"},
+            "window_start": _TIME,
+            "window_end": _TIME,
+            "instructions": {"type": "string"},
+            "payment_method": {"enum": [m.value for m in PaymentMethod]},
+            "payment_state": {"enum": [s.value for s in PaymentState]},
+            "invoice_number": {"type": ["string", "null"]},
+            "total_amount": _decimal("sum of the lines"),
+            "total_weight_kg": _decimal("kg"),
+            "total_volume_m3": _decimal("m³"),
+            "state": {"enum": _STATES},
+            "tracking_number": {"type": "string"},
+            "public_token": {"type": "string", "description": "secret of the tracking page"},
+            "created_at": _TIME,
+            "updated_at": _TIME,
+            "lines": {"type": "array", "items": ref("Line")},
+        }
+    ),
+    "OrderPage": _obj(
+        {
+            "orders": {"type": "array", "items": ref("Order")},
+            "next_cursor": {
+                "type": ["string", "null"],
+                "description": "pass as cursor for the next page; null on the last",
+            },
+        }
+    ),
+    "VerifyResult": _obj(
+        {
+            "verified": {"type": "boolean"},
+            "problems": {"type": "array", "items": ref("Problem")},
+            "order": ref("Order"),
+        }
+    ),
+    "OrderEvent": _obj(
+        {
+            "id": {"type": "integer"},
+            "at": _TIME,
+            "actor": {"type": "string"},
+            "kind": {"enum": ["state", "payment"]},
+            "from_state": {"type": ["string", "null"]},
+            "to_state": {"type": "string"},
+            "reason": {"type": "string"},
+        }
+    ),
+    "EventList": _obj({"events": {"type": "array", "items": ref("OrderEvent")}}),
+}
