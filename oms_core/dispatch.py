@@ -49,15 +49,13 @@ __all__ = [
 
 Conn = psycopg.Connection[Any]
 Progress = Callable[[str], None]
+S = OrderState
 # Time at the door per order (park, hand over, sign) when no better figure is known.
 DEFAULT_SERVICE_S = 300
 NO_COORDINATES = "no_coordinates"
 SHIFT_OUTSIDE_DEPOT_HOURS = "shift_outside_depot_hours"
 # The trip moves this module makes (trips.state), for the message of a refused one.
-TRIP_MOVES: dict[str, tuple[str, ...]] = {
-    "planned": ("dispatched",),
-    "dispatched": ("in_progress",),
-}
+TRIP_MOVES = {"planned": ("dispatched",), "dispatched": ("in_progress",)}
 
 
 class DayAlreadyPlanned(OmsError):
@@ -148,10 +146,6 @@ class Trip:
     stops: tuple[Stop, ...]
 
 
-def _depot_site(depot_id: int, lat: float, lon: float) -> planning.Site:
-    return planning.Site(f"depot:{depot_id}", lat, lon)
-
-
 def _order_site(lat: float, lon: float) -> planning.Site:
     """Orders at the same coordinates share a site, so the planner can serve them in one stop."""
     return planning.Site(f"{lat:.6f},{lon:.6f}", lat, lon)
@@ -183,7 +177,7 @@ def _depot_day(conn: Conn, day: date, depot: dict[str, Any], service_s: int) -> 
         return int((datetime.combine(day, t, zone).astimezone(UTC) - midnight).total_seconds())
 
     open_s, close_s = local(depot["open_time"]), local(depot["close_time"])
-    home = _depot_site(depot["id"], depot["lat"], depot["lon"])
+    home = planning.Site(f"depot:{depot['id']}", depot["lat"], depot["lon"])
     jobs: list[planning.Job] = []
     left_out: dict[int, str] = {}
     for oid, lat, lon, start, end, kg, m3 in conn.execute(
@@ -228,19 +222,17 @@ def _depot_day(conn: Conn, day: date, depot: dict[str, Any], service_s: int) -> 
     return DepotDay(depot["id"], midnight, problem, drivers, left_out, idle)
 
 
-def _planned_trips(conn: Conn, day: date, depot_ids: list[int]) -> list[int]:
-    rows = conn.execute(
-        "SELECT id FROM trips WHERE day = %s AND depot_id = ANY(%s) AND state <> 'cancelled'"
-        " ORDER BY id",
-        (day, depot_ids),
-    ).fetchall()
-    return [r[0] for r in rows]
-
-
 def _refuse_if_planned(conn: Conn, day: date, depot_ids: list[int]) -> None:
     """Re-planning would send scheduled orders back to reserved, which the order state
     machine does not allow, so a day with trips is refused rather than replaced."""
-    trips = _planned_trips(conn, day, depot_ids)
+    trips = [
+        r[0]
+        for r in conn.execute(
+            "SELECT id FROM trips WHERE day = %s AND depot_id = ANY(%s)"
+            " AND state <> 'cancelled' ORDER BY id",
+            (day, depot_ids),
+        )
+    ]
     if trips:
         raise DayAlreadyPlanned(
             f"{day} is already planned (trips {', '.join(map(str, trips))}); its orders are"
@@ -303,13 +295,8 @@ def plan_day(
                 trip_ids.append(trip_id)
                 for stop in route.stops:
                     for oid in stop.order_ids:
-                        orders.transition(
-                            conn,
-                            int(oid),
-                            OrderState.SCHEDULED,
-                            actor="planner",
-                            reason=f"trip {trip_id}",
-                        )
+                        why = f"trip {trip_id}"
+                        orders.transition(conn, int(oid), S.SCHEDULED, actor="planner", reason=why)
                         scheduled.append(int(oid))
     unassigned = {oid: why for d, _ in solved for oid, why in d.left_out.items()}
     unassigned.update({int(o): why for _, r in solved for o, why in r.unassigned.items()})
@@ -334,19 +321,12 @@ def _store_route(conn: Conn, day: date, d: DepotDay, route: planning.Route) -> i
     depot = next(v.depot for v in d.problem.vehicles if v.id == route.vehicle_id)
     points = [[depot.lon, depot.lat], *([s.site.lon, s.site.lat] for s in route.stops)]
     points.append([depot.lon, depot.lat])
+    times = d.at(route.depart_s), d.at(route.return_s)
     row = conn.execute(
         "INSERT INTO trips (vehicle_id, driver_id, depot_id, day, planned_departure,"
         " planned_return, state, route_geometry) VALUES (%s, %s, %s, %s, %s, %s, 'planned', %s)"
         " RETURNING id",
-        (
-            vid,
-            d.drivers[vid],
-            d.depot_id,
-            day,
-            d.at(route.depart_s),
-            d.at(route.return_s),
-            json.dumps(points),
-        ),
+        (vid, d.drivers[vid], d.depot_id, day, *times, json.dumps(points)),
     ).fetchone()
     assert row is not None  # INSERT … RETURNING always returns the row
     trip_id = int(row[0])
@@ -354,27 +334,18 @@ def _store_route(conn: Conn, day: date, d: DepotDay, route: planning.Route) -> i
         lo, hi = stop.window
         # Orders sharing a stop can have windows that only touch: no interval to store.
         window = (d.at(lo), d.at(hi)) if hi > lo else (None, None)
+        times = d.at(stop.arrival_s), d.at(stop.departure_s)
         stop_row = conn.execute(
             "INSERT INTO stops (trip_id, seq, lat, lon, planned_arrival, planned_departure,"
             " service_time_s, window_start, window_end)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-            (
-                trip_id,
-                seq,
-                stop.site.lat,
-                stop.site.lon,
-                d.at(stop.arrival_s),
-                d.at(stop.departure_s),
-                stop.service_s,
-                *window,
-            ),
+            (trip_id, seq, stop.site.lat, stop.site.lon, *times, stop.service_s, *window),
         ).fetchone()
         assert stop_row is not None  # INSERT … RETURNING always returns the row
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO stop_orders (stop_id, order_id) VALUES (%s, %s)",
-                [(stop_row[0], int(o)) for o in stop.order_ids],
-            )
+        conn.execute(
+            "INSERT INTO stop_orders (stop_id, order_id) SELECT %s, unnest(%s::bigint[])",
+            (stop_row[0], [int(o) for o in stop.order_ids]),
+        )
     return trip_id
 
 
@@ -453,11 +424,9 @@ def _move_trip(
 
 def dispatch_trip(conn: Conn, trip_id: int, *, actor: str) -> Trip:
     """Planned trip → dispatched, its scheduled orders → dispatched; all or nothing."""
-    return _move_trip(conn, trip_id, "planned", "dispatched", OrderState.DISPATCHED, actor)
+    return _move_trip(conn, trip_id, "planned", "dispatched", S.DISPATCHED, actor)
 
 
 def start_trip(conn: Conn, trip_id: int, *, actor: str) -> Trip:
     """Dispatched trip → in progress (left the depot), its orders → out for delivery."""
-    return _move_trip(
-        conn, trip_id, "dispatched", "in_progress", OrderState.OUT_FOR_DELIVERY, actor
-    )
+    return _move_trip(conn, trip_id, "dispatched", "in_progress", S.OUT_FOR_DELIVERY, actor)
