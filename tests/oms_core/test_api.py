@@ -231,7 +231,9 @@ def test_missing_unknown_and_revoked_tokens_get_401(api: Api) -> None:
 
 def test_tokens_are_stored_only_as_hashes(api: Api) -> None:
     with psycopg.connect(api.world.dsn, autocommit=True) as conn:
-        rows = dict(conn.execute("SELECT role, token_hash FROM api_tokens").fetchall())
+        rows: dict[str, str] = dict(
+            conn.execute("SELECT role, token_hash FROM api_tokens").fetchall()
+        )
         secret = create_token(conn, "second desk", Role.DISPATCHER)
         with pytest.raises(psycopg.errors.CheckViolation):
             create_token(conn, "driverless", Role.DRIVER)
