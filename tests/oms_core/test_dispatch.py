@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Iterator
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -35,7 +35,11 @@ MATRIX = planning.HaversineMatrix()
 
 @pytest.fixture
 def world(clean_db: str) -> World:
-    return seed(clean_db)
+    """The shared seed with plenty of stock, so every test order can be reserved."""
+    w = seed(clean_db)
+    with psycopg.connect(clean_db, autocommit=True) as conn:
+        conn.execute("UPDATE stock SET on_hand = 10000")
+    return w
 
 
 @pytest.fixture
@@ -49,8 +53,12 @@ def plan_day(conn: Conn, day: date = DAY, **options: Any) -> dispatch.DayPlan:
     return dispatch.plan_day(conn, day, time_limit_s=1.0, max_iterations=300, **options)
 
 
+def local_on(day: date, hour: int) -> datetime:
+    return datetime.combine(day, time(hour), AMS)
+
+
 def local(hour: int) -> datetime:
-    return datetime.combine(DAY, time(hour), AMS)
+    return local_on(DAY, hour)
 
 
 def reserved_order(conn: Conn, w: World, **changes: Any) -> int:
@@ -63,7 +71,6 @@ def reserved_order(conn: Conn, w: World, **changes: Any) -> int:
 @pytest.fixture
 def day(world: World, conn: Conn) -> tuple[list[int], int, list[int]]:
     """(the 30 small orders, the heavy order, the three driven vans)."""
-    conn.execute("UPDATE stock SET on_hand = 10000 WHERE depot_id = %s", (world.depot_id,))
     rng = random.Random(7)
     small = [
         reserved_order(
@@ -249,3 +256,45 @@ def test_unknown_trip_and_depot_are_not_found(world: World, conn: Conn) -> None:
     with pytest.raises(NotFound, match="no depot 999"):
         dispatch.plan_day(conn, DAY, depot_id=999)
     assert dispatch.list_trips(conn, DAY) == []
+
+
+def test_times_are_seconds_since_local_midnight_on_a_23_hour_day(world: World, conn: Conn) -> None:
+    spring = date(2026, 3, 29)  # Amsterdam skips 02:00–03:00
+    night = datetime(2026, 3, 28, 20, 0, tzinfo=AMS)
+    early = reserved_order(conn, world, window_start=night, window_end=local_on(spring, 10))
+    late = reserved_order(
+        conn, world, window_start=local_on(spring, 9), window_end=local_on(spring, 12)
+    )
+    nowhere = reserved_order(
+        conn,
+        world,
+        lat=None,
+        lon=None,
+        window_start=local_on(spring, 9),
+        window_end=local_on(spring, 12),
+    )
+    # 23:00 local is 22 h after midnight; the window is cut at the day's end, 23 h in
+    evening = reserved_order(
+        conn, world, window_start=local_on(spring, 23), window_end=night + timedelta(2)
+    )
+    monday = spring + timedelta(1)
+    reserved_order(conn, world, window_start=local_on(monday, 9), window_end=local_on(monday, 12))
+    driver = fleet.add_driver(conn, name="Bo")
+    van = fleet.add_vehicle(conn, plate="V", capacity_kg=50, capacity_m3=1, depot_id=world.depot_id)
+    fleet.assign(conn, driver.id, van.id, spring)
+
+    (d,) = dispatch.load_day(conn, spring)
+    hour = 3600
+    assert d.midnight == datetime(2026, 3, 28, 23, 0, tzinfo=UTC)
+    assert (d.problem.depot_open_s, d.problem.depot_close_s) == (5 * hour, 21 * hour)
+    windows = {int(j.order_id): (j.window_start_s, j.window_end_s) for j in d.problem.jobs}
+    assert windows == {
+        early: (0, 9 * hour),
+        late: (8 * hour, 11 * hour),
+        evening: (22 * hour, 23 * hour),
+    }
+    assert d.left_out == {nowhere: dispatch.NO_COORDINATES}
+    (v,) = d.problem.vehicles
+    assert (v.shift_start_s, v.shift_end_s, v.capacity_kg) == (7 * hour, 16 * hour, 50.0)
+    assert d.drivers == {van.id: driver.id}
+    assert d.at(8 * hour) == local_on(spring, 9)
