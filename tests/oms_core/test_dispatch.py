@@ -20,6 +20,7 @@ import psycopg
 import pytest
 
 from oms_core import dispatch, fleet, orders, planning
+from oms_core import trips as trips_mod
 from oms_core.errors import IllegalTransition, NotFound
 from oms_core.model import LineIn
 from oms_core.states import OrderState
@@ -102,7 +103,9 @@ def day(world: World, conn: Conn) -> tuple[list[int], int, list[int]]:
     return small, heavy, vans
 
 
-def stored_plan(trips: list[dispatch.Trip], d: dispatch.DepotDay, unassigned: Any) -> planning.Plan:
+def stored_plan(
+    trips: list[trips_mod.Trip], d: dispatch.DepotDay, unassigned: Any
+) -> planning.Plan:
     """A Plan rebuilt only from what the tables hold (distances from the matrix)."""
     jobs = {j.order_id: j for j in d.problem.jobs}
     vehicles = {v.id: v for v in d.problem.vehicles}
@@ -146,7 +149,7 @@ def test_a_day_is_planned_checked_stored_and_scheduled(
 
     assert result.unassigned == {heavy: "too_heavy_for_any_vehicle"}
     assert orders.get_order(conn, heavy).state == S.RESERVED
-    trips = dispatch.list_trips(conn, DAY, world.depot_id)
+    trips = trips_mod.list_trips(conn, DAY, world.depot_id)
     assert [t.id for t in trips] == list(result.trip_ids)
     assert len(trips) == 3 and {t.vehicle_id for t in trips} == set(vans)
     on_stops = Counter(o for t in trips for s in t.stops for o in s.order_ids)
@@ -188,7 +191,7 @@ def test_a_planned_day_is_refused_and_left_alone(
     late = reserved_order(conn, world, window_start=local(10), window_end=local(12))
     with pytest.raises(dispatch.DayAlreadyPlanned, match="already planned"):
         plan_day(conn, depot_id=world.depot_id)
-    assert [t.id for t in dispatch.list_trips(conn, DAY)] == list(first.trip_ids)
+    assert [t.id for t in trips_mod.list_trips(conn, DAY)] == list(first.trip_ids)
     assert orders.get_order(conn, late).state == S.RESERVED
     assert plan_day(conn, DAY + timedelta(days=1)).trip_ids == ()
 
@@ -213,16 +216,16 @@ def test_dispatch_and_start_move_the_trip_and_its_orders(
 ) -> None:
     plan = plan_day(conn)
     trip_id, other = plan.trip_ids[0], plan.trip_ids[1]
-    trip = dispatch.dispatch_trip(conn, trip_id, actor="desk")
+    trip = trips_mod.dispatch_trip(conn, trip_id, actor="desk")
     ids = [o for s in trip.stops for o in s.order_ids]
     assert trip.state == "dispatched" and ids
     assert {orders.get_order(conn, o).state for o in ids} == {S.DISPATCHED}
     last = orders.audit_trail(conn, ids[0])[-1]
     assert (last.actor, last.to_state, last.reason) == ("desk", "dispatched", f"trip {trip_id}")
-    assert dispatch.get_trip(conn, other).state == "planned"
+    assert trips_mod.get_trip(conn, other).state == "planned"
     with pytest.raises(IllegalTransition, match="legal next: in_progress"):
-        dispatch.dispatch_trip(conn, trip_id, actor="desk")
-    started = dispatch.start_trip(conn, trip_id, actor="driver")
+        trips_mod.dispatch_trip(conn, trip_id, actor="desk")
+    started = trips_mod.start_trip(conn, trip_id, actor="driver")
     assert started.state == "in_progress"
     assert {orders.get_order(conn, o).state for o in ids} == {S.OUT_FOR_DELIVERY}
 
@@ -231,31 +234,31 @@ def test_dispatch_is_all_or_nothing_and_skips_cancelled_orders(
     world: World, conn: Conn, day: tuple[list[int], int, list[int]]
 ) -> None:
     trip_id = plan_day(conn).trip_ids[0]
-    ids = [o for s in dispatch.get_trip(conn, trip_id).stops for o in s.order_ids]
+    ids = [o for s in trips_mod.get_trip(conn, trip_id).stops for o in s.order_ids]
     assert len(ids) >= 3
     orders.transition(conn, ids[-1], S.DISPATCHED, actor="test")  # moved by hand
-    with pytest.raises(dispatch.TripRefused, match=f"order {ids[-1]}"):
-        dispatch.dispatch_trip(conn, trip_id, actor="desk")
-    assert dispatch.get_trip(conn, trip_id).state == "planned"
+    with pytest.raises(trips_mod.TripRefused, match=f"order {ids[-1]}"):
+        trips_mod.dispatch_trip(conn, trip_id, actor="desk")
+    assert trips_mod.get_trip(conn, trip_id).state == "planned"
     assert {orders.get_order(conn, o).state for o in ids[:-1]} == {S.SCHEDULED}
 
     cancelled = ids[0]
     orders.transition(conn, cancelled, S.CANCELLED, actor="customer")
     with conn.transaction():
         conn.execute("DELETE FROM stop_orders WHERE order_id = %s", (ids[-1],))
-    assert dispatch.dispatch_trip(conn, trip_id, actor="desk").state == "dispatched"
+    assert trips_mod.dispatch_trip(conn, trip_id, actor="desk").state == "dispatched"
     assert orders.get_order(conn, cancelled).state == S.CANCELLED
     assert {orders.get_order(conn, o).state for o in ids[1:-1]} == {S.DISPATCHED}
 
 
 def test_unknown_trip_and_depot_are_not_found(world: World, conn: Conn) -> None:
     with pytest.raises(NotFound, match="no trip 999"):
-        dispatch.get_trip(conn, 999)
+        trips_mod.get_trip(conn, 999)
     with pytest.raises(NotFound, match="no trip 999"):
-        dispatch.dispatch_trip(conn, 999, actor="desk")
+        trips_mod.dispatch_trip(conn, 999, actor="desk")
     with pytest.raises(NotFound, match="no depot 999"):
         dispatch.plan_day(conn, DAY, depot_id=999)
-    assert dispatch.list_trips(conn, DAY) == []
+    assert trips_mod.list_trips(conn, DAY) == []
 
 
 def test_times_are_seconds_since_local_midnight_on_a_23_hour_day(world: World, conn: Conn) -> None:
