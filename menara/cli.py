@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
 from decoders import PROTOCOLS
@@ -82,6 +83,10 @@ def _parser() -> argparse.ArgumentParser:
     for fault in ("duplicate", "garbage", "split", "disconnect", "lose-ack"):
         s.add_argument(f"--{fault}", type=float, default=0.0, help=f"probability of {fault}")
 
+    pl = sub.add_parser("plan", help="plan a day's reserved orders into trips")
+    pl.add_argument("--date", required=True, type=date.fromisoformat, help="YYYY-MM-DD")
+    pl.add_argument("--depot", type=int, default=None, help="one depot id (default: all)")
+
     dc = sub.add_parser("decode", help="decode captured bytes, print JSON lines")
     dc.add_argument("--protocol", required=True, choices=sorted(PROTOCOLS))
     dc.add_argument("--hex", dest="hex", action=_Ordered, help="hex bytes (repeatable)")
@@ -130,6 +135,10 @@ def _dispatch(args: argparse.Namespace, cfg: Settings) -> int:
             return 2
     if args.command == "db":
         return _db(args.db_command, cfg)
+    if args.command == "plan":
+        from menara import plan_cmd
+
+        return plan_cmd.run(args.date, args.depot, cfg)
     if args.command == "serve":
         from ingest.counters import Counters
         from menara import service

@@ -101,6 +101,15 @@ class Settings:
     writer_max_pending: int = _s(
         100000, "Fixes accepted but not yet committed; readers wait (back-pressure) beyond it."
     )
+    plan_time_limit_s: float = _s(
+        10.0, "How long `menara plan` lets the route optimiser search per depot and day."
+    )
+    plan_road_factor: float = _s(
+        1.3, "Road distance / straight-line distance assumed by the planner's travel times."
+    )
+    plan_avg_speed_kmh: float = _s(
+        30.0, "Average driving speed (km/h) assumed by the planner, lights and traffic included."
+    )
     metrics_port: int = _s(
         9464, "Prometheus text metrics on http://<tcp_host>:<port>/metrics (0: off)."
     )
