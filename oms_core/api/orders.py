@@ -159,9 +159,19 @@ _LIST_PARAMS = (
         {"type": "string", "format": "date"},
         "orders whose window starts on this day (UTC)",
     ),
-    Param("tracking_number", "query", {"type": "string", "maxLength": 64}, "exact match"),
+    Param(
+        "tracking_number",
+        "query",
+        {"type": "string", "maxLength": 64, "pattern": "^[^\\x00]*$"},
+        "exact match",
+    ),
     Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 500}, "page size (50)"),
-    Param("cursor", "query", {"type": "string", "maxLength": 64}, "next_cursor of the last page"),
+    Param(
+        "cursor",
+        "query",
+        {"type": "string", "maxLength": 20, "pattern": "^[0-9]+$"},
+        "next_cursor of the last page",
+    ),
 )
 _NOT_FOUND = (404, ("no such order", _ERR))
 OPERATIONS = (

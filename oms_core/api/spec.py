@@ -3,6 +3,7 @@ OpenAPI 3.1 document all read the same ``Operation`` records."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,6 +101,8 @@ def _convert(text: str, schema: Mapping[str, Any]) -> tuple[Any, tuple[str, str]
         return day, None if day is not None else ("invalid_value", "must be YYYY-MM-DD")
     if len(text) > schema.get("maxLength", len(text)):
         return None, ("invalid_value", f"allows ≤ {schema['maxLength']} chars")
+    if "pattern" in schema and not re.search(schema["pattern"], text):
+        return None, ("invalid_value", f"must match {schema['pattern']}")
     return text, None
 
 
@@ -120,6 +123,7 @@ def _operation(op: Operation) -> dict[str, Any]:
     if op.body is not None:
         codes.setdefault(400, ("malformed JSON", "Error"))
         codes.setdefault(413, (_ERRORS[413], "Error"))
+        codes.setdefault(415, ("the body is not sent as application/json", "Error"))
     if op.body is not None or any(p.where == "query" for p in op.params):
         codes.setdefault(422, (_ERRORS[422], "Error"))
     for status, (description, schema) in sorted(codes.items()):

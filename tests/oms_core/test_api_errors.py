@@ -124,7 +124,7 @@ def test_bad_query_parameters_are_422(api: Api) -> None:
         status, _, details = _error(api.call("GET", f"/orders?{query}"))
         assert status == 422, query
         assert [d["field"] for d in details] == [field], query
-    assert _error(api.call("GET", "/orders?cursor=abc"))[:2] == (422, "invalid_order")
+    assert _error(api.call("GET", "/orders?cursor=abc"))[:2] == (422, "invalid_value")
 
 
 def test_illegal_transition_is_409_naming_legal_next_states(api: Api) -> None:
