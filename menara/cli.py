@@ -87,6 +87,17 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--date", required=True, type=date.fromisoformat, help="YYYY-MM-DD")
     pl.add_argument("--depot", type=int, default=None, help="one depot id (default: all)")
 
+    tk = sub.add_parser("token", help="create or revoke an API token")
+    tksub = tk.add_subparsers(dest="token_command", required=True)
+    tc = tksub.add_parser("create", help="print a new token's secret (shown only once)")
+    tc.add_argument("--name", required=True, help="who uses it (recorded in the audit trail)")
+    tc.add_argument(
+        "--role", required=True, choices=("dispatcher", "supervisor", "driver", "customer")
+    )
+    tc.add_argument("--driver-id", type=int, default=None, help="required for --role driver")
+    tr = tksub.add_parser("revoke", help="revoke the token with this secret")
+    tr.add_argument("secret")
+
     dc = sub.add_parser("decode", help="decode captured bytes, print JSON lines")
     dc.add_argument("--protocol", required=True, choices=sorted(PROTOCOLS))
     dc.add_argument("--hex", dest="hex", action=_Ordered, help="hex bytes (repeatable)")
@@ -135,6 +146,17 @@ def _dispatch(args: argparse.Namespace, cfg: Settings) -> int:
             return 2
     if args.command == "db":
         return _db(args.db_command, cfg)
+    if args.command == "token":
+        from menara import token_cmd
+
+        create = args.token_command == "create"
+        return token_cmd.run(
+            args.token_command,
+            args.name if create else args.secret,
+            args.role if create else "",
+            args.driver_id if create else None,
+            cfg,
+        )
     if args.command == "plan":
         from menara import plan_cmd
 

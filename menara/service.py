@@ -1,4 +1,4 @@
-"""The ingest service: schema, device registry, writer, listeners, metrics, clean stop.
+"""The service: schema, device registry, writer, listeners, the OMS API, metrics, clean stop.
 
 Shutdown order is what keeps "stored exactly once" true across restarts: stop reading
 from every transport, drain the writer (commit everything accepted and send the acks
@@ -19,6 +19,7 @@ import signal
 from collections.abc import Iterator
 
 import psycopg
+from aiohttp import web
 
 from decoders import PROTOCOLS, teltonika
 from ingest import backoff
@@ -32,6 +33,7 @@ from ingest.udp import UdpListener
 from ingest.writer import Writer
 from menara import db
 from menara.settings import Settings
+from oms_core.api import make_app
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +49,8 @@ TCP_PORTS = {
 HTTP_PORTS = {"osmand": "osmand_port"}
 LISTENER_PORTS = {**TCP_PORTS, **HTTP_PORTS}
 UDP_PORTS = {"teltonika": "teltonika_udp_port"}
-# Every setting that opens a device port (tests turn them all off).
-PORT_SETTINGS = (*LISTENER_PORTS.values(), *UDP_PORTS.values())
+# Every setting that opens a port for devices or clients (tests turn them all off).
+PORT_SETTINGS = (*LISTENER_PORTS.values(), *UDP_PORTS.values(), "api_port")
 
 
 def make_writer(settings: Settings, counters: Counters, registry: DeviceRegistry) -> Writer:
@@ -130,6 +132,14 @@ async def serve(
             )
             listeners.append(await stack.enter_async_context(udp))
             log.info("teltonika listening on udp %s:%d", settings.tcp_host, udp.port)
+        if settings.api_port > 0:
+            api = web.AppRunner(
+                make_app(dsn, max_body_bytes=settings.api_max_body_bytes), access_log=None
+            )
+            await api.setup()
+            stack.push_async_callback(api.cleanup)
+            await web.TCPSite(api, settings.tcp_host, settings.api_port).start()
+            log.info("api on http://%s:%d/api/v1", settings.tcp_host, settings.api_port)
         mqtt: MqttIngest | None = None
         if settings.mqtt_port > 0:
             mqtt = MqttIngest(

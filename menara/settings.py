@@ -101,6 +101,10 @@ class Settings:
     writer_max_pending: int = _s(
         100000, "Fixes accepted but not yet committed; readers wait (back-pressure) beyond it."
     )
+    api_port: int = _s(
+        8080, "Order management REST API on http://<tcp_host>:<port>/api/v1 (0: off)."
+    )
+    api_max_body_bytes: int = _s(1048576, "Largest API request body; larger gets 413.")
     plan_time_limit_s: float = _s(
         10.0, "How long `menara plan` lets the route optimiser search per depot and day."
     )
