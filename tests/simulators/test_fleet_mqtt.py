@@ -24,15 +24,15 @@ START = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 
 
 class Collector:
-    """A plain paho subscriber on ``menara/v1/#`` keeping messages of one id prefix."""
+    """A plain paho subscriber on ``<topic_prefix>/#`` keeping messages of one id prefix."""
 
-    def __init__(self, host: str, port: int, id_prefix: str) -> None:
+    def __init__(self, host: str, port: int, id_prefix: str, topic_prefix: str) -> None:
         self.prefix = id_prefix
         self.messages: list[tuple[str, bytes]] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
         c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
-        c.on_connect = lambda cl, *_: cl.subscribe("menara/v1/#", qos=1)
+        c.on_connect = lambda cl, *_: cl.subscribe(f"{topic_prefix}/#", qos=1)
         c.on_subscribe = lambda *_: self._subscribed.set()
         c.on_message = self._on_message
         c.connect(host, port)
@@ -85,7 +85,7 @@ def _json_fix(device: str, payload: bytes) -> list[tuple[str, datetime]] | None:
 
 
 def _run(cfg: FleetConfig, broker: tuple[str, int]) -> tuple[FleetStats, list[tuple[str, bytes]]]:
-    col = Collector(*broker, cfg.id_prefix)
+    col = Collector(*broker, cfg.id_prefix, cfg.topic_prefix)
     try:
         stats = asyncio.run(run_fleet(cfg))
         m = stats.mqtt
@@ -106,6 +106,8 @@ def _cfg(broker: tuple[str, int], **kw: object) -> FleetConfig:
         fixes_per_vehicle=20,
         start_time=START,
         id_prefix=_prefix(),
+        # never the default menara/v1: a demo's persistent session would queue these
+        topic_prefix=f"test{uuid.uuid4().hex[:8]}/v1",
         mqtt_host=broker[0],
         mqtt_port=broker[1],
     )
@@ -117,7 +119,7 @@ def _classify(msgs: list[tuple[str, bytes]], kind: str) -> tuple[list[tuple[str,
     fixes: list[tuple[str, datetime]] = []
     junk = 0
     for topic, payload in msgs:
-        _, _, device, suffix = topic.split("/")
+        *_, device, suffix = topic.split("/")
         assert suffix == kind
         got = parse(device, payload)
         if got is None:
