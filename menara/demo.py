@@ -5,6 +5,10 @@ ingest service in-process, drives the fleet (half MQTT, the other half spread ov
 every device protocol that has a port: T55, Teltonika, GT06, H02, GPS103 over TCP and
 OsmAnd phones over HTTP) for a bounded time with a live progress line, then prints a
 summary per protocol read back from the database.
+
+Before driving, the order side (``menara.demo_oms``) enters today's orders (Asia/Jakarta),
+plans them into trips and dispatches them; each van with a trip drives its planned route,
+the others (and all of them, when planning fails) the stock Jakarta routes.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import signal
 import sys
 import time
@@ -22,11 +27,16 @@ from typing import Any
 import psycopg
 
 from ingest.counters import Counters
-from menara import db, service
+from menara import db, demo_oms, service
 from menara.settings import Settings
+from oms_core.errors import OmsError
+from oms_core.planning.matrix import HaversineMatrix
 from simulators.fleet import FleetConfig, FleetStats, device_ids, run_fleet
 from simulators.model import DEVICE_PROTOCOLS, NEEDS_IMEI, protocols
-from simulators.routes import load_geojson
+from simulators.routes import JAKARTA_ROUTES, Route, load_geojson
+
+# The demo plans its day in at most this long (or plan_time_limit_s when shorter).
+DEMO_PLAN_LIMIT_S = 5.0
 
 
 def fleet_config(args: argparse.Namespace, cfg: Settings, **extra: Any) -> FleetConfig:
@@ -112,6 +122,9 @@ async def _demo(args: argparse.Namespace, cfg: Settings) -> int:
             " ON CONFLICT (device_id) DO NOTHING",
             [(d, spoken[d], f"demo van {i + 1}") for i, d in enumerate(ids)],
         )
+    routes = _planned_routes(cfg, fleet, ids)
+    if routes is not None:
+        fleet = dataclasses.replace(fleet, routes=routes)
     counters = Counters()
     stop, ready = asyncio.Event(), asyncio.Event()
     _install_stop(stop)
@@ -135,6 +148,35 @@ async def _demo(args: argparse.Namespace, cfg: Settings) -> int:
     await svc
     _summary(cfg.db_dsn, ids, started_at, stats, counters)
     return 0
+
+
+def _planned_routes(cfg: Settings, fleet: FleetConfig, ids: list[str]) -> tuple[Route, ...] | None:
+    """Today's orders planned and dispatched, as one route per vehicle; None (drive the
+    stock routes) when planning fails or plans nothing, with the reason printed."""
+    today = datetime.now(demo_oms.JAKARTA).date()
+    print(f"order side: {today} (Asia/Jakarta): entering orders, planning, dispatching")
+    try:
+        with psycopg.connect(cfg.db_dsn, autocommit=True) as conn:
+            planned = demo_oms.seed_and_plan(
+                conn,
+                day=today,
+                device_ids=ids,
+                time_limit_s=min(cfg.plan_time_limit_s, DEMO_PLAN_LIMIT_S),
+                matrix=HaversineMatrix(cfg.plan_road_factor, cfg.plan_avg_speed_kmh),
+                progress=lambda line: print(f"  {line}", flush=True),
+            )
+    except (OmsError, psycopg.Error) as exc:
+        print(f"order side: planning failed ({exc}); driving the stock routes")
+        return None
+    driving = len({t.device_id for t in planned} & set(ids))
+    if not driving:
+        print("order side: no trips to drive; driving the stock routes")
+        return None
+    print(
+        f"order side: {driving} vehicles drive their planned trips,"
+        f" {fleet.vehicles - driving} the stock routes"
+    )
+    return demo_oms.fleet_routes(ids, planned, fleet.routes or JAKARTA_ROUTES)
 
 
 def _summary(
