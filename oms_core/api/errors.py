@@ -15,7 +15,10 @@ from typing import Any
 from aiohttp import web
 
 from oms_core.api.validate import FieldProblem
+from oms_core.dispatch import DayAlreadyPlanned
 from oms_core.errors import IllegalTransition, InsufficientStock, InvalidOrder, NotFound, OmsError
+from oms_core.fleet import FleetConflict
+from oms_core.trips import TripRefused
 
 __all__ = ["ApiError", "Handler", "error_middleware", "error_response", "invalid"]
 
@@ -80,6 +83,8 @@ def _from_domain(exc: OmsError) -> web.Response:
             "available": exc.available,
         }
         return error_response(409, exc.code, f"{exc}: restock or reduce the order", [stock])
+    if isinstance(exc, FleetConflict | TripRefused | DayAlreadyPlanned):
+        return error_response(409, exc.code, str(exc))
     if isinstance(exc, InvalidOrder):
         problems = [{"code": p.code, "message": p.message} for p in exc.problems]
         return error_response(422, exc.code, "the order was refused: fix the problems", problems)

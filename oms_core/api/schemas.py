@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from oms_core.api.schemas_fleet import FLEET_SCHEMAS
 from oms_core.states import OrderState, PaymentMethod, PaymentState
 
 __all__ = ["MAX_ID", "SCHEMAS", "ref"]
@@ -169,4 +170,26 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         }
     ),
     "EventList": _obj({"events": {"type": "array", "items": ref("OrderEvent")}}),
+    "OrderImport": {
+        "type": "array",
+        "items": {"type": "object", "description": "checked per row against OrderCreate"},
+        "description": "orders as in POST /orders; each item is checked and stored alone",
+    },
+    "ImportRow": _obj(
+        {
+            "row": {"type": "integer", "description": "JSON: 0-based index; CSV: line number"},
+            "ok": {"type": "boolean"},
+            "order_id": {"type": ["integer", "null"]},
+            "external_ref": {"type": ["string", "null"]},
+            "error": {"type": ["object", "null"], "description": "{code, message, details}"},
+        }
+    ),
+    "ImportReport": _obj(
+        {
+            "created": {"type": "integer", "description": "orders stored"},
+            "refused_rows": {"type": "integer"},
+            "rows": {"type": "array", "items": ref("ImportRow")},
+        }
+    ),
+    **FLEET_SCHEMAS,
 }

@@ -51,6 +51,8 @@ class Operation:
     responses: Mapping[int, tuple[str, str | None]]  # status: (description, schema)
     body: str | None = None  # component schema of the JSON request body
     params: Sequence[Param] = field(default_factory=tuple)
+    description: str = ""  # more than the summary says (e.g. a CSV layout)
+    other_bodies: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # media: schema
 
 
 def parse_params(request: web.Request, op: Operation) -> dict[str, Any]:
@@ -145,12 +147,16 @@ def _operation(op: Operation) -> dict[str, Any]:
     if op.body is not None:
         out["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": ref(op.body)}},
+            "content": {
+                "application/json": {"schema": ref(op.body)},
+                **{media: {"schema": dict(schema)} for media, schema in op.other_bodies.items()},
+            },
         }
     if op.roles is None:
         out["security"] = []
     else:
-        out["description"] = "roles: " + ", ".join(sorted(op.roles))
+        roles = "roles: " + ", ".join(sorted(op.roles))
+        out["description"] = f"{op.description}\n\n{roles}" if op.description else roles
     return out
 
 

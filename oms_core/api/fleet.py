@@ -1,0 +1,188 @@
+"""Fleet endpoints: vehicles and drivers (list, create, read) and daily assignments.
+
+Lists are not paged: a fleet is tens to hundreds of records, which one response holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import date, time
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from aiohttp import web
+from psycopg.rows import class_row
+
+from oms_core import fleet
+from oms_core.api.auth import Role
+from oms_core.api.context import read_json, run
+from oms_core.api.errors import ApiError, invalid
+from oms_core.api.schemas import MAX_ID
+from oms_core.api.spec import PREFIX, Operation, Param, parse_params
+from oms_core.api.validate import FieldProblem, parse_date
+
+__all__ = ["OPERATIONS"]
+
+Conn = psycopg.Connection[Any]
+_READ = frozenset({Role.DISPATCHER, Role.SUPERVISOR})
+_WRITE = frozenset({Role.DISPATCHER})
+_ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+_ERR = "Error"
+
+
+def _json(record: fleet.Vehicle | fleet.Driver) -> dict[str, Any]:
+    out = asdict(record)
+    for key, value in out.items():
+        if isinstance(value, Decimal):
+            out[key] = str(value)
+        elif isinstance(value, time):
+            out[key] = value.isoformat()
+    return out
+
+
+def _invalid(field: str, message: str) -> ApiError:
+    return invalid([FieldProblem("invalid_value", field, message)])
+
+
+def _check_depot(conn: Conn, depot_id: int | None) -> None:
+    if (
+        depot_id is not None
+        and not conn.execute("SELECT 1 FROM depots WHERE id = %s", (depot_id,)).fetchone()
+    ):
+        raise _invalid("/depot_id", f"no depot {depot_id}")
+
+
+async def create_vehicle(request: web.Request) -> web.Response:
+    body = await read_json(request, "VehicleCreate")
+    kg, m3 = Decimal(body["capacity_kg"]), Decimal(body["capacity_m3"])
+    for name, value in (("capacity_kg", kg), ("capacity_m3", m3)):
+        if value <= 0:
+            raise _invalid(f"/{name}", "must be more than 0")
+
+    def add(conn: Conn) -> fleet.Vehicle:
+        _check_depot(conn, body.get("depot_id"))
+        return fleet.add_vehicle(
+            conn,
+            plate=body["plate"],
+            type=body.get("type", "van"),
+            capacity_kg=kg,
+            capacity_m3=m3,
+            tracker_device_id=body.get("tracker_device_id"),
+            max_speed_kmh=body.get("max_speed_kmh"),
+            depot_id=body.get("depot_id"),
+        )
+
+    vehicle = await run(request, add)
+    location = f"{PREFIX}/vehicles/{vehicle.id}"
+    return web.json_response(_json(vehicle), status=201, headers={"Location": location})
+
+
+async def list_vehicles(request: web.Request) -> web.Response:
+    depot_id = parse_params(request, _OPS["listVehicles"]).get("depot_id")
+
+    def read(conn: Conn) -> list[fleet.Vehicle]:
+        with conn.cursor(row_factory=class_row(fleet.Vehicle)) as cur:
+            return cur.execute(
+                "SELECT * FROM vehicles WHERE %(d)s::bigint IS NULL OR depot_id = %(d)s"
+                " ORDER BY id",
+                {"d": depot_id},
+            ).fetchall()
+
+    return web.json_response({"vehicles": [_json(v) for v in await run(request, read)]})
+
+
+async def get_vehicle(request: web.Request) -> web.Response:
+    vid = parse_params(request, _OPS["getVehicle"])["id"]
+    return web.json_response(_json(await run(request, lambda c: fleet.get_vehicle(c, vid))))
+
+
+def _clock(body: dict[str, Any], key: str, default: time) -> time:
+    return time.fromisoformat(body[key]) if key in body else default
+
+
+async def create_driver(request: web.Request) -> web.Response:
+    body = await read_json(request, "DriverCreate")
+    start, end = _clock(body, "shift_start", time(8)), _clock(body, "shift_end", time(17))
+    if end <= start:
+        raise _invalid("/shift_end", "the shift must end after it starts (same day)")
+    driver = await run(
+        request,
+        lambda c: fleet.add_driver(
+            c,
+            name=body["name"],
+            shift_start=start,
+            shift_end=end,
+            phone=body.get("phone"),
+            phone_device_id=body.get("phone_device_id"),
+        ),
+    )
+    location = f"{PREFIX}/drivers/{driver.id}"
+    return web.json_response(_json(driver), status=201, headers={"Location": location})
+
+
+async def list_drivers(request: web.Request) -> web.Response:
+    def read(conn: Conn) -> list[fleet.Driver]:
+        with conn.cursor(row_factory=class_row(fleet.Driver)) as cur:
+            return cur.execute("SELECT * FROM drivers ORDER BY id").fetchall()
+
+    return web.json_response({"drivers": [_json(d) for d in await run(request, read)]})
+
+
+async def get_driver(request: web.Request) -> web.Response:
+    did = parse_params(request, _OPS["getDriver"])["id"]
+    return web.json_response(_json(await run(request, lambda c: fleet.get_driver(c, did))))
+
+
+async def assign(request: web.Request) -> web.Response:
+    body = await read_json(request, "Assignment")
+    day: date | None = parse_date(body["day"])
+    assert day is not None  # the schema checked the format
+    made = await run(
+        request, lambda c: fleet.assign(c, int(body["driver_id"]), int(body["vehicle_id"]), day)
+    )
+    out = {"driver_id": made.driver_id, "vehicle_id": made.vehicle_id, "day": made.day.isoformat()}
+    location = f"{PREFIX}/drivers/{made.driver_id}"
+    return web.json_response(out, status=201, headers={"Location": location})
+
+
+_ID = (Param("id", "path", _ID_SCHEMA, "record id"),)
+OPERATIONS = (
+    Operation(
+        "listVehicles", "GET", "/vehicles", list_vehicles, "List vehicles, by id", _READ,
+        {200: ("the vehicles", "VehicleList")},
+        params=(Param("depot_id", "query", _ID_SCHEMA, "only vehicles of this depot"),),
+    ),
+    Operation(
+        "createVehicle", "POST", "/vehicles", create_vehicle, "Add a vehicle", _WRITE,
+        {201: ("the stored vehicle", "Vehicle"),
+         409: ("the plate or tracker is already in use", _ERR)},
+        body="VehicleCreate",
+    ),
+    Operation(
+        "getVehicle", "GET", "/vehicles/{id}", get_vehicle, "Read a vehicle", _READ,
+        {200: ("the vehicle", "Vehicle"), 404: ("no such vehicle", _ERR)}, params=_ID,
+    ),
+    Operation(
+        "listDrivers", "GET", "/drivers", list_drivers, "List drivers, by id", _READ,
+        {200: ("the drivers", "DriverList")},
+    ),
+    Operation(
+        "createDriver", "POST", "/drivers", create_driver, "Add a driver", _WRITE,
+        {201: ("the stored driver", "Driver"),
+         409: ("the phone device is already in use", _ERR)},
+        body="DriverCreate",
+    ),
+    Operation(
+        "getDriver", "GET", "/drivers/{id}", get_driver, "Read a driver", _READ,
+        {200: ("the driver", "Driver"), 404: ("no such driver", _ERR)}, params=_ID,
+    ),
+    Operation(
+        "createAssignment", "POST", "/assignments", assign,
+        "Put a driver on a vehicle for a day (the planner uses only driven vehicles)", _WRITE,
+        {201: ("the assignment", "Assignment"), 404: ("no such driver or vehicle", _ERR),
+         409: ("the driver or the vehicle is already assigned that day", _ERR)},
+        body="Assignment",
+    ),
+)  # fmt: skip
+_OPS = {op.operation_id: op for op in OPERATIONS}

@@ -1,0 +1,198 @@
+"""JSON schemas of the depot, stock, fleet, plan and trip endpoints.
+
+Merged into ``schemas.SCHEMAS`` (the one registry the document and the validator read).
+They live apart to keep ``schemas.py`` short; the two small helpers are repeated here
+because ``schemas.py`` imports this module, so this one cannot import it back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["FLEET_SCHEMAS", "MAX_INT4"]
+
+MAX_ID = 2**63 - 1
+MAX_INT4 = 2**31 - 1  # stock.on_hand is an integer column
+_TEXT = "^[^\\x00]*$"
+_TIME = {"type": "string", "format": "date-time"}
+_DAY = {"type": "string", "format": "date"}
+_CLOCK = {
+    "type": "string",
+    "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$",
+    "description": "local time HH:MM[:SS]",
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": props,
+        "required": list(props) if required is None else required,
+        "additionalProperties": False,
+    }
+
+
+def _id(*, nullable: bool = False) -> dict[str, Any]:
+    kind: Any = ["integer", "null"] if nullable else "integer"
+    return {"type": kind, "minimum": 1, "maximum": MAX_ID}
+
+
+def _text(max_length: int, *, nullable: bool = False) -> dict[str, Any]:
+    kind: Any = ["string", "null"] if nullable else "string"
+    return {"type": kind, "minLength": 1, "maxLength": max_length, "pattern": _TEXT}
+
+
+def _list(key: str, item: str) -> dict[str, Any]:
+    return _obj({key: {"type": "array", "items": _ref(item)}})
+
+
+def _amount(description: str) -> dict[str, Any]:
+    return {
+        "type": "string",
+        "pattern": "^[0-9]{1,7}(\\.[0-9]{1,3})?$",
+        "description": description + " (decimal string, > 0)",
+    }
+
+
+_DECIMAL = {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?$"}
+_INT = {"type": "integer"}
+_OPT_INT = {"type": ["integer", "null"]}
+_OPT_STR = {"type": ["string", "null"]}
+
+FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
+    "Depot": _obj(
+        {
+            "id": _INT,
+            "name": {"type": "string"},
+            "lat": {"type": "number"},
+            "lon": {"type": "number"},
+            "open_time": _CLOCK,
+            "close_time": _CLOCK,
+            "time_zone": {"type": "string", "description": "IANA zone of the opening hours"},
+        }
+    ),
+    "DepotList": _list("depots", "Depot"),
+    "StockLevel": _obj(
+        {
+            "depot_id": _INT,
+            "sku": {"type": "string"},
+            "on_hand": _INT,
+            "reserved": _INT,
+            "available": {"type": "integer", "description": "on_hand - reserved"},
+        }
+    ),
+    "StockList": _list("stock", "StockLevel"),
+    "StockSet": _obj({"on_hand": {"type": "integer", "minimum": 0, "maximum": MAX_INT4}}),
+    "VehicleCreate": _obj(
+        {
+            "plate": _text(32),
+            "type": _text(32),
+            "capacity_kg": _amount("load limit in kg"),
+            "capacity_m3": _amount("load limit in m³"),
+            "tracker_device_id": _text(64, nullable=True),
+            "max_speed_kmh": {"type": ["number", "null"], "minimum": 1, "maximum": 300},
+            "depot_id": _id(nullable=True),
+        },
+        ["plate", "capacity_kg", "capacity_m3"],
+    ),
+    "Vehicle": _obj(
+        {
+            "id": _INT,
+            "plate": {"type": "string"},
+            "type": {"type": "string"},
+            "capacity_kg": _DECIMAL,
+            "capacity_m3": _DECIMAL,
+            "tracker_device_id": _OPT_STR,
+            "max_speed_kmh": {"type": ["number", "null"]},
+            "depot_id": _OPT_INT,
+        }
+    ),
+    "VehicleList": _list("vehicles", "Vehicle"),
+    "DriverCreate": _obj(
+        {
+            "name": _text(200),
+            "phone": _text(40, nullable=True),
+            "shift_start": _CLOCK,
+            "shift_end": _CLOCK,
+            "phone_device_id": _text(64, nullable=True),
+        },
+        ["name"],
+    ),
+    "Driver": _obj(
+        {
+            "id": _INT,
+            "name": {"type": "string"},
+            "phone": _OPT_STR,
+            "shift_start": _CLOCK,
+            "shift_end": _CLOCK,
+            "phone_device_id": _OPT_STR,
+        }
+    ),
+    "DriverList": _list("drivers", "Driver"),
+    "Assignment": _obj({"driver_id": _id(), "vehicle_id": _id(), "day": _DAY}),
+    "PlanRequest": _obj(
+        {
+            "date": _DAY,
+            "depot_id": _id(nullable=True),
+            "time_limit_s": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 60,
+                "description": "search time per depot (default 10)",
+            },
+        },
+        ["date"],
+    ),
+    "TripStop": _obj(
+        {
+            "id": _INT,
+            "seq": _INT,
+            "lat": {"type": "number"},
+            "lon": {"type": "number"},
+            "planned_arrival": _TIME,
+            "planned_departure": _TIME,
+            "service_time_s": _INT,
+            "window_start": {"type": ["string", "null"]},
+            "window_end": {"type": ["string", "null"]},
+            "order_ids": {"type": "array", "items": _INT},
+        }
+    ),
+    "Trip": _obj(
+        {
+            "id": _INT,
+            "vehicle_id": _INT,
+            "driver_id": _OPT_INT,
+            "depot_id": _INT,
+            "day": _DAY,
+            "planned_departure": _TIME,
+            "planned_return": _TIME,
+            "state": {"enum": ["planned", "dispatched", "in_progress", "completed", "cancelled"]},
+            "route_geometry": {
+                "type": "array",
+                "items": {"type": "array", "items": {"type": "number"}},
+                "description": "[[lon, lat], ...] from depot to depot",
+            },
+            "stops": {"type": "array", "items": _ref("TripStop")},
+        }
+    ),
+    "TripList": _list("trips", "Trip"),
+    "Unassigned": _obj({"order_id": _INT, "reason": {"type": "string"}}),
+    "IdleVehicle": _obj({"vehicle_id": _INT, "reason": {"type": "string"}}),
+    "PlanTotals": _obj(
+        {"trips": _INT, "orders": _INT, "distance_m": _INT, "duration_s": _INT},
+    ),
+    "PlanResult": _obj(
+        {
+            "day": _DAY,
+            "trips": {"type": "array", "items": _ref("Trip")},
+            "scheduled": {"type": "array", "items": _INT},
+            "unassigned": {"type": "array", "items": _ref("Unassigned")},
+            "idle_vehicles": {"type": "array", "items": _ref("IdleVehicle")},
+            "totals": _ref("PlanTotals"),
+        }
+    ),
+}
