@@ -1,0 +1,148 @@
+"""The demo's order side: a seeded day planned and dispatched, and ``menara demo`` driving it."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import date
+
+import psycopg
+import pytest
+
+from menara import demo_oms
+from menara.cli import main
+from simulators.routes import JAKARTA_ROUTES, Route
+from tests.conftest import free_port, listeners_off_env
+from tests.oms_core import OMS_TABLES
+
+pytestmark = pytest.mark.db
+DAY = date(2026, 6, 2)
+DEVICES = ["DEMO0001", "DEMO0002", "DEMO0003", "DEMO0004"]
+
+
+def _empty_oms(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {OMS_TABLES} RESTART IDENTITY CASCADE")
+
+
+@pytest.mark.parametrize(
+    ("devices", "overloaded"),
+    [(DEVICES, False), (DEVICES[:1], True)],  # one van cannot serve 40 orders in a day
+    ids=["four-vans", "one-van"],
+)
+def test_seed_and_plan_dispatches_a_day_and_reuses_it(
+    clean_db: str, devices: list[str], overloaded: bool
+) -> None:
+    _empty_oms(clean_db)
+    lines: list[str] = []
+    with psycopg.connect(clean_db, autocommit=True) as conn:
+        planned = demo_oms.seed_and_plan(
+            conn, day=DAY, device_ids=devices, orders=40, time_limit_s=0.5, progress=lines.append
+        )
+        states: dict[int, str] = dict(
+            conn.execute(
+                "SELECT o.id, o.state FROM orders o WHERE o.invoice_number LIKE 'DEMO-20260602-%'"
+            ).fetchall()
+        )
+        on_stops: dict[int, int] = dict(
+            conn.execute(
+                "SELECT so.order_id, count(*) FROM stop_orders so GROUP BY so.order_id"
+            ).fetchall()
+        )
+        trip_states = {r[0] for r in conn.execute("SELECT state FROM trips WHERE day = %s", (DAY,))}
+        trackers = {r[0] for r in conn.execute("SELECT tracker_device_id FROM vehicles")}
+        again: list[str] = []
+        replanned = demo_oms.seed_and_plan(
+            conn, day=DAY, device_ids=devices, orders=40, time_limit_s=0.5, progress=again.append
+        )
+        counts = (
+            conn.execute("SELECT count(*) FROM orders").fetchone(),
+            conn.execute("SELECT count(*) FROM trips").fetchone(),
+        )
+    assert len(states) == 40
+    assert planned and trip_states == {"dispatched"}
+    assert trackers == set(devices)
+    assert {t.device_id for t in planned} <= set(devices)
+    depot = (demo_oms.DEPOT_LON, demo_oms.DEPOT_LAT)
+    for trip in planned:
+        assert trip.stops >= 1 and trip.route[0] == trip.route[-1] == depot
+        assert len(trip.route) == trip.stops + 2  # depot, each stop, depot
+    # Every order rides exactly one stop of a dispatched trip, or stays reserved with a reason.
+    left = {oid for oid, state in states.items() if state == "reserved"}
+    assert {oid for oid, state in states.items() if state == "dispatched"} == set(on_stops)
+    assert set(on_stops.values()) == {1} and left | set(on_stops) == set(states)
+    assert sum(t.orders for t in planned) == len(on_stops)
+    summary = next(line for line in lines if line.startswith("orders unassigned"))
+    assert summary.startswith(f"orders unassigned (left reserved): {len(left)}")
+    if overloaded:  # "… 9 (7 not_served_by_solver, 2 <reason>)": a count per reason
+        reasons = summary.rpartition(" (")[2].rstrip(")").split(", ")
+        assert left and sum(int(r.split(" ", 1)[0]) for r in reasons) == len(left)
+    assert f"trips dispatched: {len(planned)} now" in lines[-1]
+    # The second call plans nothing new and hands back the same trips.
+    assert replanned == planned
+    assert counts == ((40,), (len(planned),))
+    assert again[0] == f"{DAY} is already planned: reusing its trips"
+    assert "trips dispatched: 0 now" in again[-1]
+
+
+def test_fleet_routes_puts_each_tracker_on_its_trip() -> None:
+    trip = demo_oms.PlannedTrip(
+        trip_id=7,
+        vehicle_id=1,
+        device_id="B",
+        route=((106.80, -6.20), (106.81, -6.21), (106.80, -6.20)),
+        stops=1,
+        orders=2,
+    )
+    stuck = demo_oms.PlannedTrip(8, 2, "C", ((106.8, -6.2), (106.8, -6.2)), 1, 1)
+    routes = demo_oms.fleet_routes(["A", "B", "C"], [trip, stuck], JAKARTA_ROUTES)
+    assert routes[0] == JAKARTA_ROUTES[0]
+    assert routes[1].name == "trip 7" and routes[1].end == "loop"
+    assert routes[1].coords == trip.route
+    assert routes[2] == JAKARTA_ROUTES[2]  # a trip with nowhere to go drives the stock route
+
+
+@pytest.mark.mqtt
+def test_menara_demo_drives_the_planned_trips(
+    clean_db: str,
+    mqtt_broker: tuple[str, int],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _empty_oms(clean_db)
+    tag = f"demotest{uuid.uuid4().hex[:8]}"
+    env = {
+        **listeners_off_env(),
+        "MENARA_DB_DSN": clean_db,
+        "MENARA_T55_PORT": str(free_port()),
+        "MENARA_METRICS_PORT": "0",
+        "MENARA_TCP_HOST": "127.0.0.1",
+        "MENARA_MQTT_HOST": mqtt_broker[0],
+        "MENARA_MQTT_PORT": str(mqtt_broker[1]),
+        "MENARA_MQTT_TOPIC_PREFIX": tag,
+        "MENARA_MQTT_CLIENT_ID": tag,
+        "MENARA_MQTT_SESSION_EXPIRY_S": "0",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert main(["demo", "--duration", "5", "--vehicles", "8", "--garbage", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "orders entered: 200 new" in out
+    assert re.search(r"trips planned: [1-8], orders scheduled: \d+", out)
+    assert "orders unassigned (left reserved): " in out
+    assert re.search(r"trips dispatched: [1-8] now", out)
+    assert "vehicles drive their planned trips" in out
+    with psycopg.connect(clean_db) as conn:
+        routes = {
+            device: Route(device, tuple((p[0], p[1]) for p in geometry), "loop")
+            for device, geometry in conn.execute(
+                "SELECT v.tracker_device_id, t.route_geometry FROM trips t"
+                " JOIN vehicles v ON v.id = t.vehicle_id WHERE t.state = 'dispatched'"
+            )
+        }
+        fixes = conn.execute(
+            "SELECT device_id, lat, lon FROM positions WHERE device_id = ANY(%s)", (list(routes),)
+        ).fetchall()
+    assert fixes, "no vehicle with a trip reported a position"
+    # Each fix lies on its vehicle's planned route (1e-7° rounding is about a centimetre).
+    assert max(routes[d].distance_to_m(lat, lon) for d, lat, lon in fixes) < 0.5
