@@ -9,8 +9,10 @@ from datetime import date
 import psycopg
 import pytest
 
-from menara import demo_oms
+from menara import demo, demo_oms
 from menara.cli import main
+from menara.settings import load
+from simulators.model import FleetConfig
 from simulators.routes import JAKARTA_ROUTES, Route
 from tests.conftest import free_port, listeners_off_env
 from tests.oms_core import OMS_TABLES
@@ -146,3 +148,22 @@ def test_menara_demo_drives_the_planned_trips(
     assert fixes, "no vehicle with a trip reported a position"
     # Each fix lies on its vehicle's planned route (1e-7° rounding is about a centimetre).
     assert max(routes[d].distance_to_m(lat, lon) for d, lat, lon in fixes) < 0.5
+
+
+def test_demo_drives_the_stock_routes_when_planning_fails(
+    clean_db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _empty_oms(clean_db)
+    with psycopg.connect(clean_db, autocommit=True) as conn:  # the demo's plate, taken
+        conn.execute(
+            "INSERT INTO vehicles (plate, capacity_kg, capacity_m3, tracker_device_id)"
+            " VALUES ('DEMO SIM00000', 1, 1, 'ELSEWHERE')"
+        )
+    cfg = load(environ={}, overrides={"db_dsn": clean_db})
+    fleet = FleetConfig(vehicles=2)
+    assert demo._planned_routes(cfg, fleet, ["SIM00000", "SIM00001"]) is None
+    out = capsys.readouterr().out
+    assert "order side: planning failed (plate DEMO SIM00000" in out
+    assert out.endswith("driving the stock routes\n")
+    with psycopg.connect(clean_db) as conn:
+        assert conn.execute("SELECT count(*) FROM depots").fetchone() == (0,)  # rolled back
