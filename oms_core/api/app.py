@@ -60,7 +60,7 @@ def make_app(
     )
     app[CTX] = Context(pool, now, min_lead_s, service_area)
     for op in OPERATIONS:
-        app.router.add_route(op.method, PREFIX + op.path, op.handler, name=op.operation_id)
+        app.router.add_route(op.method, PREFIX + _route(op), op.handler, name=op.operation_id)
     spec = document(OPERATIONS)
 
     async def openapi(request: web.Request) -> web.Response:
@@ -70,6 +70,16 @@ def make_app(
     if owned:
         app.cleanup_ctx.append(_pool_lifetime)
     return app
+
+
+def _route(op: Operation) -> str:
+    """The path with integer parameters matching digits only, so ``/orders/import`` is
+    not also ``/orders/{id}`` (whose GET would then be advertised in its Allow header)."""
+    path = op.path
+    for p in op.params:
+        if p.where == "path" and p.schema.get("type") == "integer":
+            path = path.replace("{" + p.name + "}", "{" + p.name + ":[0-9]+}")
+    return path
 
 
 async def _pool_lifetime(app: web.Application) -> AsyncIterator[None]:

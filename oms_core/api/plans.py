@@ -7,7 +7,7 @@ trip that does not exist, so a driver cannot learn which trip ids are in use.
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -15,14 +15,18 @@ from aiohttp import web
 from oms_core import dispatch, trips
 from oms_core.api.auth import Principal, Role
 from oms_core.api.context import CTX, PRINCIPAL, read_json, run
+from oms_core.api.errors import invalid
 from oms_core.api.schemas import MAX_ID
 from oms_core.api.spec import PREFIX, Operation, Param, parse_params
-from oms_core.api.validate import parse_date
+from oms_core.api.validate import FieldProblem, parse_date
 from oms_core.errors import NotFound
 
-__all__ = ["DEFAULT_TIME_LIMIT_S", "OPERATIONS", "trip_json"]
+__all__ = ["DEFAULT_TIME_LIMIT_S", "OPERATIONS", "PLAN_AHEAD_DAYS", "trip_json"]
 
 DEFAULT_TIME_LIMIT_S = 10
+# Orders are entered days, not years, ahead; the bound also keeps dates far from the
+# calendar's ends, where local-midnight arithmetic overflows.
+PLAN_AHEAD_DAYS = 366
 _READ_TRIPS = frozenset({Role.DISPATCHER, Role.SUPERVISOR, Role.DRIVER})
 _WRITE = frozenset({Role.DISPATCHER})
 _ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
@@ -55,6 +59,15 @@ async def plan(request: web.Request) -> web.Response:
     body = await read_json(request, "PlanRequest")
     day = parse_date(body["date"])
     assert day is not None  # the schema checked the format
+    today = request.app[CTX].now().date()
+    if not today - timedelta(days=1) <= day <= today + timedelta(days=PLAN_AHEAD_DAYS):
+        raise invalid(
+            [
+                FieldProblem(
+                    "invalid_value", "/date", f"plan from yesterday to {PLAN_AHEAD_DAYS} days ahead"
+                )
+            ]
+        )
     depot_id = body.get("depot_id")
     limit = body.get("time_limit_s", DEFAULT_TIME_LIMIT_S)
 

@@ -172,7 +172,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "EventList": _obj({"events": {"type": "array", "items": ref("OrderEvent")}}),
     "OrderImport": {
         "type": "array",
-        "items": {"type": "object", "description": "checked per row against OrderCreate"},
+        "items": {"description": "an OrderCreate; checked per row, refused in the report"},
         "description": "orders as in POST /orders; each item is checked and stored alone",
     },
     "ImportRow": _obj(

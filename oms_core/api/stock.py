@@ -26,7 +26,8 @@ Conn = psycopg.Connection[Any]
 _READ = frozenset({Role.DISPATCHER, Role.SUPERVISOR})
 _WRITE = frozenset({Role.DISPATCHER})
 _ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
-_SKU_SCHEMA = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[^\\x00]*$"}
+# No minLength: query checks do not enforce it, and an empty SKU simply matches nothing.
+_SKU_SCHEMA = {"type": "string", "maxLength": 64, "pattern": "^[^\\x00]*$"}
 _DEPOT_COLUMNS = (
     "id, name, lat, lon, to_char(open_time, 'HH24:MI:SS') AS open_time,"
     " to_char(close_time, 'HH24:MI:SS') AS close_time, time_zone"

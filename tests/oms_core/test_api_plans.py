@@ -166,6 +166,8 @@ def test_plan_request_checks(api: Api) -> None:
     for body, field in [
         ({"date": DAY, "time_limit_s": 61}, "/time_limit_s"),
         ({"date": "2026-13-01"}, "/date"),
+        ({"date": "2026-05-30"}, "/date"),  # two days before NOW: past
+        ({"date": "9999-12-31"}, "/date"),
         ({}, "/date"),
     ]:
         status, _, err = api.call("POST", "/plans", json=body)
