@@ -24,7 +24,7 @@ from oms_core import orders
 from oms_core.api.auth import Role
 from oms_core.api.context import CTX, PRINCIPAL, run
 from oms_core.api.errors import ApiError
-from oms_core.api.orders import _order_in
+from oms_core.api.orders import order_in
 from oms_core.api.schemas import SCHEMAS
 from oms_core.api.spec import Operation
 from oms_core.api.validate import validate
@@ -181,7 +181,7 @@ def _store(conn: Conn, todo: list[_Order], now: datetime, actor: str) -> list[di
     for order in todo:
         order_id: int | None = None
         if order.error is None:
-            new = _order_in(order.body)
+            new = order_in(order.body)
             if new.window_start <= now:
                 order.error = _err("window_in_past", "the delivery window has already started")
             else:

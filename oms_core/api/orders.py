@@ -49,7 +49,7 @@ def order_json(order: Order) -> dict[str, Any]:
     return out
 
 
-def _order_in(body: dict[str, Any]) -> OrderIn:
+def order_in(body: dict[str, Any]) -> OrderIn:
     start = parse_datetime(body["window_start"])
     end = parse_datetime(body["window_end"])
     assert start is not None and end is not None  # the schema checked the format
@@ -72,7 +72,7 @@ def _order_in(body: dict[str, Any]) -> OrderIn:
 
 
 async def create_order(request: web.Request) -> web.Response:
-    new = _order_in(await read_json(request, "OrderCreate"))
+    new = order_in(await read_json(request, "OrderCreate"))
     actor = request[PRINCIPAL].name
     order = await run(request, lambda c: orders.create_order(c, new, actor=actor))
     return web.json_response(
@@ -141,6 +141,16 @@ async def cancel_order(request: web.Request) -> web.Response:
     return web.json_response(order_json(order))
 
 
+async def reserve_order(request: web.Request) -> web.Response:
+    """Verified → reserved: takes the order's stock at its depot, all lines or none."""
+    oid = parse_params(request, _OPS["reserveOrder"])["id"]
+    actor = request[PRINCIPAL].name
+    order = await run(
+        request, lambda c: orders.transition(c, oid, OrderState.RESERVED, actor=actor)
+    )
+    return web.json_response(order_json(order))
+
+
 async def order_events(request: web.Request) -> web.Response:
     oid = parse_params(request, _OPS["orderEvents"])["id"]
     events = await run(request, lambda c: orders.audit_trail(c, oid))
@@ -192,6 +202,13 @@ OPERATIONS = (
         "Verify a draft; verified when no problems are found", _WRITE,
         dict([(200, ("problems found, or the verified order", "VerifyResult")), _NOT_FOUND,
               (409, ("the order is not a draft", _ERR))]),
+        params=(_ID,),
+    ),
+    Operation(
+        "reserveOrder", "POST", "/orders/{id}/reserve", reserve_order,
+        "Reserve a verified order's stock at its depot (all lines or none)", _WRITE,
+        dict([(200, ("the reserved order", "Order")), _NOT_FOUND,
+              (409, ("not verified, or not enough stock (insufficient_stock)", _ERR))]),
         params=(_ID,),
     ),
     Operation(

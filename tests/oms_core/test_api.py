@@ -263,3 +263,19 @@ def test_the_default_clock_is_aware_utc() -> None:
     from oms_core.api import utc_now
 
     assert utc_now().tzinfo is UTC
+
+
+def test_reserve_takes_stock_or_says_why(api: Api) -> None:
+    status, _, order = api.call("POST", "/orders", json=order_body(api.world))
+    assert status == 201
+    status, _, err = api.call("POST", f"/orders/{order['id']}/reserve")
+    assert (status, err["error"]["code"]) == (409, "illegal_transition")  # still a draft
+    assert api.call("POST", f"/orders/{order['id']}/verify")[2]["verified"] is True
+    status, _, reserved = api.call("POST", f"/orders/{order['id']}/reserve")
+    assert (status, reserved["state"]) == (200, "reserved")
+    assert api.call("POST", f"/orders/{order['id']}/reserve", role=Role.SUPERVISOR)[0] == 403
+    greedy = order_body(api.world, lines=[{"sku": "A", "qty": 99, "unit_price": "1.00"}])
+    big = api.call("POST", "/orders", json=greedy)[2]
+    assert api.call("POST", f"/orders/{big['id']}/verify")[2]["verified"] is True
+    status, _, err = api.call("POST", f"/orders/{big['id']}/reserve")
+    assert (status, err["error"]["code"]) == (409, "insufficient_stock")

@@ -14,7 +14,6 @@ from typing import Any
 import psycopg
 import pytest
 
-from oms_core import orders
 from oms_core.api import Role, create_token
 from tests.oms_core.test_api import Api, api_for, order_body
 
@@ -45,12 +44,12 @@ def call_as(api: Api, token: str, method: str, path: str, **kw: Any) -> tuple[in
 
 
 def reserved_order(api: Api, **changes: Any) -> int:
-    """Enter and verify through the API; reserve with the order core (no endpoint yet)."""
+    """Enter, verify and reserve through the API."""
     status, _, order = api.call("POST", "/orders", json=order_body(api.world, **changes))
     assert status == 201
     assert api.call("POST", f"/orders/{order['id']}/verify")[2]["verified"] is True
-    with psycopg.connect(api.world.dsn, autocommit=True) as conn:
-        orders.transition(conn, order["id"], "reserved", actor="test")
+    status, _, reserved = api.call("POST", f"/orders/{order['id']}/reserve")
+    assert (status, reserved["state"]) == (200, "reserved")
     return int(order["id"])
 
 
