@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, time
 from decimal import Decimal
 from typing import Any
@@ -12,22 +11,11 @@ import pytest
 
 from oms_core import fleet
 from oms_core.errors import NotFound
-from tests.oms_core import World, seed
+from tests.oms_core import World
 
 pytestmark = pytest.mark.db
 Conn = psycopg.Connection[Any]
 DAY = date(2026, 6, 2)
-
-
-@pytest.fixture
-def world(clean_db: str) -> World:
-    return seed(clean_db)
-
-
-@pytest.fixture
-def conn(world: World) -> Iterator[Conn]:
-    with psycopg.connect(world.dsn, autocommit=True) as c:
-        yield c
 
 
 def test_vehicles_and_drivers_are_stored_and_read_back(world: World, conn: Conn) -> None:

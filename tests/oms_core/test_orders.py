@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -15,7 +14,7 @@ from oms_core.errors import IllegalTransition, InvalidOrder, NotFound
 from oms_core.model import LineIn, OrderFilter
 from oms_core.states import TRANSITIONS, OrderState, PaymentState
 from oms_core.tracking import valid_tracking_number
-from tests.oms_core import NOW, World, order_in, seed, stock_of
+from tests.oms_core import NOW, World, order_in, stock_of
 
 pytestmark = pytest.mark.db
 S = OrderState
@@ -38,17 +37,6 @@ for _a, _b in [
     (S.DRAFT, S.CANCELLED),
 ]:
     PATH[_b] = [*PATH[_a], _b]
-
-
-@pytest.fixture
-def world(clean_db: str) -> World:
-    return seed(clean_db)
-
-
-@pytest.fixture
-def conn(world: World) -> Iterator[Conn]:
-    with psycopg.connect(world.dsn, autocommit=True) as c:
-        yield c
 
 
 def _go(conn: Conn, order_id: int, to: OrderState) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -15,22 +14,11 @@ from oms_core import orders, stock
 from oms_core.errors import InsufficientStock
 from oms_core.model import LineIn
 from oms_core.states import OrderState
-from tests.oms_core import World, order_in, seed, stock_of
+from tests.oms_core import World, order_in, stock_of
 
 pytestmark = pytest.mark.db
 S = OrderState
 Conn = psycopg.Connection[Any]
-
-
-@pytest.fixture
-def world(clean_db: str) -> World:
-    return seed(clean_db)
-
-
-@pytest.fixture
-def conn(world: World) -> Iterator[Conn]:
-    with psycopg.connect(world.dsn, autocommit=True) as c:
-        yield c
 
 
 def _verified_order(conn: Conn, w: World, *lines: LineIn) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -16,7 +15,7 @@ from oms_core.errors import IllegalTransition
 from oms_core.model import Line, Order
 from oms_core.states import OrderState, PaymentMethod, PaymentState
 from oms_core.verify import Polygon, Radius, haversine_km, inside_polygon, problems, verify
-from tests.oms_core import DEPOT_LAT, DEPOT_LON, NOW, World, order_in, seed
+from tests.oms_core import DEPOT_LAT, DEPOT_LON, NOW, World, order_in
 
 S = OrderState
 P = PaymentState
@@ -115,17 +114,6 @@ def test_geometry_on_round_numbers() -> None:
     concave = ((0, 0), (4, 0), (4, 4), (2, 1), (0, 4))  # a notch from the top
     assert inside_polygon(1, 1, concave)
     assert not inside_polygon(2, 3, concave)
-
-
-@pytest.fixture
-def world(clean_db: str) -> World:
-    return seed(clean_db)
-
-
-@pytest.fixture
-def conn(world: World) -> Iterator[Conn]:
-    with psycopg.connect(world.dsn, autocommit=True) as c:
-        yield c
 
 
 @pytest.mark.db
