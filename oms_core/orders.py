@@ -172,8 +172,9 @@ def transition(
 ) -> Order:
     """Move an order to ``to`` with its side effects, or raise and change nothing.
 
-    → reserved reserves stock; → cancelled (from a state holding stock) and → failed
-    release it; → delivered / partially_delivered consume the delivered units, given as
+    → reserved reserves stock, except from scheduled (un-planning), which already holds it;
+    → cancelled (from a state holding stock) and → failed release it;
+    → delivered / partially_delivered consume the delivered units, given as
     ``delivered`` {line_no: qty} (delivered defaults to every line in full).
     """
     with conn.transaction():
@@ -181,7 +182,7 @@ def transition(
         check(order.state, str(to))
         target = OrderState(to)
         lines = [(ln.sku, ln.qty) for ln in order.lines]
-        if target == S.RESERVED:
+        if target == S.RESERVED and order.state not in HOLDS_STOCK:
             stock.reserve(conn, order.depot_id, lines)
         elif target in (S.CANCELLED, S.FAILED) and order.state in HOLDS_STOCK:
             stock.release(conn, order.depot_id, lines)

@@ -61,12 +61,14 @@ class PaymentState(StrEnum):
 S = OrderState
 # Cancellation is allowed until the goods leave the depot; after that the order ends in
 # delivered, partially delivered or failed, and every outcome is closed as completed.
+# Scheduled → reserved un-plans an order (a day re-planned before dispatch); the stock
+# stays reserved, since both states hold it.
 CANCELLABLE = frozenset({S.DRAFT, S.VERIFIED, S.RESERVED, S.SCHEDULED})
 TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
     S.DRAFT: frozenset({S.VERIFIED, S.CANCELLED}),
     S.VERIFIED: frozenset({S.RESERVED, S.CANCELLED}),
     S.RESERVED: frozenset({S.SCHEDULED, S.CANCELLED}),
-    S.SCHEDULED: frozenset({S.DISPATCHED, S.CANCELLED}),
+    S.SCHEDULED: frozenset({S.RESERVED, S.DISPATCHED, S.CANCELLED}),
     S.DISPATCHED: frozenset({S.OUT_FOR_DELIVERY}),
     S.OUT_FOR_DELIVERY: frozenset({S.ARRIVED}),
     S.ARRIVED: frozenset({S.DELIVERED, S.PARTIALLY_DELIVERED, S.FAILED}),

@@ -9,6 +9,7 @@ import pytest
 from oms_core.errors import IllegalTransition
 from oms_core.states import (
     CANCELLABLE,
+    HOLDS_STOCK,
     PAYMENT_TRANSITIONS,
     TRANSITIONS,
     OrderState,
@@ -41,6 +42,13 @@ def test_every_state_has_a_row_and_completed_is_reachable_from_every_outcome() -
     for outcome in (S.DELIVERED, S.PARTIALLY_DELIVERED, S.FAILED):
         assert TRANSITIONS[outcome] == {S.COMPLETED}
     assert TRANSITIONS[S.ARRIVED] == {S.DELIVERED, S.PARTIALLY_DELIVERED, S.FAILED}
+
+
+def test_the_only_step_back_is_un_planning_and_it_keeps_the_stock() -> None:
+    order = list(OrderState)
+    backward = {(a, b) for a in order for b in TRANSITIONS[a] if order.index(b) < order.index(a)}
+    assert backward == {(S.SCHEDULED, S.RESERVED)}
+    assert {S.SCHEDULED, S.RESERVED} <= HOLDS_STOCK
 
 
 def test_cancel_is_legal_exactly_before_dispatch() -> None:
