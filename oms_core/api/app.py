@@ -12,7 +12,7 @@ import psycopg
 from aiohttp import web
 from psycopg_pool import ConnectionPool
 
-from oms_core.api import fleet, imports, orders, plans, stock
+from oms_core.api import fleet, imports, orders, payments, plans, stock, tracking
 from oms_core.api.auth import lookup
 from oms_core.api.context import CTX, PRINCIPAL, Context, run
 from oms_core.api.errors import ApiError, Handler, error_middleware
@@ -23,10 +23,12 @@ __all__ = ["DEFAULT_SERVICE_AREA", "OPERATIONS", "make_app", "utc_now"]
 
 OPERATIONS: tuple[Operation, ...] = (
     *orders.OPERATIONS,
+    *payments.OPERATIONS,
     *imports.OPERATIONS,
     *stock.OPERATIONS,
     *fleet.OPERATIONS,
     *plans.OPERATIONS,
+    *tracking.OPERATIONS,
 )
 DEFAULT_SERVICE_AREA: ServiceArea = Radius()  # 50 km from the order's depot
 

@@ -191,5 +191,36 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "rows": {"type": "array", "items": ref("ImportRow")},
         }
     ),
+    "PaymentUpdate": _obj(
+        {
+            "state": {"enum": [s.value for s in PaymentState], "description": "the new state"},
+            "reason": _text(500),
+        },
+        ["state"],
+    ),
+    "TrackingPage": _obj(
+        {
+            "tracking_number": {"type": "string"},
+            "state": {"enum": _STATES},
+            "state_label": {"type": "string", "description": "the state for the customer"},
+            "window_start": _TIME,
+            "window_end": _TIME,
+            "address_text": {"type": "string"},
+            "total_amount": _decimal("sum of the lines"),
+            "payment_state": {"enum": [s.value for s in PaymentState]},
+            "stop": {
+                **_obj(
+                    {
+                        "planned_arrival": _TIME,
+                        "planned_departure": _TIME,
+                        "actual_arrival": {**_TIME, "type": ["string", "null"]},
+                        "actual_departure": {**_TIME, "type": ["string", "null"]},
+                    }
+                ),
+                "type": ["object", "null"],
+                "description": "the planned visit, once the order is scheduled",
+            },
+        }
+    ),
     **FLEET_SCHEMAS,
 }
