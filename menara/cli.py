@@ -86,6 +86,11 @@ def _parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plan", help="plan a day's reserved orders into trips")
     pl.add_argument("--date", required=True, type=date.fromisoformat, help="YYYY-MM-DD")
     pl.add_argument("--depot", type=int, default=None, help="one depot id (default: all)")
+    pl.add_argument(
+        "--replace",
+        action="store_true",
+        help="re-plan a day whose trips are all still planned (deletes and replaces them)",
+    )
 
     tk = sub.add_parser("token", help="create or revoke an API token")
     tksub = tk.add_subparsers(dest="token_command", required=True)
@@ -160,7 +165,7 @@ def _dispatch(args: argparse.Namespace, cfg: Settings) -> int:
     if args.command == "plan":
         from menara import plan_cmd
 
-        return plan_cmd.run(args.date, args.depot, cfg)
+        return plan_cmd.run(args.date, args.depot, cfg, replace=args.replace)
     if args.command == "serve":
         from ingest.counters import Counters
         from menara import service

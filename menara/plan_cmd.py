@@ -1,8 +1,9 @@
-"""``menara plan --date D [--depot X]``: plan a day's reserved orders into trips.
+"""``menara plan --date D [--depot X] [--replace]``: plan a day's reserved orders into trips.
 
 Runs ``oms_core.dispatch.plan_day`` against the configured database with the planning
 settings (time limit, road factor, average speed), printing the planner's progress,
-then every trip stored and every order left reserved with the reason why.
+then every trip stored and every order left reserved with the reason why. ``--replace``
+re-plans a day whose trips are all still planned.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from oms_core.errors import OmsError
 from oms_core.planning.matrix import HaversineMatrix
 
 
-def run(day: date, depot_id: int | None, cfg: Settings) -> int:
-    """Plan ``day`` (one depot or all); the exit code (1 with a message on refusal)."""
+def run(day: date, depot_id: int | None, cfg: Settings, *, replace: bool = False) -> int:
+    """Plan ``day`` (one depot or all; ``replace``: again, over its planned trips); the
+    exit code (1 with a message on refusal)."""
     try:
         db.ensure_database(cfg.db_dsn)
         db.upgrade(
@@ -42,6 +44,7 @@ def run(day: date, depot_id: int | None, cfg: Settings) -> int:
                 matrix=matrix,
                 time_limit_s=cfg.plan_time_limit_s,
                 progress=lambda line: print(line, flush=True),
+                replace=replace,
             )
         except OmsError as exc:
             print(f"menara plan: {exc}", file=sys.stderr)
@@ -55,6 +58,8 @@ def run(day: date, depot_id: int | None, cfg: Settings) -> int:
                 f" {len(trip.stops)} stops, {orders} orders,"
                 f" {trip.planned_departure:%H:%M}–{trip.planned_return:%H:%M} UTC"
             )
+    if result.replaced:
+        print(f"replaced trips {', '.join(map(str, result.replaced))}")
     for order_id, reason in sorted(result.unassigned.items()):
         print(f"order {order_id} not planned: {reason}")
     for vehicle_id, reason in sorted(result.idle_vehicles.items()):

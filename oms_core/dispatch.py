@@ -3,7 +3,9 @@
 ``plan_day`` reads each depot's reserved orders and its vehicles with a driver that day,
 plans them (``planning.plan``), refuses any plan the independent checker faults, and
 writes trips, stops and stop orders and moves the orders to ``scheduled`` in one
-transaction, so a day is either fully planned or untouched. Times in the planner are
+transaction, so a day is either fully planned or untouched. With ``replace`` a day whose
+trips are all still ``planned`` is planned again: its trips are deleted and their orders
+un-planned (scheduled → reserved) in that same transaction. Times in the planner are
 seconds since the depot's local midnight; arithmetic back to timestamps is done in UTC
 so days with a daylight-saving change come out right.
 
@@ -46,11 +48,12 @@ S = OrderState
 DEFAULT_SERVICE_S = 300
 NO_COORDINATES = "no_coordinates"
 SHIFT_OUTSIDE_DEPOT_HOURS = "shift_outside_depot_hours"
-# The trip moves this module makes (trips.state), for the message of a refused one.
+REPLAN_REASON = "re-plan"
 
 
 class DayAlreadyPlanned(OmsError):
-    """The day already has trips at the depot; nothing was planned."""
+    """The day already has trips at the depot (or dispatched ones, for a re-plan); nothing
+    was planned."""
 
     code = "day_already_planned"
 
@@ -88,7 +91,7 @@ class DepotDay:
 @dataclass(frozen=True)
 class DayPlan:
     """What ``plan_day`` stored: trips, the orders it could not plan (still reserved)
-    with a reason each, and totals over all trips."""
+    with a reason each, totals over all trips, and the trips a re-plan deleted."""
 
     day: date
     trip_ids: tuple[int, ...]
@@ -97,6 +100,7 @@ class DayPlan:
     idle_vehicles: Mapping[int, str]
     distance_m: int
     duration_s: int
+    replaced: tuple[int, ...] = ()
 
 
 def _order_site(lat: float, lon: float) -> planning.Site:
@@ -105,10 +109,18 @@ def _order_site(lat: float, lon: float) -> planning.Site:
 
 
 def load_day(
-    conn: Conn, day: date, *, depot_id: int | None = None, service_s: int = DEFAULT_SERVICE_S
+    conn: Conn,
+    day: date,
+    *,
+    depot_id: int | None = None,
+    service_s: int = DEFAULT_SERVICE_S,
+    replanning: bool = False,
 ) -> list[DepotDay]:
     """Each depot's problem for ``day`` (one depot, or all by id): its reserved orders whose
-    window overlaps the local day, and its vehicles with a driver assigned that day."""
+    window overlaps the local day, and its vehicles with a driver assigned that day.
+
+    ``replanning`` adds the orders scheduled on the day's still-planned trips there, which
+    a re-plan takes back and plans again."""
     with conn.cursor(row_factory=dict_row) as cur:
         depots = cur.execute(
             "SELECT id, lat, lon, open_time, close_time, time_zone FROM depots"
@@ -117,10 +129,12 @@ def load_day(
         ).fetchall()
     if depot_id is not None and not depots:
         raise NotFound(f"no depot {depot_id}")
-    return [_depot_day(conn, day, d, service_s) for d in depots]
+    return [_depot_day(conn, day, d, service_s, replanning) for d in depots]
 
 
-def _depot_day(conn: Conn, day: date, depot: dict[str, Any], service_s: int) -> DepotDay:
+def _depot_day(
+    conn: Conn, day: date, depot: dict[str, Any], service_s: int, replanning: bool
+) -> DepotDay:
     zone = ZoneInfo(depot["time_zone"])
     midnight = datetime.combine(day, time(), zone).astimezone(UTC)
     day_end = datetime.combine(day + timedelta(days=1), time(), zone).astimezone(UTC)
@@ -138,10 +152,19 @@ def _depot_day(conn: Conn, day: date, depot: dict[str, Any], service_s: int) -> 
         " sum(l.qty * p.unit_weight_kg), sum(l.qty * p.unit_volume_m3)"
         " FROM orders o JOIN order_lines l ON l.order_id = o.id"
         " JOIN products p ON p.sku = l.sku"
-        " WHERE o.depot_id = %s AND o.state = 'reserved'"
-        " AND o.window_start < %s AND o.window_end > %s"
+        " WHERE o.depot_id = %(depot)s AND o.window_start < %(end)s AND o.window_end > %(start)s"
+        " AND (o.state = 'reserved' OR %(replanning)s AND o.state = 'scheduled' AND EXISTS ("
+        "  SELECT 1 FROM stop_orders so JOIN stops s ON s.id = so.stop_id"
+        "  JOIN trips t ON t.id = s.trip_id WHERE so.order_id = o.id"
+        "  AND t.day = %(day)s AND t.depot_id = %(depot)s AND t.state = 'planned'))"
         " GROUP BY o.id ORDER BY o.id",
-        (depot["id"], day_end, midnight),
+        {
+            "depot": depot["id"],
+            "end": day_end,
+            "start": midnight,
+            "day": day,
+            "replanning": replanning,
+        },
     ):
         if lat is None:
             left_out[oid] = NO_COORDINATES
@@ -175,22 +198,39 @@ def _depot_day(conn: Conn, day: date, depot: dict[str, Any], service_s: int) -> 
     return DepotDay(depot["id"], midnight, problem, drivers, left_out, idle)
 
 
-def _refuse_if_planned(conn: Conn, day: date, depot_ids: list[int]) -> None:
-    """Re-planning would send scheduled orders back to reserved, which the order state
-    machine does not allow, so a day with trips is refused rather than replaced."""
-    trips = [
-        r[0]
-        for r in conn.execute(
-            "SELECT id FROM trips WHERE day = %s AND depot_id = ANY(%s)"
-            " AND state <> 'cancelled' ORDER BY id",
-            (day, depot_ids),
-        )
-    ]
-    if trips:
+def _replaceable(conn: Conn, day: date, depot_ids: list[int], replace: bool) -> tuple[int, ...]:
+    """The day's trips a plan would replace there, or ``DayAlreadyPlanned``: without
+    ``replace`` any trip refuses the day; with it, any trip past ``planned`` does, since
+    its orders have left (or are leaving) the depot."""
+    trips = conn.execute(
+        "SELECT id, state FROM trips WHERE day = %s AND depot_id = ANY(%s)"
+        " AND state <> 'cancelled' ORDER BY id",
+        (day, depot_ids),
+    ).fetchall()
+    if trips and not replace:
         raise DayAlreadyPlanned(
-            f"{day} is already planned (trips {', '.join(map(str, trips))}); its orders are"
-            " scheduled and cannot go back to reserved, so the day cannot be re-planned"
+            f"{day} is already planned (trips {', '.join(str(t) for t, _ in trips)}):"
+            " re-plan it with replace while none of its trips is dispatched"
         )
+    moving = [f"trip {t} is {state}" for t, state in trips if state != "planned"]
+    if moving:
+        raise DayAlreadyPlanned(
+            f"{day} cannot be re-planned: {', '.join(moving)}; cancel or finish those first"
+        )
+    return tuple(t for t, _ in trips)
+
+
+def _unplan(conn: Conn, trip_ids: tuple[int, ...]) -> None:
+    """Send the trips' scheduled orders back to reserved (audited), then delete the trips;
+    their stops and stop orders go with them."""
+    for (oid,) in conn.execute(
+        "SELECT DISTINCT so.order_id FROM stops s JOIN stop_orders so ON so.stop_id = s.id"
+        " JOIN orders o ON o.id = so.order_id"
+        " WHERE s.trip_id = ANY(%s) AND o.state = 'scheduled' ORDER BY so.order_id",
+        (list(trip_ids),),
+    ).fetchall():
+        orders.transition(conn, oid, S.RESERVED, actor="planner", reason=REPLAN_REASON)
+    conn.execute("DELETE FROM trips WHERE id = ANY(%s)", (list(trip_ids),))
 
 
 def plan_day(
@@ -204,17 +244,20 @@ def plan_day(
     max_iterations: int | None = None,
     service_s: int = DEFAULT_SERVICE_S,
     progress: Progress | None = None,
+    replace: bool = False,
 ) -> DayPlan:
     """Plan the day's reserved orders of one depot (or every depot) into stored trips.
 
     ``matrix`` defaults to ``HaversineMatrix()``; ``time_limit_s`` and ``max_iterations``
-    bound each depot's search (see ``planning.plan``). Raises ``DayAlreadyPlanned`` when
-    the day has trips there, ``PlanRejected`` when the checker faults the plan.
+    bound each depot's search (see ``planning.plan``). ``replace`` (default off) re-plans
+    a day whose trips are all still planned, with their orders. Raises
+    ``DayAlreadyPlanned`` when the day has trips there (with ``replace``: dispatched
+    ones), ``PlanRejected`` when the checker faults the plan; either leaves the day as it was.
     """
     provider = planning.HaversineMatrix() if matrix is None else matrix
-    days = load_day(conn, day, depot_id=depot_id, service_s=service_s)
+    days = load_day(conn, day, depot_id=depot_id, service_s=service_s, replanning=replace)
     depot_ids = [d.depot_id for d in days]
-    _refuse_if_planned(conn, day, depot_ids)
+    replaced = _replaceable(conn, day, depot_ids, replace)
     solved: list[tuple[DepotDay, planning.Plan]] = []
     for d in days:
         if not d.problem.jobs:
@@ -235,11 +278,14 @@ def plan_day(
         solved.append((d, result))
     with conn.transaction():
         # Serialise planners of the same depots, then look again: a concurrent run may
-        # have stored trips while this one was solving.
+        # have stored, replaced or dispatched trips while this one was solving.
         conn.execute(
             "SELECT 1 FROM depots WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE", (depot_ids,)
         )
-        _refuse_if_planned(conn, day, depot_ids)
+        if _replaceable(conn, day, depot_ids, replace) != replaced:
+            raise DayAlreadyPlanned(f"the trips of {day} changed while planning: plan again")
+        if replaced:
+            _unplan(conn, replaced)
         trip_ids: list[int] = []
         scheduled: list[int] = []
         for d, result in solved:
@@ -261,6 +307,7 @@ def plan_day(
         idle_vehicles={v: why for d, _ in solved for v, why in d.idle_vehicles.items()},
         distance_m=sum(r.distance_m for _, r in solved),
         duration_s=sum(x.duration_s for _, r in solved for x in r.routes),
+        replaced=replaced,
     )
 
 

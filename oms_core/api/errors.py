@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from oms_core.api.validate import FieldProblem
-from oms_core.dispatch import DayAlreadyPlanned
+from oms_core.dispatch import DayAlreadyPlanned, PlanRejected
 from oms_core.errors import IllegalTransition, InsufficientStock, InvalidOrder, NotFound, OmsError
 from oms_core.fleet import FleetConflict
 from oms_core.trips import TripRefused
@@ -88,6 +88,12 @@ def _from_domain(exc: OmsError) -> web.Response:
     if isinstance(exc, InvalidOrder):
         problems = [{"code": p.code, "message": p.message} for p in exc.problems]
         return error_response(422, exc.code, "the order was refused: fix the problems", problems)
+    if isinstance(exc, PlanRejected):
+        # The server's own planner erred, not the caller: logged, and the violations are
+        # shown so the dispatcher can see why the day was left unplanned.
+        log.error("plan rejected by its checker: %s", exc)
+        faults = [{"code": "violation", "message": v} for v in exc.violations]
+        return error_response(500, exc.code, f"{exc}: nothing was stored", faults)
     log.error("unmapped order core error", exc_info=exc)
     return _internal()
 

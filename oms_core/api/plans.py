@@ -70,9 +70,10 @@ async def plan(request: web.Request) -> web.Response:
         )
     depot_id = body.get("depot_id")
     limit = body.get("time_limit_s", DEFAULT_TIME_LIMIT_S)
+    replace = bool(body.get("replace", False))
 
     def solve(conn: Any) -> tuple[dispatch.DayPlan, list[trips.Trip]]:
-        made = dispatch.plan_day(conn, day, depot_id=depot_id, time_limit_s=limit)
+        made = dispatch.plan_day(conn, day, depot_id=depot_id, time_limit_s=limit, replace=replace)
         return made, [trips.get_trip(conn, t) for t in made.trip_ids]
 
     made, stored = await run(request, solve)
@@ -138,10 +139,14 @@ OPERATIONS = (
         {201: ("the stored trips, scheduled orders, unassigned orders with reasons, totals",
                "PlanResult"),
          404: ("no such depot", _ERR),
-         409: ("the day already has trips there; it cannot be re-planned", _ERR)},
+         409: ("the day already has trips there (with replace: dispatched ones)", _ERR),
+         500: ("the independent checker refused the planner's answer (plan_rejected)",
+               _ERR)},
         body="PlanRequest",
         description="Runs the planner (up to time_limit_s seconds per depot) and stores"
-        " the day in one transaction: all of its trips, or none.",
+        " the day in one transaction: all of its trips, or none. With replace, a day whose"
+        " trips are all still planned is planned again, its old trips deleted in that"
+        " same transaction.",
     ),
     Operation(
         "listTrips", "GET", "/trips", list_trips,

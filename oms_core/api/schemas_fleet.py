@@ -144,6 +144,11 @@ FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
                 "maximum": 60,
                 "description": "search time per depot (default 10)",
             },
+            "replace": {
+                "type": "boolean",
+                "description": "re-plan a day whose trips are all still planned: they are"
+                " deleted and their orders planned again (default false)",
+            },
         },
         ["date"],
     ),
