@@ -21,6 +21,7 @@ from aiohttp import web
 from menara.cli import main
 from oms_core import dispatch, fleet, orders, trips
 from oms_core.api.errors import error_middleware
+from oms_core.errors import IllegalTransition
 from oms_core.states import OrderState
 from tests.oms_core import DEPOT_LAT, DEPOT_LON, World, order_in, stock_of
 from tests.oms_core.test_api import Api, api_for, serve, stop
@@ -116,6 +117,33 @@ def test_replace_deletes_the_planned_trips_and_plans_their_orders_again(
             ("planner", "reserved", "scheduled", f"trip {placed[oid]}"),
         ]
     assert stock_of(conn, world.depot_id) == held == {"A": (1000, 21), "B": (1000, 14)}
+
+
+def test_a_replan_that_fails_midway_keeps_the_old_plan(
+    world: World, conn: Conn, day: list[int]
+) -> None:
+    first = plan(conn)
+    stops_before = [t.stops for t in trips.list_trips(conn, DAY)]
+    victim, kept = day[0], day[1:]
+
+    with psycopg.connect(world.dsn, autocommit=True) as other:
+
+        def cancel_while_solving(_: str) -> None:
+            if orders.get_order(other, victim).state == S.SCHEDULED:
+                orders.transition(other, victim, S.CANCELLED, actor="customer")
+
+        with pytest.raises(IllegalTransition, match="from cancelled to scheduled"):
+            plan(conn, replace=True, progress=cancel_while_solving)
+
+    assert orders.get_order(conn, victim).state == S.CANCELLED
+    assert [t.stops for t in trips.list_trips(conn, DAY)] == stops_before
+    assert sorted(on_trips(conn)) == sorted(day)
+    assert set(on_trips(conn).values()) == set(first.trip_ids)
+    for oid in kept:
+        last = orders.audit_trail(conn, oid)[-1]
+        assert (last.from_state, last.to_state) == ("reserved", "scheduled")
+        assert orders.get_order(conn, oid).state == S.SCHEDULED
+    assert stock_of(conn, world.depot_id) == {"A": (1000, 15), "B": (1000, 10)}
 
 
 def test_replace_on_an_unplanned_day_just_plans_it(
