@@ -33,12 +33,12 @@ from typing import Protocol
 
 from aiohttp import web
 
-from decoders import Codec, Decoded, DecodeError
-from decoders.model import Reject, Session, empty_fixes
+from decoders import Codec, Decoded
+from decoders.model import Session
 from ingest.counters import Counters
 from ingest.devices import DeviceRegistry
-from ingest.intake import to_batch
-from ingest.model import Batch
+from ingest.intake import decode_safely, to_batch
+from ingest.model import Batch, peer_name
 
 log = logging.getLogger(__name__)
 
@@ -212,15 +212,11 @@ class HttpListener:
 
     def _decode(self, frame: bytes, peer: str) -> Decoded:
         """Decode one request with a fresh session: HTTP carries no connection identity."""
-        try:
-            return self.codec.decode_frames([frame], session=Session())
-        except DecodeError as exc:
-            code, detail = exc.code, exc.detail
-        except Exception as exc:  # a decoder bug must cost one request, never the intake
-            log.exception("http %s: %s decoder failed", peer, self.codec.NAME)
-            code, detail = "decoder_error", repr(exc)
-        return Decoded(
-            fixes=empty_fixes(), session=Session(), rejects=(Reject(code, detail, frame),)
+        return decode_safely(
+            lambda: self.codec.decode_frames([frame], session=Session()),
+            (frame,),
+            Session(),
+            f"http {peer} {self.codec.NAME}",
         )
 
     def _fail(self, exc: BaseException) -> None:
@@ -251,6 +247,5 @@ def _frame(request: web.Request, body: bytes) -> bytes:
 def _peer(request: web.Request) -> str:
     peername = request.transport.get_extra_info("peername") if request.transport else None
     if isinstance(peername, tuple) and len(peername) >= 2:
-        host = str(peername[0])
-        return f"[{host}]:{peername[1]}" if ":" in host else f"{host}:{peername[1]}"
+        return peer_name(peername)
     return str(request.remote or "?")

@@ -8,15 +8,18 @@ which frames to decode, what to keep for the next read, when framing is lost.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from decoders import Codec, DecodeError
-from decoders.model import Decoded
+from decoders.model import Decoded, Reject, Session, empty_fixes
 from ingest.counters import Counters
 from ingest.devices import Admission, DeviceRegistry
 from ingest.model import Batch, DeadLetter, now_us
+
+log = logging.getLogger(__name__)
 
 
 def to_batch(
@@ -73,6 +76,26 @@ def to_batch(
         received_us=received,
         on_commit=on_commit,
     )
+
+
+def decode_safely(
+    decode: Callable[[], Decoded], raws: Sequence[bytes], session: Session, what: str
+) -> Decoded:
+    """``decode()``; if it raises, one reject per raw frame and ``session`` unchanged.
+
+    A ``DecodeError`` keeps its code; anything else is a decoder bug, logged (``what``
+    names the intake and peer) and rejected ``decoder_error``: it costs those bytes, never
+    the connection or the intake.
+    """
+    try:
+        return decode()
+    except DecodeError as exc:
+        code, detail = exc.code, exc.detail
+    except Exception as exc:
+        log.exception("%s: decoder failed", what)
+        code, detail = "decoder_error", repr(exc)
+    rejects = tuple(Reject(code, detail, raw) for raw in raws)
+    return Decoded(fixes=empty_fixes(), session=session, rejects=rejects)
 
 
 def split_until_lost(codec: Codec, buf: bytes) -> tuple[list[bytes], bytes, DecodeError | None]:

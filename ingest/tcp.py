@@ -32,15 +32,14 @@ import asyncio
 import dataclasses
 import logging
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from types import TracebackType
 
-from decoders import Codec, Decoded, DecodeError, max_frame
-from decoders.model import Reject, empty_fixes
+from decoders import Codec, Decoded, max_frame
 from ingest._tcp_conn import Conn, Reply
 from ingest.counters import Counters
 from ingest.devices import Admission, DeviceRegistry
-from ingest.intake import frame, on_loop, to_batch
+from ingest.intake import decode_safely, frame, on_loop, to_batch
 from ingest.model import Batch, BatchSink, DeadLetter
 
 log = logging.getLogger(__name__)
@@ -200,7 +199,12 @@ class TcpListener:
 
     def _decode(self, conn: Conn, frames: list[bytes], raw: bytes) -> None:
         self._count("frames_in", len(frames))
-        decoded = self._decode_safely(conn, frames)
+        decoded = decode_safely(
+            lambda: self.codec.decode_frames(frames, session=conn.session),
+            frames,
+            conn.session,
+            f"tcp {conn.peer} {self.codec.NAME}",
+        )
         conn.session = decoded.session
         named = decoded.device_id or decoded.session.device_id
         if named:
@@ -243,17 +247,6 @@ class TcpListener:
             self._count("refused_devices")
             conn.reply(decoded.refused_reply)  # after acks owed for what it sent before
             conn.hang_up()
-
-    def _decode_safely(self, conn: Conn, frames: Sequence[bytes]) -> Decoded:
-        try:
-            return self.codec.decode_frames(frames, session=conn.session)
-        except DecodeError as exc:
-            code, detail = exc.code, exc.detail
-        except Exception as exc:
-            log.exception("tcp %s: %s decoder failed", conn.peer, self.codec.NAME)
-            code, detail = "decoder_error", repr(exc)
-        rejects = tuple(Reject(code, detail, f) for f in frames)
-        return Decoded(fixes=empty_fixes(), session=conn.session, rejects=rejects)
 
     def _acker(self, conn: Conn, payload: bytes) -> Callable[[], None]:
         """An ``on_commit`` that sends ``payload`` from the loop thread in its turn."""

@@ -17,11 +17,11 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from decoders import Decoded, DecodeError
-from decoders.model import Reject, Session, empty_fixes
+from decoders import Decoded
+from decoders.model import Session
 from ingest.counters import Counters
 from ingest.devices import Admission, DeviceRegistry
-from ingest.intake import on_loop, to_batch
+from ingest.intake import decode_safely, on_loop, to_batch
 from ingest.model import Batch, BatchSink, peer_name
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,9 @@ class UdpListener:
         peer = peer_name(addr)
         self._count("bytes_in", len(data))
         self._count("frames_in")
-        decoded = self._decode_safely(data)
+        decoded = decode_safely(
+            lambda: self._decode(data, session=Session()), (data,), Session(), f"udp {peer}"
+        )
         device = decoded.device_id or ""
         refused = bool(device) and self._registry.admit(device) is Admission.REJECT
         replies = () if refused else decoded.replies  # a refused device hears nothing
@@ -140,16 +142,6 @@ class UdpListener:
             self._queue.put_nowait(batch)  # not full: checked above, nothing ran since
         elif replies and self._transport is not None:  # nothing to make durable first
             self._transport.sendto(b"".join(replies), addr)
-
-    def _decode_safely(self, data: bytes) -> Decoded:
-        try:
-            return self._decode(data, session=Session())
-        except DecodeError as exc:
-            code, detail = exc.code, exc.detail
-        except Exception as exc:
-            log.exception("udp %s decoder failed", self.protocol)
-            code, detail = "decoder_error", repr(exc)
-        return Decoded(empty_fixes(), Session(), rejects=(Reject(code, detail, data),))
 
     def _acker(self, payload: bytes, addr: Any) -> Callable[[], None]:
         assert self._loop is not None
