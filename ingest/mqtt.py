@@ -43,12 +43,12 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Protocol
 
-from decoders import PROTOCOLS, Decoded, DecodeError, Reject, Session, empty_fixes
+from decoders import PROTOCOLS, Decoded, Reject, Session, empty_fixes
 from decoders.model import valid_device_id
 from ingest._mqtt_client import KEEPALIVE_S, BatchSink, Connect, NetworkThread, Received
 from ingest.counters import Counters
 from ingest.devices import Admission, DeviceRegistry
-from ingest.intake import to_batch
+from ingest.intake import decode_safely, to_batch
 from ingest.model import Batch
 
 __all__ = [
@@ -73,7 +73,6 @@ BAD_TOPIC = "bad_topic"
 EMPTY_PAYLOAD = "empty_payload"
 PAYLOAD_TOO_LARGE = "payload_too_large"
 BAD_UTF8 = "bad_utf8"
-DECODER_ERROR = "decoder_error"  # a decoder raised instead of returning rejects (a bug)
 
 
 class MqttSettings(Protocol):
@@ -251,13 +250,12 @@ class MqttIngest:
     def _decode(self, g: _Group) -> Batch:
         key = (g.device_id, g.protocol)
         session = self._sessions.pop(key, None) or Session(device_id=g.device_id)
-        try:
-            decoded = PROTOCOLS[g.protocol].decode_frames(g.payloads, session=session)
-        except Exception as exc:  # decoders report bad frames as rejects; this is a backstop
-            log.exception("%s decoder failed on %s", g.protocol, g.topic)
-            code = exc.code if isinstance(exc, DecodeError) else DECODER_ERROR
-            rejects = tuple(Reject(code, str(exc), p) for p in g.payloads)
-            decoded = Decoded(fixes=empty_fixes(), session=session, rejects=rejects)
+        decoded = decode_safely(
+            lambda: PROTOCOLS[g.protocol].decode_frames(g.payloads, session=session),
+            g.payloads,
+            session,
+            f"mqtt {g.topic} {g.protocol}",
+        )
         self._keep_session(key, decoded.session)
         return self._batch(g, decoded)
 
