@@ -114,6 +114,85 @@ class Settings:
     plan_avg_speed_kmh: float = _s(
         30.0, "Average driving speed (km/h) assumed by the planner, lights and traffic included."
     )
+    osrm_url: str = _s(
+        "",
+        "OSRM server base URL (e.g. http://osrm:5000): road travel times and route geometry"
+        " for plans (empty: straight legs at plan_avg_speed_kmh × plan_road_factor).",
+    )
+    geocoder_url: str = _s(
+        "",
+        "Nominatim-compatible /search base URL used to find coordinates for addresses"
+        " entered without them (empty: such addresses are refused).",
+    )
+    stop_radius_m: float = _s(
+        150.0, "Radius of a customer stop's zone; a stop's own radius_m overrides it."
+    )
+    depot_radius_m: float = _s(300.0, "Radius of a depot's zone (departure and return).")
+    arrival_dwell_s: float = _s(
+        60.0, "Seconds inside a stop's zone before the stop counts as arrived (geofence)."
+    )
+    zone_min_inside_s: float = _s(
+        20.0, "Seconds inside a zone before an enter event (GPS jitter at the border)."
+    )
+    zone_min_outside_s: float = _s(
+        30.0, "Seconds outside a zone before an exit event (GPS jitter at the border)."
+    )
+    corridor_m: float = _s(
+        300.0, "Route deviation: distance from the planned route beyond which a vehicle is off it."
+    )
+    corridor_clear_m: float = _s(
+        200.0, "Route deviation clears only when the vehicle is back within this distance."
+    )
+    corridor_min_s: float = _s(
+        60.0, "Route deviation: seconds beyond the corridor before an alert."
+    )
+    corridor_min_fixes: int = _s(
+        5, "Route deviation: or this many consecutive fixes beyond the corridor."
+    )
+    departure_grace_s: float = _s(
+        600.0, "Late departure: seconds after the planned departure before an alert."
+    )
+    eta_margin_s: float = _s(
+        300.0, "A stop is at risk when its ETA is later than its window end minus this."
+    )
+    eta_interval_s: float = _s(30.0, "Recompute a trip's ETAs at most this often (fix time).")
+    default_speed_limit_kmh: float = _s(
+        90.0, "Speed limit when neither the vehicle nor a speed zone sets one."
+    )
+    overspeed_tolerance: float = _s(
+        1.1, "Overspeed starts above limit × this factor (1.1: 10 % over)."
+    )
+    overspeed_min_s: float = _s(20.0, "Overspeed: seconds above the limit before an alert.")
+    stop_speed_kmh: float = _s(3.0, "Below this speed a vehicle counts as stopped.")
+    unplanned_stop_radius_m: float = _s(
+        50.0, "An unplanned stop stays within this radius while it lasts."
+    )
+    unplanned_stop_s: float = _s(
+        300.0, "Unplanned stop: stopped this long away from any stop or depot (5 min)."
+    )
+    idle_s: float = _s(600.0, "Idling: ignition on and not moving this long.")
+    silent_after_s: float = _s(
+        300.0, "Silent device: no data this long while its vehicle's trip is active."
+    )
+    max_implied_speed_kmh: float = _s(
+        300.0, "Telemetry: a jump implying more than this speed is flagged impossible."
+    )
+    stale_fix_s: float = _s(
+        3600.0, "Telemetry: a fix received this much later than its time is stale."
+    )
+    future_fix_s: float = _s(
+        300.0, "Telemetry: a fix time this far ahead of its receipt is in the future."
+    )
+    escalate_after_s: float = _s(
+        900.0, "Escalate an alert nobody acknowledged within this many seconds."
+    )
+    smtp_host: str = _s("127.0.0.1", "SMTP server for alert emails to depot supervisors.")
+    smtp_port: int = _s(25, "SMTP port (0 turns alert email off).")
+    smtp_sender: str = _s("menara@localhost", "From address of alert emails.")
+    webhook_timeout_s: float = _s(10.0, "A webhook POST that takes longer counts as failed.")
+    webhook_max_attempts: int = _s(
+        8, "Attempts per alert delivery (webhook or email) before it is kept as failed."
+    )
     metrics_port: int = _s(
         9464, "Prometheus text metrics on http://<tcp_host>:<port>/metrics (0: off)."
     )

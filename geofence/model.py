@@ -1,0 +1,46 @@
+"""What every rule sees and says: one fix as a ``Sample``, one finding as an ``Event``.
+
+Rules in ``geofence/`` and ``deviation/`` are pure ``step(state, sample, params) ->
+(state, events)`` functions (plus ``tick(state, now_s, params)`` where silence itself is
+news). States are frozen dataclasses that round-trip through JSON (``to_json`` /
+``from_json``) so the rule worker can persist them and a restart does not forget an open
+incident. Geometry is metric: ``x_m``/``y_m`` come from the trip's ``LocalProjection``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["PHASES", "Event", "Phase", "Sample"]
+
+Phase = Literal["open", "update", "close", "info"]
+PHASES: tuple[Phase, ...] = ("open", "update", "close", "info")
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One fix as the rules see it (units in the names; NaN or -1 means unknown)."""
+
+    t_s: float  # fix time, UTC seconds since the epoch
+    lat: float
+    lon: float
+    x_m: float  # metric easting in the trip's projection
+    y_m: float  # metric northing in the trip's projection
+    speed_kmh: float = math.nan
+    ignition: int = -1  # -1 unknown, 0 off, 1 on
+    valid: bool = True
+    received_s: float = math.nan  # when the server received it (telemetry quality)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A finding. ``open``/``update``/``close`` drive one alert per (kind, key) incident;
+    ``info`` events are facts for the worker (stop arrival, zone enter, ETA...)."""
+
+    kind: str  # e.g. "route_deviation", "overspeed", "stop_arrival", "zone_enter"
+    phase: Phase
+    t_s: float  # fix time (or clock time for ticks) the finding refers to
+    key: str = ""  # tells incidents of one kind apart: a zone id, a stop id, "" if one
+    data: dict[str, Any] = field(default_factory=dict)  # JSON-ready evidence and figures
