@@ -12,7 +12,18 @@ import psycopg
 from aiohttp import web
 from psycopg_pool import ConnectionPool
 
-from oms_core.api import fleet, imports, orders, payments, plans, stock, tracking
+from oms_core.api import (
+    alerts,
+    fleet,
+    imports,
+    orders,
+    payments,
+    plans,
+    stock,
+    tracking,
+    webhooks,
+    zones,
+)
 from oms_core.api.auth import lookup
 from oms_core.api.context import CTX, PRINCIPAL, Context, run
 from oms_core.api.errors import ApiError, Handler, error_middleware
@@ -29,6 +40,9 @@ OPERATIONS: tuple[Operation, ...] = (
     *fleet.OPERATIONS,
     *plans.OPERATIONS,
     *tracking.OPERATIONS,
+    *alerts.OPERATIONS,
+    *zones.OPERATIONS,
+    *webhooks.OPERATIONS,
 )
 DEFAULT_SERVICE_AREA: ServiceArea = Radius()  # 50 km from the order's depot
 
