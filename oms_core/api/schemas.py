@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from oms_core.api.schemas_alerts import ALERTS_SCHEMAS
 from oms_core.api.schemas_fleet import FLEET_SCHEMAS
+from oms_core.api.schemas_webhooks import WEBHOOKS_SCHEMAS
+from oms_core.api.schemas_zones import ZONES_SCHEMAS
 from oms_core.states import OrderState, PaymentMethod, PaymentState
 
 __all__ = ["MAX_ID", "SCHEMAS", "ref"]
@@ -223,4 +226,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         }
     ),
     **FLEET_SCHEMAS,
+    **ZONES_SCHEMAS,
+    **ALERTS_SCHEMAS,
+    **WEBHOOKS_SCHEMAS,
 }
