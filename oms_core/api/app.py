@@ -14,6 +14,7 @@ from psycopg_pool import ConnectionPool
 
 from oms_core.api import (
     alerts,
+    customers,
     fleet,
     imports,
     orders,
@@ -34,6 +35,7 @@ __all__ = ["DEFAULT_SERVICE_AREA", "OPERATIONS", "make_app", "utc_now"]
 
 OPERATIONS: tuple[Operation, ...] = (
     *orders.OPERATIONS,
+    *customers.OPERATIONS,
     *payments.OPERATIONS,
     *imports.OPERATIONS,
     *stock.OPERATIONS,
