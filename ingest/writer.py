@@ -4,7 +4,8 @@ Transports ``put`` batches; one flush task gathers them up to ``batch_rows`` or
 ``batch_delay_ms`` and writes them in one transaction (binary COPY into staging, then
 an insert into ``positions`` that stores a resent fix once). Each batch's ``on_commit``
 runs only after COMMIT, so a sender is never acknowledged for data that could still
-be lost. The queue is bounded by ``max_pending`` rows and pushes back, never drops.
+be lost. Then ``on_committed`` hands the committed fixes to the next stage (the
+control tower's rules); it is awaited, so a stage that falls behind pushes back. The queue is bounded by ``max_pending`` rows and pushes back, never drops.
 A lost connection is retried with the same batches after a backoff; content the
 database refuses twice is kept as ``db_rejected`` dead letters so that it cannot
 block the stream. If the connection drops during COMMIT itself the outcome is
@@ -17,7 +18,7 @@ import asyncio
 import dataclasses
 import logging
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, NamedTuple, Self
 
@@ -65,6 +66,7 @@ class Writer:
         batch_delay_ms: int = 50,
         max_pending: int = 100_000,
         on_registered: Callable[[str], None] | None = None,
+        on_committed: Callable[[Sequence[Batch]], Awaitable[None]] | None = None,
     ) -> None:
         self._dsn = dsn
         self._counters = counters
@@ -72,6 +74,7 @@ class Writer:
         self._delay_s = batch_delay_ms / 1000
         self._max_pending = max(1, max_pending)
         self._on_registered = on_registered
+        self._on_committed = on_committed
         self._queue: deque[_Item] = deque()
         self._queued_rows = 0
         self._pending_rows = 0
@@ -188,8 +191,10 @@ class Writer:
         try:
             while await self._gather():
                 items = self._take()
-                await self._commit([it.batch for it in items])
-                self._acknowledge([it.batch for it in items])
+                batches = [it.batch for it in items]
+                await self._commit(batches)
+                self._acknowledge(batches)
+                await self._hand_on(batches)
                 self._pending_rows -= sum(it.rows for it in items)
                 self._committed = items[-1].seq
                 async with self._changed:
@@ -308,6 +313,20 @@ class Writer:
         self._counters.inc("batches_committed", len(batches))
         for device_id in register:
             self._call(self._on_registered, device_id)
+
+    async def _hand_on(self, batches: Sequence[Batch]) -> None:
+        """Give committed fixes to the next stage (the rules); awaiting it is how a slow
+        stage pushes back on ingest instead of dropping fixes."""
+        if self._on_committed is None:
+            return
+        with_fixes = [b for b in batches if len(b.fixes)]
+        if not with_fixes:
+            return
+        try:
+            await self._on_committed(with_fixes)
+        except Exception:
+            self._counters.inc("writer_callback_errors")
+            log.exception("on_committed hook %r failed", self._on_committed)
 
     def _acknowledge(self, batches: Sequence[Batch]) -> None:
         for b in batches:

@@ -392,3 +392,45 @@ def test_a_row_the_index_cannot_hold_is_dead_lettered_not_retried_forever(clean_
         ("db_rejected", 6000)
     ]
     assert counters.get("writer_retries") == 0
+
+
+def test_on_committed_sees_only_committed_fixes(clean_db: str) -> None:
+    """The rules get each batch with fixes after its COMMIT (the rows are visible from
+    another connection by then); dead-letter-only batches are not handed on."""
+    seen: list[tuple[str, int, int]] = []
+
+    async def hook(batches: Any) -> None:
+        for b in batches:
+            stored = rows(
+                clean_db, "SELECT count(*) FROM positions WHERE device_id = %s", b.device_id
+            )
+            seen.append((b.device_id, len(b.fixes), stored[0][0]))
+
+    letter = DeadLetter("tcp", "t55", "peer", None, "bad_frame", "", b"x")
+
+    async def go() -> None:
+        async with Writer(clean_db, counters=Counters(), on_committed=hook) as w:
+            await w.put(Batch("dev1", "tcp", "t55", fixes(3)))
+            await w.put(Batch("dev2", "tcp", "t55", dead_letters=(letter,)))
+            await w.drain()
+
+    run(go())
+    assert seen == [("dev1", 3, 3)]
+
+
+def test_a_failing_on_committed_hook_does_not_stop_the_writer(clean_db: str) -> None:
+    counters = Counters()
+
+    async def hook(batches: Any) -> None:
+        raise RuntimeError("a bug in the next stage")
+
+    async def go() -> None:
+        async with Writer(clean_db, counters=counters, on_committed=hook) as w:
+            await w.put(Batch("dev1", "tcp", "t55", fixes(2)))
+            await w.drain()
+            await w.put(Batch("dev1", "tcp", "t55", fixes(2, start=2)))
+            await w.drain()
+
+    run(go())
+    assert rows(clean_db, "SELECT count(*) FROM positions")[0][0] == 4
+    assert counters.get("writer_callback_errors") == 2
