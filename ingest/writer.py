@@ -5,7 +5,8 @@ Transports ``put`` batches; one flush task gathers them up to ``batch_rows`` or
 an insert into ``positions`` that stores a resent fix once). Each batch's ``on_commit``
 runs only after COMMIT, so a sender is never acknowledged for data that could still
 be lost. Then ``on_committed`` hands the committed fixes to the next stage (the
-control tower's rules); it is awaited, so a stage that falls behind pushes back. The queue is bounded by ``max_pending`` rows and pushes back, never drops.
+control tower's rules); it is awaited, so a stage that falls behind pushes back. The
+queue is bounded by ``max_pending`` rows and pushes back, never drops.
 A lost connection is retried with the same batches after a backoff; content the
 database refuses twice is kept as ``db_rejected`` dead letters so that it cannot
 block the stream. If the connection drops during COMMIT itself the outcome is
