@@ -186,6 +186,15 @@ class Settings:
     escalate_after_s: float = _s(
         900.0, "Escalate an alert nobody acknowledged within this many seconds."
     )
+    tower_clock: str = _s(
+        "wall",
+        "Clock of the rules that fire on silence (silent device, late departure, escalation):"
+        " wall, or fleet = the newest fix time seen (replays and sped-up simulations).",
+        ("wall", "fleet"),
+    )
+    public_url: str = _s(
+        "", "Base URL people reach Menara at, for links in alert emails (empty: no links)."
+    )
     smtp_host: str = _s("127.0.0.1", "SMTP server for alert emails to depot supervisors.")
     smtp_port: int = _s(25, "SMTP port (0 turns alert email off).")
     smtp_sender: str = _s("menara@localhost", "From address of alert emails.")
