@@ -1,0 +1,343 @@
+"""The alert store: rule events become one alert per incident, people move alerts through
+open → acknowledged → escalated → resolved, and every change is logged, queued for
+delivery (``outbox.enqueue``) and announced on ``pg_notify('menara_alerts')`` for the
+live stream, all in the caller's transaction so none of it can be half-done.
+
+The rules' condition (``cleared_at``) and the people's handling (``state``) are apart: a
+condition that ends clears the alert, but it stays in its human state until resolved.
+``update`` phases write no action rows (the evidence and ``last_seen_at`` tell the
+story) and are not announced: an incident that lasts an hour is one open and one clear.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from geofence.model import Event
+from oms_core.alerts import catalog, outbox
+from oms_core.errors import IllegalTransition, NotFound
+
+__all__ = [
+    "CHANNEL",
+    "EVIDENCE_HEAD",
+    "EVIDENCE_MAX",
+    "LEGAL_NEXT",
+    "STATES",
+    "Action",
+    "AlertFilter",
+    "State",
+    "acknowledge",
+    "alert_json",
+    "comment",
+    "dedupe_key",
+    "escalate",
+    "escalate_overdue",
+    "get_alert",
+    "list_alerts",
+    "notification",
+    "record",
+    "resolve",
+]
+
+Conn = psycopg.Connection[Any]
+State = Literal["open", "acknowledged", "escalated", "resolved"]
+Action = Literal["acknowledge", "escalate", "resolve"]
+STATES: tuple[State, ...] = ("open", "acknowledged", "escalated", "resolved")
+LEGAL_NEXT: Mapping[str, tuple[State, ...]] = {
+    "open": ("acknowledged", "escalated", "resolved"),
+    "acknowledged": ("escalated", "resolved"),
+    "escalated": ("resolved",),
+    "resolved": (),
+}
+_TARGET: Mapping[Action, tuple[State, str]] = {
+    "acknowledge": ("acknowledged", "acknowledged_at"),
+    "escalate": ("escalated", "escalated_at"),
+    "resolve": ("resolved", "resolved_at"),
+}
+CHANNEL = "menara_alerts"
+EVIDENCE_MAX = 50  # entries kept per alert: the first EVIDENCE_HEAD and the latest others
+EVIDENCE_HEAD = 10
+_NOTIFY_MAX = 7900  # pg_notify payloads must stay under 8000 bytes
+_LIVE = "cleared_at IS NULL AND state <> 'resolved'"
+
+
+def dedupe_key(event: Event, vehicle_id: int | None, trip_id: int | None) -> str:
+    """One incident, one key: kind, vehicle, trip ('-' without one) and the event's key."""
+    return f"{event.kind}:{vehicle_id}:{trip_id or '-'}:{event.key}"
+
+
+def _at(t_s: float) -> datetime:
+    return datetime.fromtimestamp(t_s, UTC)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def alert_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An ``alerts`` row as JSON-ready data, with ``time_to_ack_s`` (acknowledged_at −
+    created_at, null until acknowledged) and without the evidence (see ``get_alert``)."""
+    out = {k: _iso(v) if isinstance(v, datetime) else v for k, v in row.items()}
+    out.pop("evidence", None)
+    out["order_ids"] = list(row["order_ids"])
+    ack, created = row["acknowledged_at"], row["created_at"]
+    out["time_to_ack_s"] = None if ack is None else (ack - created).total_seconds()
+    return out
+
+
+def notification(alert: Mapping[str, Any], event: str) -> str:
+    """The compact JSON announced on ``CHANNEL``; long messages and order lists are cut
+    so it stays under PostgreSQL's 8000-byte limit."""
+    keys = ("id", "type", "severity", "state", "vehicle_id", "trip_id", "stop_id", "depot_id")
+    body: dict[str, Any] = {"event": event, **{k: alert.get(k) for k in keys}}
+    body.update(
+        order_ids=list(alert.get("order_ids", [])),
+        message=alert.get("message", ""),
+        opened_at=alert.get("opened_at"),
+    )
+    text = json.dumps(body, default=str, separators=(",", ":"))
+    if len(text.encode()) > _NOTIFY_MAX:
+        body["order_ids"] = body["order_ids"][:100]
+        body["message"] = body["message"][:500]
+        body["truncated"] = True
+        text = json.dumps(body, default=str, separators=(",", ":"))
+    return text
+
+
+def _announce(conn: Conn, row: Mapping[str, Any], event: str, *, deliver: bool = True) -> None:
+    alert = alert_json(row)
+    if deliver:
+        outbox.enqueue(conn, alert, event)
+    conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, notification(alert, event)))
+
+
+def _log(conn: Conn, alert_id: int, action: str, actor: str, comment: str = "") -> None:
+    conn.execute(
+        "INSERT INTO alert_actions (alert_id, action, actor, comment) VALUES (%s, %s, %s, %s)",
+        (alert_id, action, actor, comment),
+    )
+
+
+def _merge_evidence(old: list[Any], new: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """Append what is not there yet (a replayed fix adds nothing), keep the cap."""
+    out = list(old)
+    out += [dict(e) for e in new if dict(e) not in out]
+    if len(out) > EVIDENCE_MAX:
+        out = out[:EVIDENCE_HEAD] + out[len(out) - (EVIDENCE_MAX - EVIDENCE_HEAD) :]
+    return out
+
+
+def _live(conn: Conn, key: str) -> dict[str, Any] | None:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            f"SELECT * FROM alerts WHERE dedupe_key = %s AND {_LIVE} FOR UPDATE", (key,)
+        ).fetchone()
+
+
+def record(
+    conn: Conn,
+    event: Event,
+    *,
+    vehicle_id: int | None,
+    device_id: str | None = None,
+    trip_id: int | None = None,
+    stop_id: int | None = None,
+    depot_id: int | None = None,
+    order_ids: Sequence[int] = (),
+    evidence: Sequence[Mapping[str, Any]] = (),
+) -> int | None:
+    """Apply one rule event; returns the alert's id, or None when there is nothing to do
+    (an ``info`` event, or an update/close for an incident with no live alert).
+
+    ``open`` inserts, or updates the live alert of the same incident; an ``open`` whose
+    alert already exists with the same start time (a replay) changes nothing, even after
+    the alert was cleared or resolved. ``close`` sets ``cleared_at``.
+    """
+    if event.phase == "info":
+        return None
+    key = dedupe_key(event, vehicle_id, trip_id)
+    at = _at(event.t_s)
+    subject = catalog.Subject(vehicle_id, trip_id, stop_id, event.key)
+    severity, message = catalog.describe(event.kind, event.data, subject)
+    with conn.transaction():
+        if event.phase == "open":
+            replayed = conn.execute(
+                "SELECT id FROM alerts WHERE dedupe_key = %s AND opened_at = %s"
+                " AND trip_id IS NOT DISTINCT FROM %s",
+                (key, at, trip_id),
+            ).fetchone()
+            if replayed is not None:
+                return int(replayed[0])
+            with conn.cursor(row_factory=dict_row) as cur:
+                row = cur.execute(
+                    "INSERT INTO alerts (type, severity, dedupe_key, vehicle_id, device_id,"
+                    " trip_id, stop_id, depot_id, order_ids, message, details, evidence,"
+                    " opened_at, last_seen_at)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                    f" ON CONFLICT (dedupe_key) WHERE {_LIVE} DO NOTHING RETURNING *",
+                    (
+                        event.kind, severity, key, vehicle_id, device_id, trip_id, stop_id,
+                        depot_id, list(order_ids), message, Jsonb(event.data),
+                        Jsonb(_merge_evidence([], evidence)), at, at,
+                    ),
+                ).fetchone()  # fmt: skip
+            if row is not None:
+                _log(conn, row["id"], "open", "rules")
+                _announce(conn, row, "open")
+                return int(row["id"])
+        live = _live(conn, key)
+        if live is None:
+            return None
+        closing = event.phase == "close"
+        with conn.cursor(row_factory=dict_row) as cur:
+            row = cur.execute(
+                "UPDATE alerts SET last_seen_at = greatest(last_seen_at, %s),"
+                " details = details || %s, evidence = %s, message = %s,"
+                " order_ids = CASE WHEN cardinality(%s::bigint[]) > 0 THEN %s ELSE order_ids END,"
+                " cleared_at = CASE WHEN %s THEN %s ELSE cleared_at END"
+                " WHERE id = %s RETURNING *",
+                (
+                    at, Jsonb(event.data), Jsonb(_merge_evidence(live["evidence"], evidence)),
+                    message, list(order_ids), list(order_ids), closing, at, live["id"],
+                ),
+            ).fetchone()  # fmt: skip
+        assert row is not None  # locked above
+        if closing:
+            _log(conn, row["id"], "clear", "rules")
+            _announce(conn, row, "clear")
+        return int(row["id"])
+
+
+def _locked(conn: Conn, alert_id: int) -> dict[str, Any]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute("SELECT * FROM alerts WHERE id = %s FOR UPDATE", (alert_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no alert {alert_id}")
+    return row
+
+
+def _move(conn: Conn, alert_id: int, action: Action, actor: str, comment: str) -> dict[str, Any]:
+    state, column = _TARGET[action]
+    with conn.transaction():
+        row = _locked(conn, alert_id)
+        if state not in LEGAL_NEXT[row["state"]]:
+            raise IllegalTransition(row["state"], state, LEGAL_NEXT[row["state"]], "alert")
+        with conn.cursor(row_factory=dict_row) as cur:
+            moved = cur.execute(
+                f"UPDATE alerts SET state = %s, {column} = now() WHERE id = %s RETURNING *",
+                (state, alert_id),
+            ).fetchone()
+        assert moved is not None
+        _log(conn, alert_id, action, actor, comment)
+        _announce(conn, moved, action)
+    return alert_json(moved)
+
+
+def acknowledge(conn: Conn, alert_id: int, actor: str, comment: str = "") -> dict[str, Any]:
+    """open → acknowledged; ``IllegalTransition`` (naming the legal moves) otherwise."""
+    return _move(conn, alert_id, "acknowledge", actor, comment)
+
+
+def escalate(conn: Conn, alert_id: int, actor: str, comment: str = "") -> dict[str, Any]:
+    """open or acknowledged → escalated."""
+    return _move(conn, alert_id, "escalate", actor, comment)
+
+
+def resolve(conn: Conn, alert_id: int, actor: str, comment: str = "") -> dict[str, Any]:
+    """Any state but resolved → resolved (final)."""
+    return _move(conn, alert_id, "resolve", actor, comment)
+
+
+def comment(conn: Conn, alert_id: int, actor: str, comment: str = "") -> dict[str, Any]:
+    """Add a note to the action log, in any state; the alert itself does not change."""
+    with conn.transaction():
+        row = _locked(conn, alert_id)
+        _log(conn, alert_id, "comment", actor, comment)
+    return alert_json(row)
+
+
+def escalate_overdue(conn: Conn, now: datetime, after_s: float) -> list[int]:
+    """Escalate (actor 'system') every open alert raised ``after_s`` or more before
+    ``now`` that nobody acknowledged, cleared or not: an incident that ended by itself
+    still wants a person to look at it. Returns their ids; rows another transaction
+    holds are left for the next call."""
+    moved: list[int] = []
+    note = f"unacknowledged for {after_s:.0f} s"
+    with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            "UPDATE alerts SET state = 'escalated', escalated_at = %s WHERE id IN"
+            " (SELECT id FROM alerts WHERE state = 'open' AND created_at <= %s"
+            "  ORDER BY id FOR UPDATE SKIP LOCKED) RETURNING *",
+            (now, now - timedelta(seconds=after_s)),
+        ).fetchall()
+        for row in sorted(rows, key=lambda r: int(r["id"])):
+            _log(conn, row["id"], "escalate", "system", note)
+            _announce(conn, row, "escalate")
+            moved.append(int(row["id"]))
+    return moved
+
+
+def get_alert(conn: Conn, alert_id: int) -> dict[str, Any]:
+    """One alert with its evidence and its action log (oldest first); ``NotFound``."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute("SELECT * FROM alerts WHERE id = %s", (alert_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no alert {alert_id}")
+        actions = cur.execute(
+            "SELECT action, actor, at, comment FROM alert_actions WHERE alert_id = %s ORDER BY id",
+            (alert_id,),
+        ).fetchall()
+    out = alert_json(row)
+    out["evidence"] = row["evidence"]
+    out["actions"] = [{**a, "at": a["at"].isoformat()} for a in actions]
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFilter:
+    """What ``list_alerts`` keeps; None (or empty) means any."""
+
+    states: Sequence[str] = ()
+    type: str | None = None
+    severity: str | None = None
+    depot_id: int | None = None
+    vehicle_id: int | None = None
+    trip_id: int | None = None
+    since: datetime | None = None  # opened at or after
+
+
+def list_alerts(
+    conn: Conn, filters: AlertFilter | None = None, *, limit: int = 50, cursor: int | None = None
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Alerts matching ``filters``, newest first, and the cursor of the next page (None
+    on the last); pass that cursor back as ``cursor``."""
+    f = filters or AlertFilter()
+    where, params = ["TRUE"], []
+    for clause, value in (
+        ("id < %s", cursor),
+        ("state = ANY(%s)", list(f.states) or None),
+        ("type = %s", f.type),
+        ("severity = %s", f.severity),
+        ("depot_id = %s", f.depot_id),
+        ("vehicle_id = %s", f.vehicle_id),
+        ("trip_id = %s", f.trip_id),
+        ("opened_at >= %s", f.since),
+    ):
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            f"SELECT * FROM alerts WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT %s",
+            (*params, limit + 1),
+        ).fetchall()
+    page = [alert_json(r) for r in rows[:limit]]
+    return page, (page[-1]["id"] if len(rows) > limit else None)
