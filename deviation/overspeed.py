@@ -1,0 +1,161 @@
+"""Overspeed: one alert per episode of driving above the limit × tolerance.
+
+Rules of the alert (kind ``overspeed``, key ``""``), after traccar's overspeed processor:
+
+- *over* means ``speed_kmh > limit_kmh × tolerance``. An episode opens once the vehicle
+  has been over continuously for ``min_s`` seconds (first to latest fix over); the ``open``
+  event is stamped at the first fix over. A fix not over before then ends the run.
+- End hysteresis: an open episode closes only after the speed has stayed at or under the
+  threshold for ``end_s`` seconds (a short dip, or one noisy fix, is the same episode). The
+  ``close`` event is stamped at the first fix back under; ``duration_s`` runs to it.
+- ``update`` events when the max speed has grown by ``update_grow_kmh`` since the last one.
+- Unknown speed (NaN) neither starts, continues nor ends anything: the fix is skipped.
+- The limit and its source are the ones in force at the episode's first fix over; later
+  fixes are judged against their own limit (the worker passes it per fix).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from geofence.model import Event, Phase, Sample
+
+__all__ = ["KIND", "OverspeedParams", "OverspeedState", "limit_for", "step"]
+
+KIND = "overspeed"
+
+
+def limit_for(
+    zone_limits: Iterable[float], vehicle_limit: float | None, default: float
+) -> tuple[float, str]:
+    """(limit in km/h, source): the lowest speed-zone limit and the vehicle's own limit
+    combine by min (a tie names the zone); neither → the default. Limits that are not
+    positive finite numbers do not apply."""
+    best, source = math.inf, "default"
+    for z in zone_limits:
+        if math.isfinite(z) and 0 < z < best:
+            best, source = z, "zone"
+    if vehicle_limit is not None and math.isfinite(vehicle_limit) and 0 < vehicle_limit < best:
+        best, source = vehicle_limit, "vehicle"
+    return (default, "default") if best == math.inf else (best, source)
+
+
+@dataclass(frozen=True, slots=True)
+class OverspeedParams:
+    """Defaults equal the ``overspeed_*`` settings."""
+
+    tolerance: float = 1.1
+    min_s: float = 20.0
+    end_s: float = 10.0
+    update_grow_kmh: float = 10.0
+    evidence_max: int = 20
+
+
+Fix = tuple[float, float, float, float]  # t_s, lat, lon, speed_kmh
+
+
+@dataclass(frozen=True, slots=True)
+class OverspeedState:
+    """A run over the threshold (pending) or an open episode."""
+
+    over_since_s: float | None = None
+    is_open: bool = False
+    under_since_s: float | None = None  # open episode: first fix back under
+    max_speed_kmh: float = 0.0
+    reported_max_kmh: float = 0.0
+    limit_kmh: float = 0.0
+    source: str = ""
+    evidence: tuple[Fix, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready (the worker keeps it in jsonb)."""
+        return {
+            "over_since_s": self.over_since_s,
+            "is_open": self.is_open,
+            "under_since_s": self.under_since_s,
+            "max_speed_kmh": self.max_speed_kmh,
+            "reported_max_kmh": self.reported_max_kmh,
+            "limit_kmh": self.limit_kmh,
+            "source": self.source,
+            "evidence": [list(f) for f in self.evidence],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> OverspeedState:
+        """The inverse of ``to_json``."""
+
+        def opt(v: Any) -> float | None:
+            return None if v is None else float(v)
+
+        return cls(
+            over_since_s=opt(data["over_since_s"]),
+            is_open=bool(data["is_open"]),
+            under_since_s=opt(data["under_since_s"]),
+            max_speed_kmh=float(data["max_speed_kmh"]),
+            reported_max_kmh=float(data["reported_max_kmh"]),
+            limit_kmh=float(data["limit_kmh"]),
+            source=str(data["source"]),
+            evidence=tuple(
+                (float(f[0]), float(f[1]), float(f[2]), float(f[3])) for f in data["evidence"]
+            ),
+        )
+
+
+def _event(phase: Phase, t_s: float, end_s: float, st: OverspeedState, speed: float) -> Event:
+    started = st.over_since_s if st.over_since_s is not None else t_s
+    data = {
+        "limit_kmh": st.limit_kmh,
+        "source": st.source,
+        "speed_kmh": round(speed, 1),
+        "max_speed_kmh": round(st.max_speed_kmh, 1),
+        "started_s": started,
+        "duration_s": end_s - started,
+        "evidence": [
+            {"t_s": f[0], "lat": f[1], "lon": f[2], "speed_kmh": round(f[3], 1)}
+            for f in st.evidence
+        ],
+    }
+    return Event(KIND, phase, t_s, "", data)
+
+
+def step(
+    state: OverspeedState,
+    sample: Sample,
+    limit_kmh: float,
+    source: str,
+    params: OverspeedParams = OverspeedParams(),
+) -> tuple[OverspeedState, list[Event]]:
+    """One fix judged against the limit in force there (see ``limit_for``)."""
+    v, t, p = sample.speed_kmh, sample.t_s, params
+    if not math.isfinite(v):
+        return state, []
+    over = v > limit_kmh * p.tolerance
+    if state.is_open:
+        if not over:
+            under = t if state.under_since_s is None else state.under_since_s
+            if t - under >= p.end_s:
+                return OverspeedState(), [_event("close", under, under, state, v)]
+            return replace(state, under_since_s=under), []
+        st = replace(state, under_since_s=None, max_speed_kmh=max(state.max_speed_kmh, v))
+        if st.max_speed_kmh >= st.reported_max_kmh + p.update_grow_kmh:
+            st = replace(st, reported_max_kmh=st.max_speed_kmh)
+            return st, [_event("update", t, t, st, v)]
+        return st, []
+    if not over:
+        return (OverspeedState() if state.over_since_s is not None else state), []
+    fix = (t, sample.lat, sample.lon, v)
+    if state.over_since_s is None:  # a new run: the limit in force at its first fix
+        state = OverspeedState(over_since_s=t, limit_kmh=limit_kmh, source=source)
+    since = state.over_since_s if state.over_since_s is not None else t
+    st = replace(
+        state,
+        max_speed_kmh=max(state.max_speed_kmh, v),
+        evidence=(*state.evidence, fix)[: p.evidence_max],
+    )
+    if t - since >= p.min_s:
+        st = replace(st, is_open=True, reported_max_kmh=st.max_speed_kmh)
+        return st, [_event("open", since, t, st, v)]
+    return st, []
