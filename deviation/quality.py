@@ -1,0 +1,169 @@
+"""Telemetry quality: which fixes the other rules may see, and per-reason incidents.
+
+``check`` runs first on every fix and says whether the fix may be fed to the other rules
+(which expect increasing fix times). Reasons (kind ``telemetry``, key = the reason):
+
+- ``invalid`` (not accepted): the device says it has no fix, or a time or coordinate is
+  not finite. Routine (tunnels, cold start), so an ``info`` event, counted, no alert.
+- ``future`` (not accepted): fix time more than ``future_s`` after its receipt.
+- ``out_of_order`` (not accepted): fix time at or before the last accepted fix's.
+- ``impossible_jump`` (not accepted): implied speed from the last accepted fix above
+  ``max_implied_speed_kmh``.
+- ``stale`` (accepted): received more than ``stale_s`` after its time; true but late.
+
+Every occurrence yields exactly one event carrying ``data["reason"]`` and ``data["count"]``
+(occurrences in the incident, or lifetime for ``invalid``), so the worker counts
+occurrences by counting events. Per reason, the first occurrence opens an incident,
+later ones update it, and ``quiet_s`` without one closes it (checked on the next fix or
+by ``tick``). Quality events are stamped with the receive time (the fix time when the
+receipt is unknown), because a fix time is exactly what may be wrong here.
+
+A rejected jump keeps the last good fix as the anchor, so one wild fix does not poison
+the next. If the anchor itself was the bad one, every later fix would be rejected: so
+``reanchor_fixes`` consecutive rejected fixes that are plausible from one another move
+the anchor, and the last of them is accepted.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+from geofence.model import Event, Phase, Sample
+
+__all__ = ["KIND", "REASONS", "QualityParams", "QualityState", "check", "tick"]
+
+KIND = "telemetry"
+REASONS = ("future", "impossible_jump", "invalid", "out_of_order", "stale")
+
+
+@dataclass(frozen=True, slots=True)
+class QualityParams:
+    """Defaults equal the ``max_implied_speed_kmh``, ``stale_fix_s``, ``future_fix_s``
+    settings."""
+
+    max_implied_speed_kmh: float = 300.0
+    stale_s: float = 3600.0
+    future_s: float = 300.0
+    quiet_s: float = 600.0
+    reanchor_fixes: int = 3
+
+
+Point = tuple[float, float, float]  # t_s, x_m, y_m
+Incident = tuple[str, int, float]  # reason, count, last occurrence (receive time)
+
+
+@dataclass(frozen=True, slots=True)
+class QualityState:
+    """The last accepted fix, a re-anchor candidate, and the open incidents."""
+
+    last: Point | None = None
+    candidate: Point | None = None  # last rejected jump, if the streak may re-anchor
+    streak: int = 0  # consecutive rejected jumps plausible from one another
+    incidents: tuple[Incident, ...] = ()  # open, sorted by reason
+    invalid_count: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready (the worker keeps it in jsonb)."""
+        return {
+            "last": None if self.last is None else list(self.last),
+            "candidate": None if self.candidate is None else list(self.candidate),
+            "streak": self.streak,
+            "incidents": [list(i) for i in self.incidents],
+            "invalid_count": self.invalid_count,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> QualityState:
+        """The inverse of ``to_json``."""
+
+        def point(v: Any) -> Point | None:
+            return None if v is None else (float(v[0]), float(v[1]), float(v[2]))
+
+        return cls(
+            last=point(data["last"]),
+            candidate=point(data["candidate"]),
+            streak=int(data["streak"]),
+            incidents=tuple((str(r), int(n), float(s)) for r, n, s in data["incidents"]),
+            invalid_count=int(data["invalid_count"]),
+        )
+
+
+def _fin(v: float) -> float | None:
+    return v if math.isfinite(v) else None
+
+
+def _kmh(a: Point, b: Point) -> float:
+    dt = b[0] - a[0]
+    return math.inf if dt <= 0 else math.hypot(b[1] - a[1], b[2] - a[2]) / dt * 3.6
+
+
+def tick(
+    state: QualityState, now_s: float, params: QualityParams = QualityParams()
+) -> tuple[QualityState, list[Event]]:
+    """Close the incidents quiet for ``quiet_s`` at ``now_s`` (receive-time clock)."""
+    quiet = [i for i in state.incidents if now_s - i[2] >= params.quiet_s]
+    if not quiet:
+        return state, []
+    events = [
+        Event(KIND, "close", now_s, r, {"reason": r, "count": n, "last_s": s}) for r, n, s in quiet
+    ]
+    return replace(state, incidents=tuple(i for i in state.incidents if i not in quiet)), events
+
+
+def _flag(
+    state: QualityState, reason: str, now: float, data: dict[str, Any]
+) -> tuple[QualityState, Event]:
+    found = next((i for i in state.incidents if i[0] == reason), None)
+    count = 1 if found is None else found[1] + 1
+    phase: Phase = "open" if found is None else "update"
+    rest = [i for i in state.incidents if i[0] != reason]
+    incidents = tuple(sorted([*rest, (reason, count, now)]))
+    event = Event(KIND, phase, now, reason, {"reason": reason, "count": count, **data})
+    return replace(state, incidents=incidents), event
+
+
+def check(
+    state: QualityState, sample: Sample, params: QualityParams = QualityParams()
+) -> tuple[QualityState, list[Event], bool]:
+    """(state, events, accepted): accepted fixes have strictly increasing times and may go
+    to the other rules; the events are this fix's findings and any quiet incident closed."""
+    p, t, rcv = params, sample.t_s, sample.received_s
+    last_t = state.last[0] if state.last is not None else 0.0
+    now = rcv if math.isfinite(rcv) else t if math.isfinite(t) else last_t
+    state, events = tick(state, now, p)
+    data: dict[str, Any] = {"fix_t_s": _fin(t), "received_s": _fin(rcv)}
+    coords = (t, sample.lat, sample.lon, sample.x_m, sample.y_m)
+    if not sample.valid or not all(math.isfinite(v) for v in coords):
+        n = state.invalid_count + 1
+        info = {"reason": "invalid", "count": n, **data}
+        return (
+            replace(state, invalid_count=n),
+            [*events, Event(KIND, "info", now, "invalid", info)],
+            False,
+        )
+    lag = rcv - t  # NaN when the receipt is unknown: neither future nor stale
+    if lag < -p.future_s:
+        state, ev = _flag(state, "future", now, {**data, "lag_s": lag})
+        return state, [*events, ev], False
+    if state.last is not None and t <= state.last[0]:
+        state, ev = _flag(state, "out_of_order", now, {**data, "last_t_s": state.last[0]})
+        return state, [*events, ev], False
+    here = (t, sample.x_m, sample.y_m)
+    if state.last is not None and (kmh := _kmh(state.last, here)) > p.max_implied_speed_kmh:
+        plausible = state.candidate is not None and (
+            _kmh(state.candidate, here) <= p.max_implied_speed_kmh
+        )
+        streak = state.streak + 1 if plausible else 1
+        if streak < p.reanchor_fixes:
+            state = replace(state, candidate=here, streak=streak)
+            state, ev = _flag(
+                state, "impossible_jump", now, {**data, "implied_speed_kmh": _fin(round(kmh, 1))}
+            )
+            return state, [*events, ev], False
+    state = replace(state, last=here, candidate=None, streak=0)
+    if lag > p.stale_s:
+        state, ev = _flag(state, "stale", now, {**data, "lag_s": lag})
+        events.append(ev)
+    return state, events, True
