@@ -1,0 +1,182 @@
+"""Which zones each position is in, for batches of positions: h3 cells narrow, shapely decides.
+
+At build time every zone is covered with h3 cells twice: the cells that *overlap* the zone
+(grown by ``MARGIN_DEG`` first) and the cells wholly inside it (shrunk by the same margin
+first). A point whose cell is wholly inside a zone is in it without asking shapely; a point
+whose cell only overlaps goes to ``shapely.contains_xy`` against that zone's prepared
+geometry; a point whose cell the zone does not touch is not in it. The margin (about a
+metre) absorbs the difference between h3's cell edges and straight lon/lat edges, so the
+prefilter never drops a point shapely says is inside, and a zone smaller than a cell still
+gets the cell it lies in. "Inside" means what ``shapely.contains_xy`` says (a point on the
+outline is outside). Rings crossing the antimeridian or a pole are not supported.
+
+The per-point work is one h3 call; everything else is numpy over the distinct cells.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import repeat
+
+import numpy as np
+import shapely  # type: ignore[import-untyped,unused-ignore]
+from h3 import LatLngMultiPoly, LatLngPoly  # type: ignore[import-untyped,unused-ignore]
+from h3.api import basic_int as h3  # type: ignore[import-untyped,unused-ignore]
+from numpy.typing import ArrayLike, NDArray
+from shapely import MultiPolygon, Polygon  # type: ignore[import-untyped,unused-ignore]
+
+from geofence.errors import UNKNOWN_ZONE, UnknownZone
+from geofence.zones import Zone
+
+__all__ = ["DEFAULT_RESOLUTION", "MARGIN_DEG", "ZoneIndex"]
+
+DEFAULT_RESOLUTION = 9  # cells of about 0.1 km² (edge about 200 m): city zones are 0.1–100 km²
+MARGIN_DEG = 1e-5  # about 1 m: far above h3's edge curvature, far below a cell
+_MASK_BITS = 63  # boundary zones per cell that fit a per-point bitmask
+_EMPTY: frozenset[str] = frozenset()
+_I64 = NDArray[np.int64]
+
+
+def _h3shape(geom: Polygon | MultiPolygon) -> LatLngPoly | LatLngMultiPoly:
+    def poly(p: Polygon) -> LatLngPoly:
+        rings = [p.exterior, *p.interiors]
+        return LatLngPoly(*[[(y, x) for x, y in r.coords[:-1]] for r in rings])
+
+    if isinstance(geom, Polygon):
+        return poly(geom)
+    return LatLngMultiPoly(*[poly(p) for p in geom.geoms])
+
+
+def _cells(geom: Polygon | MultiPolygon, resolution: int, contain: str) -> set[int]:
+    if geom.is_empty:
+        return set()
+    parts = geom.geoms if isinstance(geom, MultiPolygon) else [geom]
+    found: set[int] = set()
+    for part in parts:  # h3 wants each polygon on its own after a buffer merged or split them
+        if isinstance(part, Polygon) and not part.is_empty:
+            shape = _h3shape(part)
+            found.update(h3.h3shape_to_cells_experimental(shape, resolution, contain=contain))
+    return found
+
+
+class ZoneIndex:
+    """Zone membership of positions; exact (same answer as ``shapely.contains_xy``)."""
+
+    def __init__(self, zones: Sequence[Zone], resolution: int = DEFAULT_RESOLUTION) -> None:
+        self.resolution = resolution
+        self._zones = {z.id: z for z in zones}
+        ids = list(self._zones)
+        self._geoms = np.array([self._zones[i].geometry for i in ids], dtype=object)
+        shapely.prepare(self._geoms)
+        inside: dict[int, set[str]] = {}
+        boundary: dict[int, list[int]] = {}
+        for k, zid in enumerate(ids):
+            geom = self._zones[zid].geometry
+            full = _cells(geom.buffer(-MARGIN_DEG), resolution, "full")
+            for cell in full:
+                inside.setdefault(cell, set()).add(zid)
+            for cell in _cells(geom.buffer(MARGIN_DEG), resolution, "overlap") - full:
+                boundary.setdefault(cell, []).append(k)
+        table = sorted(inside.keys() | boundary.keys())
+        self._table = np.array(table, dtype=np.uint64)
+        # One slot per table cell, plus a last slot for "no cell": what a point gets for free.
+        sets = [frozenset(inside.get(c, ())) for c in table] + [_EMPTY]
+        self._inside = np.empty(len(sets), dtype=object)
+        self._inside[:] = sets
+        counts = np.array([len(boundary.get(c, ())) for c in table] + [0], dtype=np.int64)
+        self._b_count = counts
+        self._b_start = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
+        self._b_zone = np.array([k for c in table for k in boundary.get(c, ())], dtype=np.int64)
+        self._ids = np.array(ids, dtype=object)
+        bounds = shapely.total_bounds(self._geoms) if ids else np.array([0.0, 0.0, -1.0, -1.0])
+        self._bounds = bounds
+
+    def __len__(self) -> int:
+        return len(self._zones)
+
+    @property
+    def cells(self) -> int:
+        """How many h3 cells the index holds (a size figure for logs and benchmarks)."""
+        return len(self._table)
+
+    def zone(self, zone_id: str) -> Zone:
+        """The zone with this id; ``UnknownZone`` if the index does not hold it."""
+        try:
+            return self._zones[zone_id]
+        except KeyError:
+            raise UnknownZone(UNKNOWN_ZONE, f"no zone {zone_id!r} in the index") from None
+
+    def members_of(self, lat: float, lon: float) -> frozenset[str]:
+        """The ids of the zones one position is in."""
+        return self.members(np.array([lat]), np.array([lon]))[0]
+
+    def members(self, lat: ArrayLike, lon: ArrayLike) -> list[frozenset[str]]:
+        """The ids of the zones each position is in (NaN or out-of-range: none)."""
+        lat_a = np.asarray(lat, dtype=np.float64).ravel()
+        lon_a = np.asarray(lon, dtype=np.float64).ravel()
+        if lat_a.shape != lon_a.shape:
+            raise ValueError(f"lat has {lat_a.size} values, lon {lon_a.size}: pass pairs")
+        slot = np.full(lat_a.size, len(self._table), dtype=np.int64)  # "no cell"
+        west, south, east, north = self._bounds
+        near = np.flatnonzero(
+            (lon_a >= west) & (lon_a <= east) & (lat_a >= south) & (lat_a <= north)
+        )
+        if near.size and self._table.size:
+            slot[near] = self._slots(lat_a[near], lon_a[near])
+        out = self._inside[slot]
+        self._refine(out, slot, lat_a, lon_a)
+        result: list[frozenset[str]] = out.tolist()
+        return result
+
+    def _slots(self, lat: NDArray[np.float64], lon: NDArray[np.float64]) -> _I64:
+        """Table slot of each point's cell (the last slot when no zone touches the cell)."""
+        cells = np.fromiter(
+            map(h3.latlng_to_cell, lat.tolist(), lon.tolist(), repeat(self.resolution)),
+            dtype=np.uint64,
+            count=lat.size,
+        )
+        distinct, back = np.unique(cells, return_inverse=True)
+        pos = np.searchsorted(self._table, distinct)
+        pos[pos == self._table.size] = 0
+        known = self._table[pos] == distinct
+        slots: _I64 = np.where(known, pos, self._table.size).astype(np.int64)[back]
+        return slots
+
+    def _refine(
+        self,
+        out: NDArray[np.object_],
+        slot: _I64,
+        lat: NDArray[np.float64],
+        lon: NDArray[np.float64],
+    ) -> None:
+        """Add the boundary zones shapely says each point is in, in place."""
+        count = self._b_count[slot]
+        pts = np.flatnonzero(count)
+        if not pts.size:
+            return
+        n = count[pts]
+        pair_pt = np.repeat(pts, n)
+        first = np.repeat(np.cumsum(n) - n, n)
+        local = np.arange(pair_pt.size, dtype=np.int64) - first  # index in the cell's list
+        zone = self._b_zone[self._b_start[slot[pair_pt]] + local]
+        hit = shapely.contains_xy(self._geoms[zone], lon[pair_pt], lat[pair_pt])
+        if not hit.any():
+            return
+        pair_pt, local, zone = pair_pt[hit], local[hit], zone[hit]
+        wide = local >= _MASK_BITS
+        narrow = ~wide
+        # Points sharing a cell and the same hits get the same set: build each set once.
+        mask = np.zeros(slot.size, dtype=np.uint64)
+        bits = np.left_shift(np.uint64(1), local[narrow].astype(np.uint64))
+        np.bitwise_or.at(mask, pair_pt[narrow], bits)
+        hit_pts = np.flatnonzero(mask)
+        keys = np.stack([slot[hit_pts].astype(np.uint64), mask[hit_pts]], axis=1)
+        distinct, back = np.unique(keys, axis=0, return_inverse=True)
+        made = np.empty(len(distinct), dtype=object)
+        for j, (s, m) in enumerate(distinct.tolist()):
+            start = int(self._b_start[s])
+            extra = {self._ids[self._b_zone[start + b]] for b in range(_MASK_BITS) if m >> b & 1}
+            made[j] = self._inside[s] | extra
+        out[hit_pts] = made[back.ravel()]
+        for p, k in zip(pair_pt[wide].tolist(), zone[wide].tolist(), strict=True):
+            out[p] = out[p] | {self._ids[k]}  # a cell crossed by > 63 zones: rare, slow path

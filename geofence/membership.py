@@ -1,0 +1,141 @@
+"""Zone membership over time as enter / exit / dwell events, with hysteresis.
+
+GPS jitter puts a vehicle parked at a zone's border in and out of it every few fixes.
+So a change counts only once it has lasted: ``zone_enter`` after the vehicle has been
+inside for ``min_inside_s``, ``zone_exit`` after it has been outside for
+``min_outside_s``. Both are stamped with the *first* fix of the change (when the vehicle
+really crossed), not the fix that confirmed it. ``zone_dwell`` says once per visit that
+the vehicle has been inside for ``dwell_s``.
+
+``step`` is pure and expects non-decreasing ``t_s``: the rule worker drops out-of-order
+fixes before calling it (an older fix cannot undo a confirmed change).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from typing import Any
+
+from geofence.errors import BAD_STATE, GeofenceError
+from geofence.model import Event
+
+__all__ = ["ZoneParams", "ZoneState", "ZoneTrack", "step"]
+
+_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneParams:
+    """Hysteresis durations (seconds); the worker fills them from the zone settings."""
+
+    min_inside_s: float = 20.0
+    min_outside_s: float = 30.0
+    dwell_s: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneTrack:
+    """One zone the vehicle is in, or may be entering: confirmed side and pending change."""
+
+    zone_id: str
+    inside: bool = False  # confirmed (an enter was emitted and no exit since)
+    pending_s: float | None = None  # first fix of an unconfirmed change of side
+    entered_s: float | None = None  # first fix of the confirmed visit
+    dwell_sent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneState:
+    """Per-vehicle memory: only zones that are confirmed inside or pending, by id."""
+
+    tracks: tuple[ZoneTrack, ...] = ()
+
+    def inside(self) -> frozenset[str]:
+        """Zones the vehicle is confirmed inside."""
+        return frozenset(t.zone_id for t in self.tracks if t.inside)
+
+    def to_json(self) -> str:
+        """The state as JSON text (for the rule_state table)."""
+        rows = [[t.zone_id, t.inside, t.pending_s, t.entered_s, t.dwell_sent] for t in self.tracks]
+        return json.dumps({"v": _VERSION, "tracks": rows}, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ZoneState:
+        """The state ``to_json`` wrote; ``GeofenceError`` (bad_state) for anything else."""
+        try:
+            doc = json.loads(text)
+            if doc["v"] != _VERSION:
+                raise ValueError(f"version {doc['v']}, expected {_VERSION}")
+            tracks = []
+            for zid, inside, pending, entered, dwell in doc["tracks"]:
+                if not isinstance(zid, str) or not isinstance(inside, bool):
+                    raise ValueError("zone id must be text, inside a boolean")
+                if not isinstance(dwell, bool):
+                    raise ValueError("dwell_sent must be a boolean")
+                tracks.append(ZoneTrack(zid, inside, _time(pending), _time(entered), dwell))
+        except (ValueError, TypeError, KeyError, RecursionError) as exc:
+            raise GeofenceError(BAD_STATE, f"not a saved zone state: {exc}") from exc
+        return cls(tuple(sorted(tracks, key=lambda t: t.zone_id)))
+
+
+def _time(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{value!r} is not a time")
+    return float(value)
+
+
+def _info(kind: str, t_s: float, zone_id: str, **data: Any) -> Event:
+    return Event(kind, "info", t_s, zone_id, {"zone_id": zone_id, **data})
+
+
+def _advance(
+    tr: ZoneTrack, t_s: float, now_in: bool, p: ZoneParams, events: list[Event]
+) -> ZoneTrack | None:
+    """The track after one fix (None: plainly outside, nothing to remember)."""
+    if not tr.inside:
+        if not now_in:
+            return None  # a brief visit below min_inside_s leaves no trace
+        since = t_s if tr.pending_s is None else tr.pending_s
+        if t_s - since < p.min_inside_s:
+            return replace(tr, pending_s=since)
+        events.append(_info("zone_enter", since, tr.zone_id, entered_s=since, confirmed_s=t_s))
+        tr = ZoneTrack(tr.zone_id, inside=True, entered_s=since)
+    elif not now_in:
+        since = t_s if tr.pending_s is None else tr.pending_s
+        if t_s - since < p.min_outside_s:
+            return replace(tr, pending_s=since)
+        entered = tr.entered_s if tr.entered_s is not None else since
+        events.append(
+            _info(
+                "zone_exit", since, tr.zone_id,
+                entered_s=entered, exited_s=since, confirmed_s=t_s, inside_s=since - entered,
+            )
+        )  # fmt: skip
+        return None
+    else:
+        tr = replace(tr, pending_s=None)  # an excursion outside below min_outside_s
+    entered = tr.entered_s if tr.entered_s is not None else t_s
+    if not tr.dwell_sent and t_s - entered >= p.dwell_s:
+        events.append(
+            _info("zone_dwell", t_s, tr.zone_id, entered_s=entered, dwell_s=t_s - entered)
+        )
+        tr = replace(tr, dwell_sent=True)
+    return tr
+
+
+def step(
+    state: ZoneState, t_s: float, inside: frozenset[str], params: ZoneParams = ZoneParams()
+) -> tuple[ZoneState, list[Event]]:
+    """One fix at ``t_s`` (non-decreasing) inside the zones ``inside``: new state and the
+    zone_enter / zone_exit / zone_dwell events it confirms (phase "info", key = zone id)."""
+    known = {t.zone_id: t for t in state.tracks}
+    events: list[Event] = []
+    tracks: list[ZoneTrack] = []
+    for zid in sorted(known.keys() | inside):
+        track = _advance(known.get(zid, ZoneTrack(zid)), t_s, zid in inside, params, events)
+        if track is not None:
+            tracks.append(track)
+    return ZoneState(tuple(tracks)), events
