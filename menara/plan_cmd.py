@@ -1,7 +1,8 @@
 """``menara plan --date D [--depot X] [--replace]``: plan a day's reserved orders into trips.
 
 Runs ``oms_core.dispatch.plan_day`` against the configured database with the planning
-settings (time limit, road factor, average speed), printing the planner's progress,
+settings (time limit, road factor, average speed; with ``osrm_url`` OSRM's road travel
+times and route geometry instead), printing the planner's progress,
 then every trip stored and every order left reserved with the reason why. ``--replace``
 re-plans a day whose trips are all still planned.
 """
@@ -17,7 +18,7 @@ from menara import db
 from menara.settings import Settings
 from oms_core import dispatch, trips
 from oms_core.errors import OmsError
-from oms_core.planning.matrix import HaversineMatrix
+from oms_core.planning.routes import road_providers
 
 
 def run(day: date, depot_id: int | None, cfg: Settings, *, replace: bool = False) -> int:
@@ -34,7 +35,9 @@ def run(day: date, depot_id: int | None, cfg: Settings, *, replace: bool = False
     except db.DatabaseError as exc:
         print(f"menara plan: {exc}", file=sys.stderr)
         return 1
-    matrix = HaversineMatrix(cfg.plan_road_factor, cfg.plan_avg_speed_kmh)
+    matrix, routes = road_providers(
+        cfg.osrm_url, road_factor=cfg.plan_road_factor, avg_speed_kmh=cfg.plan_avg_speed_kmh
+    )
     with psycopg.connect(cfg.db_dsn, autocommit=True) as conn:
         try:
             result = dispatch.plan_day(
@@ -45,6 +48,7 @@ def run(day: date, depot_id: int | None, cfg: Settings, *, replace: bool = False
                 time_limit_s=cfg.plan_time_limit_s,
                 progress=lambda line: print(line, flush=True),
                 replace=replace,
+                routes=routes,
             )
         except OmsError as exc:
             print(f"menara plan: {exc}", file=sys.stderr)

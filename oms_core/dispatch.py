@@ -7,7 +7,10 @@ transaction, so a day is either fully planned or untouched. With ``replace`` a d
 trips are all still ``planned`` is planned again: its trips are deleted and their orders
 un-planned (scheduled → reserved) in that same transaction. Times in the planner are
 seconds since the depot's local midnight; arithmetic back to timestamps is done in UTC
-so days with a daylight-saving change come out right.
+so days with a daylight-saving change come out right. Each trip's geometry comes from a
+``RouteProvider`` (OSRM's road geometry, or straight legs), fetched before the
+transaction opens so no row is locked while a road server is asked; a trip whose road
+geometry cannot be had keeps its straight legs, with a logged warning.
 
     day_plan = plan_day(conn, date(2026, 6, 2), depot_id=1)
     for trip_id in day_plan.trip_ids:
@@ -17,6 +20,7 @@ so days with a daylight-saving change come out right.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -29,6 +33,8 @@ from psycopg.rows import dict_row
 
 from oms_core import orders, planning
 from oms_core.errors import NotFound, OmsError
+from oms_core.planning.matrix import RoutingUnavailable
+from oms_core.planning.routes import RouteProvider, StraightLegs
 from oms_core.states import OrderState
 
 __all__ = [
@@ -41,7 +47,9 @@ __all__ = [
     "plan_day",
 ]
 
+log = logging.getLogger(__name__)
 Conn = psycopg.Connection[Any]
+Line = list[list[float]]  # [[lon, lat], ...]
 Progress = Callable[[str], None]
 S = OrderState
 # Time at the door per order (park, hand over, sign) when no better figure is known.
@@ -245,12 +253,14 @@ def plan_day(
     service_s: int = DEFAULT_SERVICE_S,
     progress: Progress | None = None,
     replace: bool = False,
+    routes: RouteProvider | None = None,
 ) -> DayPlan:
     """Plan the day's reserved orders of one depot (or every depot) into stored trips.
 
     ``matrix`` defaults to ``HaversineMatrix()``; ``time_limit_s`` and ``max_iterations``
     bound each depot's search (see ``planning.plan``). ``replace`` (default off) re-plans
-    a day whose trips are all still planned, with their orders. Raises
+    a day whose trips are all still planned, with their orders. ``routes`` gives each
+    trip's stored geometry (default: straight legs). Raises
     ``DayAlreadyPlanned`` when the day has trips there (with ``replace``: dispatched
     ones), ``PlanRejected`` when the checker faults the plan; either leaves the day as it was.
     """
@@ -276,6 +286,9 @@ def plan_day(
         if violations:
             raise PlanRejected(violations)
         solved.append((d, result))
+    lines = {
+        (d.depot_id, r.vehicle_id): _geometry(routes, d, r) for d, res in solved for r in res.routes
+    }
     with conn.transaction():
         # Serialise planners of the same depots, then look again: a concurrent run may
         # have stored, replaced or dispatched trips while this one was solving.
@@ -290,7 +303,8 @@ def plan_day(
         scheduled: list[int] = []
         for d, result in solved:
             for route in result.routes:
-                trip_id = _store_route(conn, day, d, route)
+                line = lines[d.depot_id, route.vehicle_id]
+                trip_id = _store_route(conn, day, d, route, line)
                 trip_ids.append(trip_id)
                 for stop in route.stops:
                     for oid in stop.order_ids:
@@ -315,18 +329,36 @@ def _prefixed(progress: Progress, prefix: str) -> Progress:
     return lambda message: progress(prefix + message)
 
 
-def _store_route(conn: Conn, day: date, d: DepotDay, route: planning.Route) -> int:
-    """Insert one trip with its stops and stop orders; returns the trip id."""
-    vid = int(route.vehicle_id)
+def _geometry(routes: RouteProvider | None, d: DepotDay, route: planning.Route) -> Line:
+    """The route's line from depot through its stops back to the depot: the provider's,
+    or straight legs (with a warning) when the provider fails for this trip."""
     depot = next(v.depot for v in d.problem.vehicles if v.id == route.vehicle_id)
-    points = [[depot.lon, depot.lat], *([s.site.lon, s.site.lat] for s in route.stops)]
-    points.append([depot.lon, depot.lat])
+    points = [(depot.lon, depot.lat), *((s.site.lon, s.site.lat) for s in route.stops)]
+    points.append((depot.lon, depot.lat))
+    straight = StraightLegs().geometry(points)
+    if routes is None:
+        return straight
+    try:
+        return routes.geometry(points)
+    except RoutingUnavailable as exc:
+        log.warning(
+            "depot %s vehicle %s: road geometry unavailable, storing straight legs: %s",
+            d.depot_id,
+            route.vehicle_id,
+            exc,
+        )
+        return straight
+
+
+def _store_route(conn: Conn, day: date, d: DepotDay, route: planning.Route, line: Line) -> int:
+    """Insert one trip (geometry ``line``) with its stops and stop orders; returns its id."""
+    vid = int(route.vehicle_id)
     times = d.at(route.depart_s), d.at(route.return_s)
     row = conn.execute(
         "INSERT INTO trips (vehicle_id, driver_id, depot_id, day, planned_departure,"
         " planned_return, state, route_geometry) VALUES (%s, %s, %s, %s, %s, %s, 'planned', %s)"
         " RETURNING id",
-        (vid, d.drivers[vid], d.depot_id, day, *times, json.dumps(points)),
+        (vid, d.drivers[vid], d.depot_id, day, *times, json.dumps(line)),
     ).fetchone()
     assert row is not None  # INSERT … RETURNING always returns the row
     trip_id = int(row[0])
