@@ -1,0 +1,326 @@
+"""Where the vehicle stops: planned-stop arrival and departure by geofence, leaving and
+returning to the depot, unplanned stops and idling (issue 6, rules 2 and 6).
+
+One pure state machine per vehicle and trip. Fixes come in non-decreasing time (the
+quality rule upstream drops out-of-order ones); distances are Euclidean in the trip's
+metric projection. The rule only sees fixes: time without fixes never counts as stopped
+time (a gap of ``max_gap_s`` or more restarts a stop or idling run that has not yet been
+reported), so a silent device is the silence rule's business, never an unplanned stop.
+
+Unplanned stops and idling are judged independently: a vehicle standing still away from
+any stop with its engine running is reported twice, once as ``unplanned_stop`` (where it
+stands) and once as ``idling`` (what it burns). Idling is reported at stops and at the
+depot too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+from deviation.plan import PlannedStop, TripPlan
+from geofence.model import Event, Sample
+
+__all__ = ["Still", "StopParams", "StopState", "step"]
+
+
+@dataclass(frozen=True, slots=True)
+class StopParams:
+    """Thresholds; defaults equal the settings of the same names."""
+
+    arrival_dwell_s: float = 60.0  # inside a stop (or back at the depot) this long: arrived
+    min_outside_s: float = 30.0  # outside this long after arrival: departed (border jitter)
+    stop_speed_kmh: float = 3.0  # below this a fix counts as stopped
+    unplanned_stop_radius_m: float = 50.0
+    unplanned_stop_s: float = 300.0
+    idle_s: float = 600.0
+    max_gap_s: float = 300.0  # silent_after_s: a longer gap is not evidence of standing still
+
+
+@dataclass(frozen=True, slots=True)
+class Still:
+    """A run of fixes standing still around (x_m, y_m), the first stopped fix."""
+
+    since_s: float
+    last_s: float
+    x_m: float
+    y_m: float
+    lat: float
+    lon: float
+    open: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "since_s": self.since_s,
+            "last_s": self.last_s,
+            "x_m": self.x_m,
+            "y_m": self.y_m,
+            "lat": self.lat,
+            "lon": self.lon,
+            "open": self.open,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Still:
+        return cls(
+            float(d["since_s"]),
+            float(d["last_s"]),
+            float(d["x_m"]),
+            float(d["y_m"]),
+            float(d["lat"]),
+            float(d["lon"]),
+            bool(d["open"]),
+        )
+
+    @classmethod
+    def at(cls, s: Sample) -> Still:
+        return cls(s.t_s, s.t_s, s.x_m, s.y_m, s.lat, s.lon)
+
+
+def _opt(v: Any) -> float | None:
+    return None if v is None else float(v)
+
+
+@dataclass(frozen=True, slots=True)
+class StopState:
+    """What the rule remembers; ``departed_s`` and ``arrived_stop_ids`` feed the schedule rule."""
+
+    inside: tuple[tuple[int, float, float | None], ...] = ()  # (stop, first in, out since)
+    visiting: tuple[tuple[int, float, float | None], ...] = ()  # (stop, arrived_s, out_since)
+    arrived_stop_ids: frozenset[int] = frozenset()
+    departed_s: float | None = None  # first departure from the depot
+    returned_s: float | None = None  # latest return to the depot
+    at_depot: bool = True  # a trip starts at its depot
+    depot_edge_s: float | None = None  # first fix of a pending depot departure or return
+    still: Still | None = None  # unplanned-stop run
+    idle: Still | None = None  # idling run
+    last_t_s: float | None = None
+
+    def serving_until_s(self, plan: TripPlan) -> float | None:
+        """When the planned service at the stop being visited ends (None: not at a stop)."""
+        service = {st.stop_id: st.service_s for st in plan.stops}
+        ends = [arrived + service.get(sid, 0.0) for sid, arrived, _ in self.visiting]
+        return max(ends, default=None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "inside": [list(p) for p in self.inside],
+            "visiting": [list(v) for v in self.visiting],
+            "arrived_stop_ids": sorted(self.arrived_stop_ids),
+            "departed_s": self.departed_s,
+            "returned_s": self.returned_s,
+            "at_depot": self.at_depot,
+            "depot_edge_s": self.depot_edge_s,
+            "still": None if self.still is None else self.still.to_json(),
+            "idle": None if self.idle is None else self.idle.to_json(),
+            "last_t_s": self.last_t_s,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> StopState:
+        return cls(
+            inside=tuple((int(i), float(t), _opt(o)) for i, t, o in d["inside"]),
+            visiting=tuple((int(i), float(a), _opt(o)) for i, a, o in d["visiting"]),
+            arrived_stop_ids=frozenset(int(i) for i in d["arrived_stop_ids"]),
+            departed_s=_opt(d["departed_s"]),
+            returned_s=_opt(d["returned_s"]),
+            at_depot=bool(d["at_depot"]),
+            depot_edge_s=_opt(d["depot_edge_s"]),
+            still=None if d["still"] is None else Still.from_json(d["still"]),
+            idle=None if d["idle"] is None else Still.from_json(d["idle"]),
+            last_t_s=_opt(d["last_t_s"]),
+        )
+
+
+def _in(s: Sample, x: float, y: float, r: float) -> bool:
+    return math.hypot(s.x_m - x, s.y_m - y) <= r
+
+
+def _in_stop(s: Sample, stop: PlannedStop) -> bool:
+    return _in(s, stop.x_m, stop.y_m, stop.radius_m)
+
+
+def step(
+    state: StopState, sample: Sample, plan: TripPlan, params: StopParams = StopParams()
+) -> tuple[StopState, list[Event]]:
+    """Advance by one fix; events come in the order depot, stops, unplanned stop, idling."""
+    events: list[Event] = []
+    at_depot_zone = _in(sample, plan.depot_x_m, plan.depot_y_m, plan.depot_radius_m)
+    state = _depot(state, sample, plan, at_depot_zone, params, events)
+    state = _planned(state, sample, plan, params, events)
+    gap = state.last_t_s is not None and sample.t_s - state.last_t_s >= params.max_gap_s
+    in_zone = at_depot_zone or any(_in_stop(sample, st) for st in plan.stops)
+    still = _unplanned(state.still, sample, in_zone, gap, params, events)
+    idle = _idling(state.idle, sample, gap, params, events)
+    return replace(state, still=still, idle=idle, last_t_s=sample.t_s), events
+
+
+def _depot(
+    state: StopState,
+    s: Sample,
+    plan: TripPlan,
+    inside: bool,
+    p: StopParams,
+    events: list[Event],
+) -> StopState:
+    """Departure after ``min_outside_s`` outside; return after ``arrival_dwell_s`` inside."""
+    if state.at_depot == inside:  # nothing pending
+        return replace(state, depot_edge_s=None) if state.depot_edge_s is not None else state
+    edge = s.t_s if state.depot_edge_s is None else state.depot_edge_s
+    if state.at_depot:
+        if s.t_s - edge < p.min_outside_s:
+            return replace(state, depot_edge_s=edge)
+        events.append(Event("depot_departure", "info", edge, data={"departed_s": edge}))
+        first = edge if state.departed_s is None else state.departed_s
+        return replace(state, at_depot=False, depot_edge_s=None, departed_s=first)
+    if s.t_s - edge < p.arrival_dwell_s:
+        return replace(state, depot_edge_s=edge)
+    missed = [st.stop_id for st in plan.stops if st.stop_id not in state.arrived_stop_ids]
+    data = {"returned_s": edge, "all_stops_visited": not missed, "missed_stop_ids": missed}
+    events.append(Event("depot_return", "info", edge, data=data))
+    return replace(state, at_depot=True, depot_edge_s=None, returned_s=edge)
+
+
+def _planned(
+    state: StopState, s: Sample, plan: TripPlan, p: StopParams, events: list[Event]
+) -> StopState:
+    """Geofence arrival after ``arrival_dwell_s`` inside and departure after
+    ``min_outside_s`` outside; excursions shorter than ``min_outside_s`` (GPS jitter at the
+    border) interrupt neither the dwell nor the visit."""
+    by_id = {st.stop_id: st for st in plan.stops}
+    visiting: list[tuple[int, float, float | None]] = []
+    for sid, arrived_s, out_since in state.visiting:
+        stop = by_id.get(sid)
+        if stop is None:  # re-planned away: nothing left to depart from
+            continue
+        if _in_stop(s, stop):
+            visiting.append((sid, arrived_s, None))
+            continue
+        out = s.t_s if out_since is None else out_since
+        if s.t_s - out < p.min_outside_s:
+            visiting.append((sid, arrived_s, out))
+            continue
+        data = {"stop_id": sid, "departed_s": out, "dwell_s": out - arrived_s}
+        events.append(Event("stop_departure", "info", out, str(sid), data))
+    was_inside = {sid: (first, out) for sid, first, out in state.inside}
+    arrived = set(state.arrived_stop_ids)
+    inside: list[tuple[int, float, float | None]] = []
+    for stop in plan.stops:  # in visiting order, so co-located stops arrive in sequence
+        if stop.stop_id in arrived:
+            continue
+        first, out_since = was_inside.get(stop.stop_id, (s.t_s, None))
+        if not _in_stop(s, stop):
+            left = s.t_s if out_since is None else out_since
+            if stop.stop_id in was_inside and s.t_s - left < p.min_outside_s:
+                inside.append((stop.stop_id, first, left))  # a brief excursion: border jitter
+            continue
+        if s.t_s - first < p.arrival_dwell_s:
+            inside.append((stop.stop_id, first, None))
+            continue
+        _arrive(stop, first, plan, arrived, events)
+        arrived.add(stop.stop_id)
+        visiting.append((stop.stop_id, first, None))
+    return replace(
+        state, inside=tuple(inside), visiting=tuple(visiting), arrived_stop_ids=frozenset(arrived)
+    )
+
+
+def _arrive(
+    stop: PlannedStop, at_s: float, plan: TripPlan, arrived: set[int], events: list[Event]
+) -> None:
+    skipped = [st for st in plan.stops if st.seq < stop.seq and st.stop_id not in arrived]
+    key = str(stop.stop_id)
+    data = {
+        "stop_id": stop.stop_id,
+        "seq": stop.seq,
+        "arrived_s": at_s,
+        "method": "geofence",
+        "out_of_sequence": bool(skipped),
+        "order_ids": list(stop.order_ids),
+    }
+    events.append(Event("stop_arrival", "info", at_s, key, data))
+    if skipped:
+        alert = {
+            "stop_id": stop.stop_id,
+            "seq": stop.seq,
+            "expected_seq": min(st.seq for st in skipped),
+            "skipped_stop_ids": [st.stop_id for st in skipped],
+            "order_ids": list(stop.order_ids),
+        }
+        events.append(Event("stop_out_of_sequence", "open", at_s, key, alert))
+        events.append(Event("stop_out_of_sequence", "close", at_s, key, dict(alert)))
+
+
+def _stopped(s: Sample, p: StopParams) -> bool:
+    """Slow enough to start a run; with unknown speed the run's radius decides."""
+    return math.isnan(s.speed_kmh) or s.speed_kmh < p.stop_speed_kmh
+
+
+def _unplanned(
+    run: Still | None,
+    s: Sample,
+    in_zone: bool,
+    gap: bool,
+    p: StopParams,
+    events: list[Event],
+) -> Still | None:
+    """A run starts on a stopped fix outside every stop and depot zone and lasts while
+    fixes stay within the radius of its first fix; any fix in a zone ends it, so jitter at
+    a customer's border never turns a delivery into an unplanned stop."""
+    if run is not None:
+        moved = not _in(s, run.x_m, run.y_m, p.unplanned_stop_radius_m)
+        if moved or in_zone:
+            if run.open:
+                data = _where(run) | {"ended_s": run.last_s}
+                events.append(Event("unplanned_stop", "close", s.t_s, data=data))
+            run = None
+        elif gap and not run.open:
+            run = None
+        else:
+            run = replace(run, last_s=s.t_s)
+            if not run.open and s.t_s - run.since_s >= p.unplanned_stop_s:
+                run = replace(run, open=True)
+                events.append(Event("unplanned_stop", "open", run.since_s, data=_where(run)))
+            return run
+    return Still.at(s) if _stopped(s, p) and not in_zone else None
+
+
+def _where(run: Still) -> dict[str, Any]:
+    return {
+        "lat": run.lat,
+        "lon": run.lon,
+        "started_s": run.since_s,
+        "duration_s": run.last_s - run.since_s,
+    }
+
+
+def _idling(
+    run: Still | None, s: Sample, gap: bool, p: StopParams, events: list[Event]
+) -> Still | None:
+    """Ignition on and not moving (known speed below the threshold, or with unknown speed
+    still within the unplanned-stop radius of the run's start). Unknown ignition ends a run."""
+    if run is not None:
+        if math.isnan(s.speed_kmh):
+            moving = not _in(s, run.x_m, run.y_m, p.unplanned_stop_radius_m)
+        else:
+            moving = s.speed_kmh >= p.stop_speed_kmh
+        if moving or s.ignition != 1:
+            if run.open:
+                reason = (
+                    "moved"
+                    if moving
+                    else ("ignition_off" if s.ignition == 0 else "ignition_unknown")
+                )
+                data = {"duration_s": run.last_s - run.since_s, "reason": reason}
+                events.append(Event("idling", "close", s.t_s, data=data))
+            run = None
+        elif gap and not run.open:
+            run = None
+        else:
+            run = replace(run, last_s=s.t_s)
+            if not run.open and s.t_s - run.since_s >= p.idle_s:
+                run = replace(run, open=True)
+                events.append(Event("idling", "open", run.since_s, data=_where(run)))
+            return run
+    return Still.at(s) if s.ignition == 1 and _stopped(s, p) else None
