@@ -34,6 +34,8 @@ from ingest.writer import Writer
 from menara import db
 from menara.settings import Settings
 from oms_core.api import make_app
+from oms_core.geocode import Geocoder
+from oms_core.planning.routes import road_providers
 
 log = logging.getLogger(__name__)
 
@@ -133,9 +135,20 @@ async def serve(
             listeners.append(await stack.enter_async_context(udp))
             log.info("teltonika listening on udp %s:%d", settings.tcp_host, udp.port)
         if settings.api_port > 0:
-            api = web.AppRunner(
-                make_app(dsn, max_body_bytes=settings.api_max_body_bytes), access_log=None
+            matrix, routes = road_providers(
+                settings.osrm_url,
+                road_factor=settings.plan_road_factor,
+                avg_speed_kmh=settings.plan_avg_speed_kmh,
             )
+            geocoder = Geocoder(settings.geocoder_url) if settings.geocoder_url else None
+            app = make_app(
+                dsn,
+                max_body_bytes=settings.api_max_body_bytes,
+                geocoder=geocoder,
+                matrix=matrix,
+                routes=routes,
+            )
+            api = web.AppRunner(app, access_log=None)
             await api.setup()
             stack.push_async_callback(api.cleanup)
             await web.TCPSite(api, settings.tcp_host, settings.api_port).start()

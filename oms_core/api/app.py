@@ -29,6 +29,9 @@ from oms_core.api.auth import lookup
 from oms_core.api.context import CTX, PRINCIPAL, Context, run
 from oms_core.api.errors import ApiError, Handler, error_middleware
 from oms_core.api.spec import PREFIX, Operation, document
+from oms_core.geocode import Geocoder
+from oms_core.planning.matrix import MatrixProvider
+from oms_core.planning.routes import RouteProvider
 from oms_core.verify import Radius, ServiceArea
 
 __all__ = ["DEFAULT_SERVICE_AREA", "OPERATIONS", "make_app", "utc_now"]
@@ -61,6 +64,9 @@ def make_app(
     now: Callable[[], datetime] = utc_now,
     min_lead_s: float = 3600,
     service_area: ServiceArea = DEFAULT_SERVICE_AREA,
+    geocoder: Geocoder | None = None,
+    matrix: MatrixProvider | None = None,
+    routes: RouteProvider | None = None,
 ) -> web.Application:
     """The OMS API under ``/api/v1``.
 
@@ -68,6 +74,9 @@ def make_app(
     on startup and closes it on cleanup. ``max_body_bytes`` caps request bodies (413);
     ``now`` is the clock verification uses; ``min_lead_s`` and ``service_area`` are
     passed to ``oms_core.verify.verify`` (defaults: one hour, 50 km from the depot).
+    ``geocoder`` finds coordinates for addresses sent without them (default none: such
+    customer addresses are refused); ``matrix`` and ``routes`` give plans their travel
+    times and trip geometry (default: haversine and straight legs).
     """
     owned = isinstance(pool, str)
     if isinstance(pool, str):
@@ -76,7 +85,7 @@ def make_app(
     app = web.Application(
         client_max_size=max_body_bytes, middlewares=[error_middleware, _auth(by_id)]
     )
-    app[CTX] = Context(pool, now, min_lead_s, service_area)
+    app[CTX] = Context(pool, now, min_lead_s, service_area, geocoder, matrix, routes)
     for op in OPERATIONS:
         app.router.add_route(op.method, PREFIX + _route(op), op.handler, name=op.operation_id)
     spec = document(OPERATIONS)

@@ -1,5 +1,6 @@
 """What handlers share: the connection pool, the clock, verification settings, the
-caller, and the two steps every handler repeats (run domain code, read a JSON body)."""
+geocoder and road network providers, the caller, and the two steps every handler
+repeats (run domain code, read a JSON body)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,12 @@ from oms_core.api.auth import Principal
 from oms_core.api.errors import ApiError, invalid
 from oms_core.api.schemas import SCHEMAS
 from oms_core.api.validate import validate
+from oms_core.geocode import AddressNotFound, GeocodeError, Geocoder
+from oms_core.planning.matrix import MatrixProvider
+from oms_core.planning.routes import RouteProvider
 from oms_core.verify import ServiceArea
 
-__all__ = ["CTX", "PRINCIPAL", "Context", "read_json", "run"]
+__all__ = ["CTX", "PRINCIPAL", "Context", "geocode", "geocode_refusal", "read_json", "run"]
 
 T = TypeVar("T")
 
@@ -33,6 +37,9 @@ class Context:
     now: Callable[[], datetime]
     min_lead_s: float
     service_area: ServiceArea
+    geocoder: Geocoder | None = None  # None: addresses need lat/lon
+    matrix: MatrixProvider | None = None  # None: the planner's default (haversine)
+    routes: RouteProvider | None = None  # None: straight legs
 
 
 CTX = web.AppKey("oms_context", Context)
@@ -70,3 +77,23 @@ async def read_json(request: web.Request, schema: str) -> dict[str, Any]:
         raise invalid(problems)
     assert isinstance(body, dict)  # every request schema is an object
     return body
+
+
+def geocode_refusal(exc: GeocodeError, field: str) -> ApiError:
+    """An address the geocoder could not place is the caller's to fix (422); a geocoder
+    that failed is the server's (503): the message says what to do either way."""
+    status = 422 if isinstance(exc, AddressNotFound) else 503
+    return ApiError(
+        status, exc.code, str(exc), [{"code": exc.code, "field": field, "message": str(exc)}]
+    )
+
+
+async def geocode(request: web.Request, text: str, field: str) -> tuple[float, float]:
+    """(lat, lon) of ``text`` from the configured geocoder (``field`` names the address
+    in errors); the caller checked that one is configured."""
+    coder = request.app[CTX].geocoder
+    assert coder is not None
+    try:
+        return await asyncio.to_thread(coder.geocode, text)
+    except GeocodeError as exc:
+        raise geocode_refusal(exc, field) from exc

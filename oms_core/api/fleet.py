@@ -1,6 +1,8 @@
 """Fleet endpoints: vehicles and drivers (list, create, read) and daily assignments.
 
-Lists are not paged: a fleet is tens to hundreds of records, which one response holds.
+Lists are keyset pages by ascending id, with the parameters of ``GET /orders``
+(``limit``, ``cursor`` = the last page's ``next_cursor``): a page stays correct while
+records are added, which offset paging does not.
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from datetime import date, time
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import psycopg
 from aiohttp import web
@@ -22,13 +24,44 @@ from oms_core.api.schemas import MAX_ID
 from oms_core.api.spec import PREFIX, Operation, Param, parse_params
 from oms_core.api.validate import FieldProblem, parse_date
 
-__all__ = ["OPERATIONS"]
+__all__ = ["OPERATIONS", "PAGE_PARAMS", "keyset_page"]
 
 Conn = psycopg.Connection[Any]
+
+
+class _Keyed(Protocol):
+    @property
+    def id(self) -> int: ...
+
+
+T = TypeVar("T", bound=_Keyed)
 _READ = frozenset({Role.DISPATCHER, Role.SUPERVISOR})
 _WRITE = frozenset({Role.DISPATCHER})
 _ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 _ERR = "Error"
+PAGE_PARAMS = (
+    Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 500}, "page size (50)"),
+    Param(
+        "cursor",
+        "query",
+        {"type": "string", "maxLength": 20, "pattern": "^[0-9]+$"},
+        "next_cursor of the last page",
+    ),
+)
+
+
+def keyset_page(
+    conn: Conn, cls: type[T], sql: str, params: dict[str, Any], q: dict[str, Any]
+) -> tuple[list[T], str | None]:
+    """One page of ``sql`` (a SELECT over a table with ``id``, its filters as named
+    parameters) after ``q``'s cursor, by id; the cursor of the next page or None."""
+    limit, cursor = q.get("limit", 50), q.get("cursor")
+    where = " AND id > %(cursor)s" if cursor is not None else ""
+    args = {**params, "cursor": None if cursor is None else int(cursor), "limit": limit + 1}
+    with conn.cursor(row_factory=class_row(cls)) as cur:
+        rows = cur.execute(sql + where + " ORDER BY id LIMIT %(limit)s", args).fetchall()
+    page = rows[:limit]
+    return page, str(page[-1].id) if len(rows) > limit else None
 
 
 def _json(record: fleet.Vehicle | fleet.Driver) -> dict[str, Any]:
@@ -79,17 +112,12 @@ async def create_vehicle(request: web.Request) -> web.Response:
 
 
 async def list_vehicles(request: web.Request) -> web.Response:
-    depot_id = parse_params(request, _OPS["listVehicles"]).get("depot_id")
-
-    def read(conn: Conn) -> list[fleet.Vehicle]:
-        with conn.cursor(row_factory=class_row(fleet.Vehicle)) as cur:
-            return cur.execute(
-                "SELECT * FROM vehicles WHERE %(d)s::bigint IS NULL OR depot_id = %(d)s"
-                " ORDER BY id",
-                {"d": depot_id},
-            ).fetchall()
-
-    return web.json_response({"vehicles": [_json(v) for v in await run(request, read)]})
+    q = parse_params(request, _OPS["listVehicles"])
+    sql = "SELECT * FROM vehicles WHERE (%(d)s::bigint IS NULL OR depot_id = %(d)s)"
+    page, nxt = await run(
+        request, lambda c: keyset_page(c, fleet.Vehicle, sql, {"d": q.get("depot_id")}, q)
+    )
+    return web.json_response({"vehicles": [_json(v) for v in page], "next_cursor": nxt})
 
 
 async def get_vehicle(request: web.Request) -> web.Response:
@@ -122,11 +150,10 @@ async def create_driver(request: web.Request) -> web.Response:
 
 
 async def list_drivers(request: web.Request) -> web.Response:
-    def read(conn: Conn) -> list[fleet.Driver]:
-        with conn.cursor(row_factory=class_row(fleet.Driver)) as cur:
-            return cur.execute("SELECT * FROM drivers ORDER BY id").fetchall()
-
-    return web.json_response({"drivers": [_json(d) for d in await run(request, read)]})
+    q = parse_params(request, _OPS["listDrivers"])
+    sql = "SELECT * FROM drivers WHERE true"
+    page, nxt = await run(request, lambda c: keyset_page(c, fleet.Driver, sql, {}, q))
+    return web.json_response({"drivers": [_json(d) for d in page], "next_cursor": nxt})
 
 
 async def get_driver(request: web.Request) -> web.Response:
@@ -149,9 +176,11 @@ async def assign(request: web.Request) -> web.Response:
 _ID = (Param("id", "path", _ID_SCHEMA, "record id"),)
 OPERATIONS = (
     Operation(
-        "listVehicles", "GET", "/vehicles", list_vehicles, "List vehicles, by id", _READ,
-        {200: ("the vehicles", "VehicleList")},
-        params=(Param("depot_id", "query", _ID_SCHEMA, "only vehicles of this depot"),),
+        "listVehicles", "GET", "/vehicles", list_vehicles,
+        "List vehicles by id, a page at a time", _READ,
+        {200: ("one page of vehicles", "VehicleList")},
+        params=(Param("depot_id", "query", _ID_SCHEMA, "only vehicles of this depot"),
+                *PAGE_PARAMS),
     ),
     Operation(
         "createVehicle", "POST", "/vehicles", create_vehicle, "Add a vehicle", _WRITE,
@@ -164,8 +193,9 @@ OPERATIONS = (
         {200: ("the vehicle", "Vehicle"), 404: ("no such vehicle", _ERR)}, params=_ID,
     ),
     Operation(
-        "listDrivers", "GET", "/drivers", list_drivers, "List drivers, by id", _READ,
-        {200: ("the drivers", "DriverList")},
+        "listDrivers", "GET", "/drivers", list_drivers,
+        "List drivers by id, a page at a time", _READ,
+        {200: ("one page of drivers", "DriverList")}, params=PAGE_PARAMS,
     ),
     Operation(
         "createDriver", "POST", "/drivers", create_driver, "Add a driver", _WRITE,

@@ -5,6 +5,8 @@ created and bad ones refused with their reasons in the same call. An order is ne
 stored in part: in CSV, rows sharing an ``external_ref`` are one order, and one bad row
 refuses the whole order (each of its rows says why). A window that has already started
 is refused here rather than left to verification: such a draft could never be verified.
+With a geocoder configured, an order without coordinates (or a stored address) is
+geocoded first; an address it cannot place refuses that order, like any bad row.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import csv
 import io
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -24,11 +26,13 @@ from oms_core import orders
 from oms_core.api.auth import Role
 from oms_core.api.context import CTX, PRINCIPAL, run
 from oms_core.api.errors import ApiError
-from oms_core.api.orders import order_in
+from oms_core.api.orders import needs_geocoding, order_in
 from oms_core.api.schemas import SCHEMAS
 from oms_core.api.spec import Operation
 from oms_core.api.validate import validate
 from oms_core.errors import InvalidOrder, OmsError
+from oms_core.geocode import GeocodeError, Geocoder
+from oms_core.model import OrderIn
 
 __all__ = ["CSV_COLUMNS", "MAX_ROWS", "OPERATIONS"]
 
@@ -176,17 +180,40 @@ def _group(rows: list[tuple[int, dict[str, str | None]]]) -> list[_Order]:
     return found
 
 
-def _store(conn: Conn, todo: list[_Order], now: datetime, actor: str) -> list[dict[str, Any]]:
+def _locate(geocoder: Geocoder | None, new: OrderIn, seen: dict[str, Any]) -> OrderIn | Error:
+    """The order with coordinates from the geocoder when it needs them and one is set
+    (each distinct address asked once per import), or the refusal as a report error."""
+    if geocoder is None or not needs_geocoding(new):
+        return new
+    text = new.address_text
+    if text not in seen:
+        try:
+            seen[text] = geocoder.geocode(text)
+        except GeocodeError as exc:
+            seen[text] = _err(exc.code, str(exc))
+    found = seen[text]
+    if isinstance(found, dict):
+        return found
+    return replace(new, lat=found[0], lon=found[1])
+
+
+def _store(
+    conn: Conn, todo: list[_Order], now: datetime, actor: str, geocoder: Geocoder | None
+) -> list[dict[str, Any]]:
     report: list[dict[str, Any]] = []
+    seen: dict[str, Any] = {}
     for order in todo:
         order_id: int | None = None
         if order.error is None:
             new = order_in(order.body)
-            if new.window_start <= now:
+            located = _locate(geocoder, new, seen) if new.window_start > now else None
+            if located is None:
                 order.error = _err("window_in_past", "the delivery window has already started")
+            elif isinstance(located, dict):
+                order.error = located
             else:
                 try:
-                    order_id = orders.create_order(conn, new, actor=actor).id
+                    order_id = orders.create_order(conn, located, actor=actor).id
                 except InvalidOrder as exc:
                     problems = [{"code": p.code, "message": p.message} for p in exc.problems]
                     order.error = _err(exc.code, str(exc), problems)
@@ -213,8 +240,9 @@ async def import_orders(request: web.Request) -> web.Response:
         )
     raw = await request.read()  # raises 413 past the app's client_max_size
     todo = _from_json(raw) if media == "application/json" else _from_csv(raw)
-    now, actor = request.app[CTX].now(), request[PRINCIPAL].name
-    rows = await run(request, lambda c: _store(c, todo, now, actor))
+    ctx, actor = request.app[CTX], request[PRINCIPAL].name
+    now = ctx.now()
+    rows = await run(request, lambda c: _store(c, todo, now, actor, ctx.geocoder))
     created = len({r["order_id"] for r in rows if r["ok"]})
     refused = sum(1 for r in rows if not r["ok"])
     return web.json_response({"created": created, "refused_rows": refused, "rows": rows})

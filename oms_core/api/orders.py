@@ -6,7 +6,7 @@ core in a worker thread, JSON out. Every business rule stays in ``oms_core``.
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -15,7 +15,7 @@ from aiohttp import web
 
 from oms_core import orders, verify
 from oms_core.api.auth import Role
-from oms_core.api.context import CTX, PRINCIPAL, read_json, run
+from oms_core.api.context import CTX, PRINCIPAL, geocode, read_json, run
 from oms_core.api.schemas import MAX_ID
 from oms_core.api.spec import PREFIX, Operation, Param, parse_params
 from oms_core.api.validate import parse_datetime
@@ -23,7 +23,7 @@ from oms_core.errors import Problem
 from oms_core.model import LineIn, Order, OrderFilter, OrderIn
 from oms_core.states import OrderState, PaymentMethod
 
-__all__ = ["OPERATIONS", "order_json"]
+__all__ = ["OPERATIONS", "needs_geocoding", "order_in", "order_json"]
 
 _READ = frozenset({Role.DISPATCHER, Role.SUPERVISOR})
 _WRITE = frozenset({Role.DISPATCHER})
@@ -71,8 +71,16 @@ def order_in(body: dict[str, Any]) -> OrderIn:
     )
 
 
+def needs_geocoding(new: OrderIn) -> bool:
+    """No coordinates and no stored address to take them from."""
+    return new.lat is None and new.lon is None and new.address_id is None
+
+
 async def create_order(request: web.Request) -> web.Response:
     new = order_in(await read_json(request, "OrderCreate"))
+    if request.app[CTX].geocoder is not None and needs_geocoding(new):
+        lat, lon = await geocode(request, new.address_text, "/address_text")
+        new = replace(new, lat=lat, lon=lon)
     actor = request[PRINCIPAL].name
     order = await run(request, lambda c: orders.create_order(c, new, actor=actor))
     return web.json_response(
@@ -187,7 +195,14 @@ _NOT_FOUND = (404, ("no such order", _ERR))
 OPERATIONS = (
     Operation(
         "createOrder", "POST", "/orders", create_order, "Enter a draft order", _WRITE,
-        {201: ("the stored draft", "Order")}, body="OrderCreate",
+        {201: ("the stored draft", "Order"),
+         422: ("schema problems, a refused order, or an address the geocoder cannot place"
+               " (address_not_found)", _ERR),
+         503: ("the geocoder failed (geocoder_unavailable)", _ERR)},
+        body="OrderCreate",
+        description="Without lat, lon and address_id the address_text is geocoded when"
+        " geocoder_url is set; else the draft is stored without coordinates and"
+        " verification refuses it until they are known.",
     ),
     Operation(
         "listOrders", "GET", "/orders", list_orders, "List orders, newest first", _READ,

@@ -1,27 +1,33 @@
 """Plan and trip endpoints: plan a day, read trips, dispatch and start them.
 
 Driver tokens see only their own trips. Another driver's trip answers 404, exactly as a
-trip that does not exist, so a driver cannot learn which trip ids are in use.
+trip that does not exist, so a driver cannot learn which trip ids are in use. Every trip
+answer is read by ``trip_views``, so each carries its stops' live fields (ETA, actual
+times, how arrival was detected, zone radius, out of sequence) the same way.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import psycopg
 from aiohttp import web
+from psycopg.rows import dict_row
 
 from oms_core import dispatch, trips
 from oms_core.api.auth import Principal, Role
 from oms_core.api.context import CTX, PRINCIPAL, read_json, run
-from oms_core.api.errors import invalid
+from oms_core.api.errors import ApiError, invalid
+from oms_core.api.fleet import PAGE_PARAMS
 from oms_core.api.schemas import MAX_ID
 from oms_core.api.spec import PREFIX, Operation, Param, parse_params
 from oms_core.api.validate import FieldProblem, parse_date
 from oms_core.errors import NotFound
+from oms_core.planning.matrix import RoutingUnavailable
 
-__all__ = ["DEFAULT_TIME_LIMIT_S", "OPERATIONS", "PLAN_AHEAD_DAYS", "trip_json"]
+__all__ = ["DEFAULT_TIME_LIMIT_S", "OPERATIONS", "PLAN_AHEAD_DAYS", "trip_views"]
 
 DEFAULT_TIME_LIMIT_S = 10
 # Orders are entered days, not years, ahead; the bound also keeps dates far from the
@@ -43,10 +49,50 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def trip_json(trip: trips.Trip) -> dict[str, Any]:
-    """A trip as the ``Trip`` schema describes it."""
-    out: dict[str, Any] = _jsonable(asdict(trip))
+Conn = psycopg.Connection[Any]
+_TRIP_STATES = ["planned", "dispatched", "in_progress", "completed", "cancelled"]
+_STOP_COLUMNS = (
+    "s.id, s.trip_id, s.seq, s.lat, s.lon, s.planned_arrival, s.planned_departure,"
+    " s.service_time_s, s.window_start, s.window_end, s.eta, s.actual_arrival,"
+    " s.actual_departure, s.arrival_method, s.radius_m, s.out_of_sequence"
+)
+
+
+def trip_views(
+    conn: Conn, where: str, params: Sequence[Any], *, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Trips matching ``where`` (SQL over ``trips``), by id, at most ``limit``, each as
+    the ``Trip`` schema describes it, with its stops and their orders."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            "SELECT id, vehicle_id, driver_id, depot_id, day, planned_departure, planned_return,"
+            f" state, route_geometry FROM trips WHERE {where} ORDER BY id"
+            + ("" if limit is None else f" LIMIT {int(limit)}"),
+            params,
+        ).fetchall()
+        stops = cur.execute(
+            f"SELECT {_STOP_COLUMNS}, coalesce(array_agg(so.order_id ORDER BY so.order_id)"
+            " FILTER (WHERE so.order_id IS NOT NULL), '{}') AS order_ids"
+            " FROM stops s LEFT JOIN stop_orders so ON so.stop_id = s.id"
+            " WHERE s.trip_id = ANY(%s) GROUP BY s.id ORDER BY s.trip_id, s.seq",
+            ([r["id"] for r in rows],),
+        ).fetchall()
+    by_trip: dict[int, list[dict[str, Any]]] = {r["id"]: [] for r in rows}
+    for stop in stops:
+        by_trip[stop.pop("trip_id")].append(stop)
+    out: list[dict[str, Any]] = [_jsonable({**r, "stops": by_trip[r["id"]]}) for r in rows]
     return out
+
+
+def _trips_by_id(conn: Conn, ids: Sequence[int]) -> list[dict[str, Any]]:
+    return trip_views(conn, "id = ANY(%s)", (list(ids),))
+
+
+def _one_trip(conn: Conn, trip_id: int) -> dict[str, Any]:
+    found = _trips_by_id(conn, [trip_id])
+    if not found:
+        raise NotFound(f"no trip {trip_id}")
+    return found[0]
 
 
 def _driver_of(request: web.Request) -> int | None:
@@ -72,14 +118,27 @@ async def plan(request: web.Request) -> web.Response:
     limit = body.get("time_limit_s", DEFAULT_TIME_LIMIT_S)
     replace = bool(body.get("replace", False))
 
-    def solve(conn: Any) -> tuple[dispatch.DayPlan, list[trips.Trip]]:
-        made = dispatch.plan_day(conn, day, depot_id=depot_id, time_limit_s=limit, replace=replace)
-        return made, [trips.get_trip(conn, t) for t in made.trip_ids]
+    ctx = request.app[CTX]
 
-    made, stored = await run(request, solve)
+    def solve(conn: Conn) -> tuple[dispatch.DayPlan, list[dict[str, Any]]]:
+        made = dispatch.plan_day(
+            conn,
+            day,
+            depot_id=depot_id,
+            matrix=ctx.matrix,
+            routes=ctx.routes,
+            time_limit_s=limit,
+            replace=replace,
+        )
+        return made, _trips_by_id(conn, made.trip_ids)
+
+    try:
+        made, stored = await run(request, solve)
+    except RoutingUnavailable as exc:
+        raise ApiError(503, exc.code, f"{exc}; nothing was planned") from exc
     out = {
         "day": day.isoformat(),
-        "trips": [trip_json(t) for t in stored],
+        "trips": stored,
         "scheduled": list(made.scheduled),
         "unassigned": [{"order_id": o, "reason": r} for o, r in made.unassigned.items()],
         "idle_vehicles": [{"vehicle_id": v, "reason": r} for v, r in made.idle_vehicles.items()],
@@ -95,35 +154,55 @@ async def plan(request: web.Request) -> web.Response:
 
 
 async def list_trips(request: web.Request) -> web.Response:
+    """Keyset pages by id (ascending); a driver token's filter is part of the query, so
+    its pages are full pages of its own trips."""
     q = parse_params(request, _OPS["listTrips"])
-    day = q.get("day") or request.app[CTX].now().date()
-    driver = _driver_of(request)
-    found = await run(request, lambda c: trips.list_trips(c, day, q.get("depot_id")))
-    mine = [t for t in found if driver is None or t.driver_id == driver]
-    return web.json_response({"trips": [trip_json(t) for t in mine]})
+    limit, cursor = q.get("limit", 50), q.get("cursor")
+    clauses = {
+        "day = %s": q.get("day"),
+        "depot_id = %s": q.get("depot_id"),
+        "vehicle_id = %s": q.get("vehicle_id"),
+        "state = ANY(%s)": q.get("state"),
+        "driver_id = %s": _driver_of(request),
+        "id > %s": None if cursor is None else int(cursor),
+    }
+    where = " AND ".join(["true", *(k for k, v in clauses.items() if v is not None)])
+    params = [v for v in clauses.values() if v is not None]
+    found = await run(request, lambda c: trip_views(c, where, params, limit=limit + 1))
+    more = len(found) > limit
+    page = found[:limit]
+    return web.json_response({"trips": page, "next_cursor": str(page[-1]["id"]) if more else None})
 
 
 async def get_trip(request: web.Request) -> web.Response:
     trip_id = parse_params(request, _OPS["getTrip"])["id"]
-    trip = await run(request, lambda c: trips.get_trip(c, trip_id))
+    trip = await run(request, lambda c: _one_trip(c, trip_id))
     driver = _driver_of(request)
-    if driver is not None and trip.driver_id != driver:
+    if driver is not None and trip["driver_id"] != driver:
         raise NotFound(f"no trip {trip_id}")
-    return web.json_response(trip_json(trip))
+    return web.json_response(trip)
 
 
 async def dispatch_trip(request: web.Request) -> web.Response:
     trip_id = parse_params(request, _OPS["dispatchTrip"])["id"]
     actor = request[PRINCIPAL].name
-    trip = await run(request, lambda c: trips.dispatch_trip(c, trip_id, actor=actor))
-    return web.json_response(trip_json(trip))
+
+    def move(conn: Conn) -> dict[str, Any]:
+        trips.dispatch_trip(conn, trip_id, actor=actor)
+        return _one_trip(conn, trip_id)
+
+    return web.json_response(await run(request, move))
 
 
 async def start_trip(request: web.Request) -> web.Response:
     trip_id = parse_params(request, _OPS["startTrip"])["id"]
     actor = request[PRINCIPAL].name
-    trip = await run(request, lambda c: trips.start_trip(c, trip_id, actor=actor))
-    return web.json_response(trip_json(trip))
+
+    def move(conn: Conn) -> dict[str, Any]:
+        trips.start_trip(conn, trip_id, actor=actor)
+        return _one_trip(conn, trip_id)
+
+    return web.json_response(await run(request, move))
 
 
 _ID = (Param("id", "path", _ID_SCHEMA, "trip id"),)
@@ -141,7 +220,8 @@ OPERATIONS = (
          404: ("no such depot", _ERR),
          409: ("the day already has trips there (with replace: dispatched ones)", _ERR),
          500: ("the independent checker refused the planner's answer (plan_rejected)",
-               _ERR)},
+               _ERR),
+         503: ("the configured OSRM server failed (routing_unavailable)", _ERR)},
         body="PlanRequest",
         description="Runs the planner (up to time_limit_s seconds per depot) and stores"
         " the day in one transaction: all of its trips, or none. With replace, a day whose"
@@ -150,11 +230,14 @@ OPERATIONS = (
     ),
     Operation(
         "listTrips", "GET", "/trips", list_trips,
-        "A day's trips, by id (a driver token sees only its own)", _READ_TRIPS,
-        {200: ("the trips with their stops", "TripList")},
+        "List trips by id, a page at a time (a driver token sees only its own)", _READ_TRIPS,
+        {200: ("one page of trips with their stops", "TripList")},
         params=(
-            Param("day", "query", {"type": "string", "format": "date"}, "default: today (UTC)"),
+            Param("day", "query", {"type": "string", "format": "date"}, "only this day"),
             Param("depot_id", "query", _ID_SCHEMA, "only trips from this depot"),
+            Param("vehicle_id", "query", _ID_SCHEMA, "only trips of this vehicle"),
+            Param("state", "query", {"enum": _TRIP_STATES}, "any of", many=True),
+            *PAGE_PARAMS,
         ),
     ),
     Operation(

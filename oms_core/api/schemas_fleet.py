@@ -1,4 +1,4 @@
-"""JSON schemas of the depot, stock, fleet, plan and trip endpoints.
+"""JSON schemas of the customer, product, depot, stock, fleet, plan and trip endpoints.
 
 Merged into ``schemas.SCHEMAS`` (the one registry the document and the validator read).
 They live apart to keep ``schemas.py`` short; the two small helpers are repeated here
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["FLEET_SCHEMAS", "MAX_INT4"]
+__all__ = ["FLEET_SCHEMAS", "MAX_INT4", "NOTIFY_CHANNELS"]
 
 MAX_ID = 2**63 - 1
 MAX_INT4 = 2**31 - 1  # stock.on_hand is an integer column
@@ -50,6 +50,10 @@ def _list(key: str, item: str) -> dict[str, Any]:
     return _obj({key: {"type": "array", "items": _ref(item)}})
 
 
+def _page(key: str, item: str) -> dict[str, Any]:
+    return _obj({key: {"type": "array", "items": _ref(item)}, "next_cursor": _CURSOR})
+
+
 def _amount(description: str) -> dict[str, Any]:
     return {
         "type": "string",
@@ -62,8 +66,80 @@ _DECIMAL = {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?$"}
 _INT = {"type": "integer"}
 _OPT_INT = {"type": ["integer", "null"]}
 _OPT_STR = {"type": ["string", "null"]}
+_OPT_TIME = {**_TIME, "type": ["string", "null"]}
+_CURSOR = {
+    "type": ["string", "null"],
+    "description": "pass as cursor for the next page; null on the last",
+}
+
+_LAT = {"type": ["number", "null"], "minimum": -90, "maximum": 90}
+_LON = {"type": ["number", "null"], "minimum": -180, "maximum": 180}
+NOTIFY_CHANNELS = ("email", "sms")
 
 FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
+    "NotifyPrefs": {
+        **_obj({c: {"type": "boolean"} for c in NOTIFY_CHANNELS}, []),
+        "description": "channels the customer wants delivery news on (absent: off)",
+    },
+    "AddressCreate": _obj(
+        {"text": _text(500), "lat": _LAT, "lon": _LON},
+        ["text"],
+    ),
+    "Address": _obj(
+        {
+            "id": _INT,
+            "customer_id": _INT,
+            "text": {"type": "string"},
+            "lat": {"type": ["number", "null"]},
+            "lon": {"type": ["number", "null"]},
+        }
+    ),
+    "CustomerCreate": _obj(
+        {
+            "name": _text(200),
+            "email": {**_text(254, nullable=True), "pattern": "^[^@\\s\\x00]+@[^@\\s\\x00]+$"},
+            "phone": _text(40, nullable=True),
+            "notify_prefs": _ref("NotifyPrefs"),
+            "addresses": {"type": "array", "maxItems": 20, "items": _ref("AddressCreate")},
+        },
+        ["name"],
+    ),
+    "Customer": _obj(
+        {
+            "id": _INT,
+            "name": {"type": "string"},
+            "email": _OPT_STR,
+            "phone": _OPT_STR,
+            "notify_prefs": _ref("NotifyPrefs"),
+            "created_at": _TIME,
+            "addresses": {"type": "array", "items": _ref("Address")},
+        }
+    ),
+    "CustomerPage": _page("customers", "Customer"),
+    "ProductCreate": _obj(
+        {
+            "sku": {
+                "type": "string",
+                "pattern": "^[A-Za-z0-9._-]{1,64}$",
+                "description": "letters, digits, . _ - (it appears in URLs)",
+            },
+            "name": {"type": "string", "maxLength": 200, "pattern": _TEXT},
+            "unit_weight_kg": {"type": "string", "pattern": "^[0-9]{1,7}(\\.[0-9]{1,3})?$"},
+            "unit_volume_m3": {"type": "string", "pattern": "^[0-9]{1,6}(\\.[0-9]{1,4})?$"},
+            "active": {"type": "boolean", "description": "sold (default true)"},
+        },
+        ["sku", "unit_weight_kg", "unit_volume_m3"],
+    ),
+    "Product": _obj(
+        {
+            "sku": {"type": "string"},
+            "name": {"type": "string"},
+            "unit_weight_kg": _DECIMAL,
+            "unit_volume_m3": _DECIMAL,
+            "active": {"type": "boolean"},
+        }
+    ),
+    "ProductPage": _page("products", "Product"),
     "Depot": _obj(
         {
             "id": _INT,
@@ -111,7 +187,7 @@ FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
             "depot_id": _OPT_INT,
         }
     ),
-    "VehicleList": _list("vehicles", "Vehicle"),
+    "VehicleList": _page("vehicles", "Vehicle"),
     "DriverCreate": _obj(
         {
             "name": _text(200),
@@ -132,7 +208,7 @@ FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
             "phone_device_id": _OPT_STR,
         }
     ),
-    "DriverList": _list("drivers", "Driver"),
+    "DriverList": _page("drivers", "Driver"),
     "Assignment": _obj({"driver_id": _id(), "vehicle_id": _id(), "day": _DAY}),
     "PlanRequest": _obj(
         {
@@ -164,6 +240,18 @@ FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
             "window_start": {"type": ["string", "null"]},
             "window_end": {"type": ["string", "null"]},
             "order_ids": {"type": "array", "items": _INT},
+            "eta": {**_OPT_TIME, "description": "live estimate; null until tracked"},
+            "actual_arrival": _OPT_TIME,
+            "actual_departure": _OPT_TIME,
+            "arrival_method": {
+                "enum": ["geofence", "driver", "dispatcher", None],
+                "description": "how the arrival was detected; null before it",
+            },
+            "radius_m": {
+                "type": ["number", "null"],
+                "description": "the stop's zone radius; null: the stop_radius_m setting",
+            },
+            "out_of_sequence": {"type": "boolean", "description": "visited out of plan order"},
         }
     ),
     "Trip": _obj(
@@ -184,7 +272,7 @@ FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
             "stops": {"type": "array", "items": _ref("TripStop")},
         }
     ),
-    "TripList": _list("trips", "Trip"),
+    "TripList": _page("trips", "Trip"),
     "Unassigned": _obj({"order_id": _INT, "reason": {"type": "string"}}),
     "IdleVehicle": _obj({"vehicle_id": _INT, "reason": {"type": "string"}}),
     "PlanTotals": _obj(

@@ -111,7 +111,13 @@ def test_vehicles_create_list_read_and_conflicts(api: Api) -> None:
     _, _, listed = api.call("GET", "/vehicles", role=Role.SUPERVISOR)
     assert [v["plate"] for v in listed["vehicles"]] == ["AB-123-C", "BIKE-1"]
     _, _, listed = api.call("GET", f"/vehicles?depot_id={api.world.depot_id}")
-    assert listed["vehicles"] == [van]
+    assert listed == {"vehicles": [van], "next_cursor": None}
+    _, _, page = api.call("GET", "/vehicles?limit=1")
+    assert (page["vehicles"], page["next_cursor"]) == ([van], str(van["id"]))
+    _, _, page = api.call("GET", f"/vehicles?limit=1&cursor={page['next_cursor']}")
+    assert page == {"vehicles": [bike], "next_cursor": None}
+    status, _, err = api.call("GET", "/vehicles?cursor=x1")
+    assert (status, err["error"]["details"][0]["field"]) == (422, "cursor")
     assert api.call("GET", f"/vehicles/{van['id']}")[2] == van
 
     status, _, err = api.call("POST", "/vehicles", json={**body, "tracker_device_id": None})
@@ -147,6 +153,10 @@ def test_drivers_create_list_read_and_shift_rules(api: Api) -> None:
     assert (bob["shift_start"], bob["shift_end"]) == ("08:00:00", "17:00:00")
     _, _, listed = api.call("GET", "/drivers", role=Role.SUPERVISOR)
     assert [d["name"] for d in listed["drivers"]] == ["Dee", "Ann", "Bob"]  # Dee: the token's
+    _, _, page = api.call("GET", "/drivers?limit=2")
+    assert [d["name"] for d in page["drivers"]] == ["Dee", "Ann"]
+    _, _, page = api.call("GET", f"/drivers?limit=2&cursor={page['next_cursor']}")
+    assert page == {"drivers": [bob], "next_cursor": None}
     assert api.call("GET", f"/drivers/{ann['id']}")[2] == ann
 
     status, _, err = api.call("POST", "/drivers", json={"name": "C", "shift_start": "18:00"})

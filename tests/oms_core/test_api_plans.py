@@ -98,10 +98,13 @@ def test_orders_to_a_dispatched_trip(api: Api, day: Day) -> None:
     status, _, listed = api.call("GET", f"/trips?day={DAY}", role=Role.SUPERVISOR)
     assert (status, listed["trips"]) == (200, result["trips"])
     d = api.world.depot_id
-    assert api.call("GET", f"/trips?day={DAY}&depot_id={d + 1}")[2] == {"trips": []}
-    assert api.call("GET", "/trips?day=2026-06-03")[2] == {"trips": []}
+    empty: dict[str, Any] = {"trips": [], "next_cursor": None}
+    assert api.call("GET", f"/trips?day={DAY}&depot_id={d + 1}")[2] == empty
+    assert api.call("GET", "/trips?day=2026-06-03")[2] == empty
     trip = result["trips"][0]
     assert api.call("GET", f"/trips/{trip['id']}")[2] == trip
+    live = {k: trip["stops"][0][k] for k in _LIVE}
+    assert live == dict.fromkeys(_LIVE) | {"out_of_sequence": False}
     assert trip["route_geometry"][0] == trip["route_geometry"][-1]  # depot to depot
 
     status, _, moved = api.call("POST", f"/trips/{trip['id']}/dispatch")
@@ -121,13 +124,51 @@ def test_orders_to_a_dispatched_trip(api: Api, day: Day) -> None:
     assert (status, again["error"]["code"]) == (409, "day_already_planned")
 
 
+_LIVE = ("eta", "actual_arrival", "actual_departure", "arrival_method", "radius_m",
+         "out_of_sequence")  # fmt: skip
+
+
+def test_trips_are_paged_and_filtered(api: Api, day: Day) -> None:
+    trips = plan(api)[1]["trips"]
+    first, second = sorted(trips, key=lambda t: t["id"])
+    status, _, page = api.call("GET", "/trips?limit=1")  # no day: every day
+    assert (status, page["trips"], page["next_cursor"]) == (200, [first], str(first["id"]))
+    page = api.call("GET", f"/trips?limit=1&cursor={page['next_cursor']}")[2]
+    assert page == {"trips": [second], "next_cursor": None}
+    by_vehicle = api.call("GET", f"/trips?vehicle_id={second['vehicle_id']}")[2]["trips"]
+    assert by_vehicle == [second]
+    assert api.call("POST", f"/trips/{second['id']}/dispatch")[0] == 200
+    listed = api.call("GET", f"/trips?day={DAY}&state=dispatched&state=in_progress")[2]
+    assert [t["id"] for t in listed["trips"]] == [second["id"]]
+    assert api.call("GET", "/trips?state=completed")[2]["trips"] == []
+
+    with psycopg.connect(api.world.dsn, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE stops SET eta = '2026-06-02T09:30:00Z', actual_arrival ="
+            " '2026-06-02T09:31:00Z', arrival_method = 'geofence', radius_m = 80,"
+            " out_of_sequence = true WHERE trip_id = %s AND seq = 1",
+            (second["id"],),
+        )
+    stop = api.call("GET", f"/trips/{second['id']}")[2]["stops"][0]
+    assert {k: stop[k] for k in _LIVE} == {
+        "eta": "2026-06-02T09:30:00+00:00",
+        "actual_arrival": "2026-06-02T09:31:00+00:00",
+        "actual_departure": None,
+        "arrival_method": "geofence",
+        "radius_m": 80.0,
+        "out_of_sequence": True,
+    }
+
+
 def test_drivers_see_only_their_own_trips(api: Api, day: Day) -> None:
     trips = plan(api)[1]["trips"]
     by_driver = {t["driver_id"]: t for t in trips}
     mine, theirs = by_driver[day.drivers[0]], by_driver[day.drivers[1]]
     token = day.driver_tokens[0]
 
-    assert call_as(api, token, "GET", f"/trips?day={DAY}") == (200, {"trips": [mine]})
+    mine_only = {"trips": [mine], "next_cursor": None}
+    assert call_as(api, token, "GET", f"/trips?day={DAY}") == (200, mine_only)
+    assert call_as(api, token, "GET", "/trips?limit=1") == (200, mine_only)  # a full page
     assert call_as(api, token, "GET", f"/trips/{mine['id']}") == (200, mine)
     status, err = call_as(api, token, "GET", f"/trips/{theirs['id']}")
     assert (status, err["error"]["code"]) == (404, "not_found")
