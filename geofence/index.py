@@ -72,10 +72,12 @@ class ZoneIndex:
         boundary: dict[int, list[int]] = {}
         for k, zid in enumerate(ids):
             geom = self._zones[zid].geometry
-            full = _cells(geom.buffer(-MARGIN_DEG), resolution, "full")
+            full = _cells(geom.buffer(-MARGIN_DEG, join_style="mitre"), resolution, "full")
             for cell in full:
                 inside.setdefault(cell, set()).add(zid)
-            for cell in _cells(geom.buffer(MARGIN_DEG), resolution, "overlap") - full:
+            for cell in (
+                _cells(geom.buffer(MARGIN_DEG, join_style="mitre"), resolution, "overlap") - full
+            ):
                 boundary.setdefault(cell, []).append(k)
         table = sorted(inside.keys() | boundary.keys())
         self._table = np.array(table, dtype=np.uint64)
@@ -107,8 +109,22 @@ class ZoneIndex:
             raise UnknownZone(UNKNOWN_ZONE, f"no zone {zone_id!r} in the index") from None
 
     def members_of(self, lat: float, lon: float) -> frozenset[str]:
-        """The ids of the zones one position is in."""
-        return self.members(np.array([lat]), np.array([lon]))[0]
+        """The ids of the zones one position is in (NaN or out of range: none)."""
+        west, south, east, north = self._bounds
+        if not (west <= lon <= east and south <= lat <= north) or not self._table.size:
+            return _EMPTY
+        cell = np.uint64(h3.latlng_to_cell(lat, lon, self.resolution))
+        s = int(np.searchsorted(self._table, cell))
+        if s == self._table.size or self._table[s] != cell:
+            return _EMPTY
+        start = int(self._b_start[s])
+        extra = {
+            self._ids[k]
+            for k in self._b_zone[start : start + int(self._b_count[s])].tolist()
+            if shapely.contains_xy(self._geoms[k], lon, lat)
+        }
+        found: frozenset[str] = self._inside[s] | extra if extra else self._inside[s]
+        return found
 
     def members(self, lat: ArrayLike, lon: ArrayLike) -> list[frozenset[str]]:
         """The ids of the zones each position is in (NaN or out-of-range: none)."""
@@ -170,13 +186,30 @@ class ZoneIndex:
         bits = np.left_shift(np.uint64(1), local[narrow].astype(np.uint64))
         np.bitwise_or.at(mask, pair_pt[narrow], bits)
         hit_pts = np.flatnonzero(mask)
-        keys = np.stack([slot[hit_pts].astype(np.uint64), mask[hit_pts]], axis=1)
-        distinct, back = np.unique(keys, axis=0, return_inverse=True)
-        made = np.empty(len(distinct), dtype=object)
-        for j, (s, m) in enumerate(distinct.tolist()):
-            start = int(self._b_start[s])
-            extra = {self._ids[self._b_zone[start + b]] for b in range(_MASK_BITS) if m >> b & 1}
+        slots, masks = slot[hit_pts], mask[hit_pts]
+        first, back = _groups(slots, masks)
+        made = np.empty(first.size, dtype=object)
+        for j, (s, m) in enumerate(zip(slots[first].tolist(), masks[first].tolist(), strict=True)):
+            start, extra = int(self._b_start[s]), set()
+            while m:
+                low = m & -m
+                extra.add(self._ids[self._b_zone[start + low.bit_length() - 1]])
+                m ^= low
             made[j] = self._inside[s] | extra
-        out[hit_pts] = made[back.ravel()]
+        out[hit_pts] = made[back]
         for p, k in zip(pair_pt[wide].tolist(), zone[wide].tolist(), strict=True):
             out[p] = out[p] | {self._ids[k]}  # a cell crossed by > 63 zones: rare, slow path
+
+
+def _groups(slots: _I64, masks: NDArray[np.uint64]) -> tuple[_I64, _I64]:
+    """(first member, group of each) of the distinct (slot, mask) pairs: one sort of a
+    64-bit mix, checked, instead of a far slower row-wise ``np.unique``."""
+    with np.errstate(over="ignore"):
+        mixed = masks * np.uint64(0x9E3779B97F4A7C15) ^ slots.astype(np.uint64)
+    _, first, back = np.unique(mixed, return_index=True, return_inverse=True)
+    back = back.ravel()
+    if np.array_equal(slots[first][back], slots) and np.array_equal(masks[first][back], masks):
+        return first, back
+    keys = np.stack([slots.astype(np.uint64), masks], axis=1)  # a mix collided: exact way
+    _, first, back = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    return first, back.ravel()

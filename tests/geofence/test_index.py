@@ -87,7 +87,10 @@ def test_the_index_agrees_with_shapely(polys: list[Polygon], resolution: int, se
     lat_e, lon_e = near_edges(polys, rng, 3)
     lat = np.concatenate([lat_e, rng.uniform(LAT0 - 0.05, LAT0 + 0.05, 500)])
     lon = np.concatenate([lon_e, rng.uniform(LON0 - 0.05, LON0 + 0.05, 500)])
-    assert index.members(lat, lon) == brute(zones, lat, lon)
+    want = brute(zones, lat, lon)
+    assert index.members(lat, lon) == want
+    some = rng.choice(lat.size, 40)
+    assert [index.members_of(lat[i], lon[i]) for i in some] == [want[i] for i in some]
 
 
 def test_holes_multipolygons_and_overlaps() -> None:
@@ -128,7 +131,9 @@ def test_a_cell_crossed_by_more_zones_than_a_mask_holds() -> None:
     rng = np.random.default_rng(3)
     lat = rng.uniform(LAT0 - 0.002, LAT0 + 0.002, 5_000)
     lon = rng.uniform(LON0 - 0.002, LON0 + 0.002, 5_000)
-    assert index.members(lat, lon) == brute(zones, lat, lon)
+    want = brute(zones, lat, lon)
+    assert index.members(lat, lon) == want
+    assert [index.members_of(lat[i], lon[i]) for i in range(200)] == want[:200]
 
 
 def test_bad_positions_and_lookups() -> None:
@@ -136,6 +141,7 @@ def test_bad_positions_and_lookups() -> None:
     got = index.members([math.nan, 52.35, 95.0, 52.35], [4.9, math.inf, 4.9, 4.9])
     assert got == [frozenset(), frozenset(), frozenset(), frozenset({"a"})]
     assert index.members(np.array([]), np.array([])) == []
+    assert index.members_of(math.nan, 4.9) == frozenset()
     assert ZoneIndex([]).members_of(LAT0, LON0) == frozenset()
     assert index.zone("a").name == "a"
     with pytest.raises(UnknownZone):
