@@ -301,9 +301,12 @@ def step(
     if state.is_open:
         if distance_m <= p.clear_m:
             return CorridorState(), [_event("close", sample.t_s, state, *args)]
+        periodic = sample.t_s - state.last_event_s >= p.update_every_s
+        if distance_m <= state.max_distance_m and not periodic:
+            return state, []  # the common case while open: nothing changes
         st = replace(state, max_distance_m=max(state.max_distance_m, distance_m))
         grown = st.max_distance_m >= st.reported_max_m + p.update_grow_m
-        if grown or sample.t_s - st.last_event_s >= p.update_every_s:
+        if grown or periodic:
             st = replace(st, reported_max_m=st.max_distance_m, last_event_s=sample.t_s)
             return st, [_event("update", sample.t_s, st, *args)]
         return st, []

@@ -139,6 +139,8 @@ def step(
             if t - under >= p.end_s:
                 return OverspeedState(), [_event("close", under, under, state, v)]
             return replace(state, under_since_s=under), []
+        if v <= state.max_speed_kmh and state.under_since_s is None:
+            return state, []  # the common case while open: nothing changes
         st = replace(state, under_since_s=None, max_speed_kmh=max(state.max_speed_kmh, v))
         if st.max_speed_kmh >= st.reported_max_kmh + p.update_grow_kmh:
             st = replace(st, reported_max_kmh=st.max_speed_kmh)

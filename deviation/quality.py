@@ -94,6 +94,10 @@ def _fin(v: float) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def _times(t: float, rcv: float) -> dict[str, float | None]:
+    return {"fix_t_s": _fin(t), "received_s": _fin(rcv)}
+
+
 def _kmh(a: Point, b: Point) -> float:
     dt = b[0] - a[0]
     return math.inf if dt <= 0 else math.hypot(b[1] - a[1], b[2] - a[2]) / dt * 3.6
@@ -130,40 +134,38 @@ def check(
     """(state, events, accepted): accepted fixes have strictly increasing times and may go
     to the other rules; the events are this fix's findings and any quiet incident closed."""
     p, t, rcv = params, sample.t_s, sample.received_s
-    last_t = state.last[0] if state.last is not None else 0.0
-    now = rcv if math.isfinite(rcv) else t if math.isfinite(t) else last_t
-    state, events = tick(state, now, p)
-    data: dict[str, Any] = {"fix_t_s": _fin(t), "received_s": _fin(rcv)}
-    coords = (t, sample.lat, sample.lon, sample.x_m, sample.y_m)
-    if not sample.valid or not all(math.isfinite(v) for v in coords):
+    last = state.last
+    now = rcv if math.isfinite(rcv) else t if math.isfinite(t) else last[0] if last else 0.0
+    events: list[Event] = []
+    if state.incidents:
+        state, events = tick(state, now, p)
+    # one sum tests all five for NaN/inf (coordinates near 1e308 are nonsense anyway)
+    if not sample.valid or not math.isfinite(t + sample.lat + sample.lon + sample.x_m + sample.y_m):
         n = state.invalid_count + 1
-        info = {"reason": "invalid", "count": n, **data}
-        return (
-            replace(state, invalid_count=n),
-            [*events, Event(KIND, "info", now, "invalid", info)],
-            False,
-        )
+        info = {"reason": "invalid", "count": n, **_times(t, rcv)}
+        events.append(Event(KIND, "info", now, "invalid", info))
+        return replace(state, invalid_count=n), events, False
     lag = rcv - t  # NaN when the receipt is unknown: neither future nor stale
     if lag < -p.future_s:
-        state, ev = _flag(state, "future", now, {**data, "lag_s": lag})
-        return state, [*events, ev], False
-    if state.last is not None and t <= state.last[0]:
-        state, ev = _flag(state, "out_of_order", now, {**data, "last_t_s": state.last[0]})
+        state, ev = _flag(state, "future", now, {**_times(t, rcv), "lag_s": lag})
         return state, [*events, ev], False
     here = (t, sample.x_m, sample.y_m)
-    if state.last is not None and (kmh := _kmh(state.last, here)) > p.max_implied_speed_kmh:
-        plausible = state.candidate is not None and (
-            _kmh(state.candidate, here) <= p.max_implied_speed_kmh
-        )
-        streak = state.streak + 1 if plausible else 1
-        if streak < p.reanchor_fixes:
-            state = replace(state, candidate=here, streak=streak)
-            state, ev = _flag(
-                state, "impossible_jump", now, {**data, "implied_speed_kmh": _fin(round(kmh, 1))}
-            )
+    if last is not None:
+        if t <= last[0]:
+            data = {**_times(t, rcv), "last_t_s": last[0]}
+            state, ev = _flag(state, "out_of_order", now, data)
             return state, [*events, ev], False
-    state = replace(state, last=here, candidate=None, streak=0)
+        if (kmh := _kmh(last, here)) > p.max_implied_speed_kmh:
+            cand = state.candidate
+            plausible = cand is not None and _kmh(cand, here) <= p.max_implied_speed_kmh
+            streak = state.streak + 1 if plausible else 1
+            if streak < p.reanchor_fixes:
+                state = replace(state, candidate=here, streak=streak)
+                data = {**_times(t, rcv), "implied_speed_kmh": _fin(round(kmh, 1))}
+                state, ev = _flag(state, "impossible_jump", now, data)
+                return state, [*events, ev], False
+    state = QualityState(here, None, 0, state.incidents, state.invalid_count)
     if lag > p.stale_s:
-        state, ev = _flag(state, "stale", now, {**data, "lag_s": lag})
+        state, ev = _flag(state, "stale", now, {**_times(t, rcv), "lag_s": lag})
         events.append(ev)
     return state, events, True
