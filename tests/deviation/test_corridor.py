@@ -12,6 +12,7 @@ import shapely  # type: ignore[import-untyped,unused-ignore]
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+import deviation.corridor as corridor_module
 from deviation.corridor import (
     Corridor,
     CorridorParams,
@@ -212,3 +213,23 @@ def test_stops_along_follow_visiting_order_on_an_out_and_back_route() -> None:
     out_back = Corridor.from_xy([(0.0, 0.0), (1000.0, 0.0), (0.0, 0.0)])
     stops = [stop_at(800.0, 10.0, 1), stop_at(200.0, 10.0, 2), stop_at(100.0, -10.0, 3)]
     assert stops_along(out_back, stops) == (800.0, 1800.0, 1900.0)
+
+
+def test_evidence_is_capped_and_kept_from_the_first_fix_beyond() -> None:
+    few = CorridorParams(min_s=1e9, min_fixes=30, evidence_max=3)
+    state = CorridorState()
+    for i in range(30):
+        state, events = step(state, Sample(10.0 * i, 0, 0, 500.0, 400.0), 400.0, 500.0, None, few)
+    assert [(e.phase, e.t_s) for e in events] == [("open", 0.0)]
+    assert [f["t_s"] for f in events[0].data["evidence"]] == [0.0, 10.0, 20.0]
+
+
+def test_distances_take_lists_or_arrays_through_one_compiled_signature() -> None:
+    distances(STRAIGHT, [1.0, 2.0], [3.0, 4.0])
+    distances(STRAIGHT, np.arange(3), np.arange(3, dtype=np.float32))
+    with pytest.raises(ValueError, match="differ in length"):
+        distances(STRAIGHT, [1.0], [1.0, 2.0])
+    signatures = getattr(corridor_module._nearest, "signatures", None)
+    if signatures is None:
+        pytest.skip("NUMBA_DISABLE_JIT: nothing is compiled")
+    assert len(signatures) == 1, signatures

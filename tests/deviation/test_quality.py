@@ -149,3 +149,13 @@ def test_any_sequence_never_raises_and_accepted_times_strictly_increase(
         if ok:
             assert s.t_s > last
             last = s.t_s
+
+
+def test_unknown_receipt_time_is_neither_future_nor_stale_and_stamps_with_fix_time() -> None:
+    nan = math.nan
+    samples = [fix(0, rcv=nan), fix(10_000, rcv=nan), fix(5, rcv=nan)]
+    _, events, accepted = run(samples)
+    assert accepted == [0, 10_000]
+    assert [(p, k, t, d["received_s"]) for p, k, t, d in events] == [
+        ("open", "out_of_order", 5.0, None)
+    ]
