@@ -70,8 +70,9 @@ class OsrmRoutes:
                 body: bytes = r.read()
             return self.parse(body)
         except urllib.error.HTTPError as exc:
-            exc.close()  # its body is not needed; an open one leaks the socket
-            raise RoutingUnavailable(f"OSRM route at {self.url}: HTTP {exc.code}") from exc
+            with exc:  # closes the socket the error holds
+                why = f"HTTP {exc.code}: {exc.read()[:200]!r}"
+            raise RoutingUnavailable(f"OSRM route at {self.url}: {why}") from exc
         except (OSError, TimeoutError, ValueError, KeyError, TypeError, IndexError) as exc:
             raise RoutingUnavailable(f"OSRM route at {self.url}: {exc}") from exc
 
