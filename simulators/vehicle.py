@@ -35,6 +35,7 @@ class SimFix:
     altitude_m: float
     satellites: int
     hdop: float
+    ignition: bool | None = None  # None: the tracker reports no ignition state
 
     @property
     def key(self) -> tuple[str, datetime]:
@@ -55,7 +56,7 @@ class SimFix:
         )
 
     def json(self) -> bytes:
-        """The Menara MQTT JSON payload."""
+        """The Menara MQTT JSON payload (with ``ignition`` only when it is known)."""
         doc = nmea_out.json_fix(
             self.fix_time,
             self.lat,
@@ -66,6 +67,8 @@ class SimFix:
             satellites=self.satellites,
             hdop=self.hdop,
         )
+        if self.ignition is not None:
+            doc["ignition"] = self.ignition
         return json.dumps(doc, separators=(",", ":")).encode()
 
 
