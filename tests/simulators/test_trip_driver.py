@@ -41,8 +41,8 @@ from simulators.trip_driver import (
     TripError,
     drive,
     drive_many,
-    send_timeline,
 )
+from simulators.trip_sender import send_timeline
 from simulators.vehicle import SimFix
 from tests.conftest import free_port
 from tests.polling import until
