@@ -10,7 +10,8 @@ Run: ``.venv/bin/python bench/bench_rules.py [--vehicles N] [--segments S] [--re
     line (a yes/no answer only), and ``shapely.points`` + ``shapely.distance``.
 (b) Rules: ``quality.check`` → ``corridor.step`` → ``overspeed.step`` per fix for every
     vehicle, after one ``distances`` call per vehicle batch, building each ``Sample``
-    from the batch arrays as the worker does: fixes/s on one core.
+    from the batch arrays as the worker does: fixes/s on one core; then the same with the
+    quality gate run once per batch (``quality.check_batch``).
 
 Single-threaded, CPU time (other processes share the machine), best of ``--repeat``
 rounds; prints a table for BENCHMARKS.md.
@@ -97,7 +98,7 @@ def bench_corridor(routes: list[_F64], per_batch: int, repeat: int) -> tuple[flo
     return tuple(total / best(f, repeat) for f in (ours, dwithin, distance))
 
 
-def bench_chain(routes: list[_F64], per_batch: int, rounds: int, repeat: int) -> float:
+def bench_chain(routes: list[_F64], per_batch: int, rounds: int, repeat: int, mode: str) -> float:
     rng = np.random.default_rng(5)
     corridors = [corridor.Corridor.from_xy(r) for r in routes]
     batches = []
@@ -119,30 +120,44 @@ def bench_chain(routes: list[_F64], per_batch: int, rounds: int, repeat: int) ->
             sl = slice(k * per_batch, (k + 1) * per_batch)
             for v, (t, xs, ys, speed) in enumerate(batches):
                 q, c, o = states[v]
-                dist, along = corridor.distances(corridors[v], xs[sl], ys[sl])
+                tb, xb, yb, vb = t[sl], xs[sl], ys[sl], speed[sl]
+                rcv = tb + 1.0
+                if mode == "batch":
+                    q, ev, ok = quality.check_batch(q, tb, xb, yb, rcv, None, qp)
+                    events += len(ev)
+                    if not ok.all():
+                        tb, xb, yb, vb, rcv = tb[ok], xb[ok], yb[ok], vb[ok], rcv[ok]
+                dist, along = corridor.distances(corridors[v], xb, yb)
                 rows = zip(
-                    t[sl].tolist(),
-                    xs[sl].tolist(),
-                    ys[sl].tolist(),
-                    speed[sl].tolist(),
+                    tb.tolist(),
+                    xb.tolist(),
+                    yb.tolist(),
+                    vb.tolist(),
+                    rcv.tolist(),
                     dist.tolist(),
                     along.tolist(),
                     strict=True,
                 )
-                for ti, x, y, kmh, d, a in rows:
-                    s = Sample(ti, 52.0, 4.0, x, y, kmh, 1, True, ti + 1.0)
-                    q, ev, ok = quality.check(q, s, qp)
+                for ti, x, y, kmh, r, d, a in rows:
+                    s = Sample(ti, 52.0, 4.0, x, y, kmh, 1, True, r)
+                    if mode == "floor":
+                        continue
+                    if mode == "fix":
+                        q, ev, accepted = quality.check(q, s, qp)
+                        events += len(ev)
+                        if not accepted:
+                            continue
+                    c, ev = corridor.step(c, s, d, a, None, cp)
                     events += len(ev)
-                    if ok:
-                        c, ev = corridor.step(c, s, d, a, None, cp)
-                        events += len(ev)
-                        o, ev = overspeed.step(o, s, limit, source, op)
-                        events += len(ev)
+                    o, ev = overspeed.step(o, s, limit, source, op)
+                    events += len(ev)
                 states[v] = (q, c, o)
         return events
 
     events = run()
-    assert events > 0, "the synthetic fleet raised no alert: the benchmark measures nothing"
+    assert events > 0 or mode == "floor", (
+        "the synthetic fleet raised no alert: the benchmark measures nothing"
+    )
     return len(routes) * per_batch * rounds / best(run, repeat)
 
 
@@ -161,8 +176,13 @@ def main() -> None:
     for n in args.batches:
         ours, dwithin, distance = bench_corridor(routes, n, args.repeat)
         print(f"| {n} | {ours:,.0f} | {dwithin:,.0f} | {distance:,.0f} | {ours / dwithin:.1f}x |")
-    chain = bench_chain(routes, 10, 5, args.repeat)
-    print(f"\nquality + corridor + overspeed per fix (batches of 10): {chain:,.0f} fixes/s/core")
+    print("\nquality + corridor + overspeed, batches of 10 fixes per vehicle, fixes/s/core:")
+    for mode, label in (
+        ("fix", "gate by quality.check per fix"),
+        ("batch", "gate by quality.check_batch"),
+        ("floor", "floor: the same loop building Samples, no rule"),
+    ):
+        print(f"- {label}: {bench_chain(routes, 10, 5, args.repeat, mode):,.0f}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deviation.quality import QualityParams, QualityState, check, tick
+from deviation.quality import QualityParams, QualityState, check, check_batch, tick
 from geofence.model import Sample
 from menara.settings import Settings
 
@@ -159,3 +159,64 @@ def test_unknown_receipt_time_is_neither_future_nor_stale_and_stamps_with_fix_ti
     assert [(p, k, t, d["received_s"]) for p, k, t, d in events] == [
         ("open", "out_of_order", 5.0, None)
     ]
+
+
+def fold(state: QualityState, samples: list[Sample]) -> tuple[QualityState, list[Any], list[bool]]:
+    events: list[Any] = []
+    accepted: list[bool] = []
+    for s in samples:
+        state, ev, ok = check(state, s, P)
+        events += ev
+        accepted.append(ok)
+    return state, events, accepted
+
+
+def batch(state: QualityState, samples: list[Sample]) -> tuple[QualityState, list[Any], list[bool]]:
+    t, x, y, rcv, valid = (
+        [getattr(s, f) for s in samples] for f in ("t_s", "x_m", "y_m", "received_s", "valid")
+    )
+    state, events, accepted = check_batch(state, t, x, y, rcv, valid, P)
+    return state, events, accepted.tolist()
+
+
+def test_check_batch_takes_the_fast_path_for_a_clean_batch_with_the_same_result() -> None:
+    first, _, _ = fold(QualityState(), [fix(0)])
+    clean = [fix(10.0 * i) for i in range(1, 50)]
+    assert batch(first, clean) == fold(first, clean)
+    state, events, accepted = batch(first, clean)
+    assert events == [] and all(accepted) and state.last == (490.0, 4900.0, 0.0)
+    assert batch(first, []) == (first, [], [])
+
+
+track_st = st.builds(
+    lambda t, x, rcv, valid: Sample(t, 52.0, 4.0, x, 0.0, valid=valid, received_s=rcv),
+    st.one_of(st.floats(0, 5000), st.just(math.nan)),
+    st.one_of(st.floats(0, 20_000), st.just(math.inf)),
+    st.one_of(st.floats(0, 9000), st.just(math.nan)),
+    st.sampled_from([True, True, True, False]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(track_st, max_size=8), st.lists(track_st, max_size=8))
+def test_check_batch_equals_checking_fix_by_fix(
+    warmup: list[Sample], samples: list[Sample]
+) -> None:
+    state, _, _ = fold(QualityState(), warmup)
+    assert batch(state, samples) == fold(state, samples)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.floats(0.5, 30), st.floats(-300, 300), st.floats(0, 3700)), max_size=10)
+)
+def test_check_batch_equals_fix_by_fix_on_driving_tracks(
+    steps: list[tuple[float, float, float]],
+) -> None:
+    """Mostly clean tracks (the fast path) with the odd jump or stale fix (the slow one)."""
+    state, _, _ = fold(QualityState(), [fix(0)])
+    t, x, samples = 0.0, 0.0, []
+    for dt, dx, lag in steps:
+        t, x = t + dt, x + dx
+        samples.append(fix(t, x=x, rcv=t + lag))
+    assert batch(state, samples) == fold(state, samples)
