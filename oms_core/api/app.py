@@ -86,6 +86,7 @@ def make_app(
         client_max_size=max_body_bytes, middlewares=[error_middleware, _auth(by_id)]
     )
     app[CTX] = Context(pool, now, min_lead_s, service_area, geocoder, matrix, routes)
+    alerts.attach_stream(app)  # the live alert stream's shared LISTEN
     for op in OPERATIONS:
         app.router.add_route(op.method, PREFIX + _route(op), op.handler, name=op.operation_id)
     spec = document(OPERATIONS)
