@@ -1,0 +1,200 @@
+"""The live alert stream over a real server and database: an alert raised in another
+connection reaches the clients whose depot/type filter it passes, the token may come
+in the query, slow clients lose their oldest events, the listener comes back after the
+database dropped it, and shutting the server down ends open streams."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import aiohttp
+import psycopg
+import pytest
+from psycopg_pool import ConnectionPool
+
+from geofence.model import Event
+from oms_core.alerts import store
+from oms_core.alerts.stream import Hub
+from oms_core.api import Role, make_app
+from oms_core.api.spec import PREFIX
+from tests.oms_core import NOW, World, one
+from tests.oms_core.test_alerts_store import T0, Fleet, add_fleet
+from tests.oms_core.test_api import Api, api_for, serve, stop
+from tests.polling import until
+
+pytestmark = pytest.mark.db
+READ_S = 10.0  # bound on waiting for one SSE block
+
+
+@pytest.fixture
+def api(clean_db: str) -> Iterator[Api]:
+    yield from api_for(clean_db)
+
+
+def second_depot(conn: psycopg.Connection[Any], w: World) -> Fleet:
+    depot = one(
+        conn,
+        "INSERT INTO depots (name, lat, lon, time_zone) VALUES ('RTM', 51.92, 4.48,"
+        " 'Europe/Amsterdam')",
+    )
+    return add_fleet(conn, World(w.dsn, w.customer_id, depot), "R-1")
+
+
+def raise_alert(dsn: str, f: Fleet, kind: str, t: float = 0) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        aid = store.record(
+            conn,
+            Event(kind, "open", T0 + t, "", {}),
+            vehicle_id=f.vehicle_id,
+            trip_id=f.trip_id,
+            depot_id=f.depot_id,
+            order_ids=[],
+        )
+    assert aid is not None
+    return aid
+
+
+async def block(resp: aiohttp.ClientResponse) -> str:
+    """The next SSE block (up to the blank line), bounded in time."""
+    raw = await asyncio.wait_for(resp.content.readuntil(b"\n\n"), READ_S)
+    return raw.decode()
+
+
+async def next_alert(resp: aiohttp.ClientResponse) -> dict[str, Any]:
+    """The next ``event: alert`` payload, skipping comments."""
+    while True:
+        text = await block(resp)
+        if text.startswith("event: alert\n"):
+            data: dict[str, Any] = json.loads(text.removeprefix("event: alert\ndata: "))
+            return data
+
+
+def test_alerts_reach_the_clients_whose_filter_they_pass(api: Api) -> None:
+    with psycopg.connect(api.world.dsn, autocommit=True) as conn:
+        ams = add_fleet(conn, api.world)
+        rtm = second_depot(conn, api.world)
+
+    async def scenario() -> None:
+        token = api.tokens[Role.SUPERVISOR]
+        async with aiohttp.ClientSession() as s:
+            by_depot = await s.get(
+                f"{api.url}/alerts/stream",
+                params={"depot_id": ams.depot_id},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            by_type = await s.get(  # as a browser's EventSource would: token in the query
+                f"{api.url}/alerts/stream",
+                params=[("type", "idling"), ("type", "silent_device"), ("access_token", token)],
+            )
+            for resp in (by_depot, by_type):
+                assert resp.status == 200
+                assert resp.headers["Content-Type"] == "text/event-stream"
+                assert await block(resp) == "retry: 3000\n: listening\n\n"
+            rtm_alert = await asyncio.to_thread(raise_alert, api.world.dsn, rtm, "overspeed")
+            ams_alert = await asyncio.to_thread(raise_alert, api.world.dsn, ams, "overspeed", 1)
+            idle = await asyncio.to_thread(raise_alert, api.world.dsn, rtm, "idling", 2)
+            got = await next_alert(by_depot)  # the Rotterdam alert came first, unwanted
+            assert (got["id"], got["event"], got["depot_id"]) == (ams_alert, "open", ams.depot_id)
+            assert got["vehicle_id"] == ams.vehicle_id and got["type"] == "overspeed"
+            assert got["opened_at"] == NOW.replace(second=1).isoformat()
+            assert (await next_alert(by_type))["id"] == idle  # neither overspeed passes
+
+            def ack() -> None:
+                with psycopg.connect(api.world.dsn, autocommit=True) as conn:
+                    store.acknowledge(conn, ams_alert, "sam")
+
+            await asyncio.to_thread(ack)
+            got = await next_alert(by_depot)
+            assert (got["id"], got["event"], got["state"]) == (
+                ams_alert,
+                "acknowledge",
+                "acknowledged",
+            )
+            assert rtm_alert not in (ams_alert, idle)
+            by_depot.close()
+            by_type.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_stream_needs_a_control_room_token(api: Api) -> None:
+    async def status(**kw: Any) -> tuple[int, Any]:
+        async with aiohttp.ClientSession() as s, s.get(f"{api.url}/alerts/stream", **kw) as r:
+            return r.status, await r.json()
+
+    assert asyncio.run(status())[0] == 401
+    code, body = asyncio.run(status(params={"access_token": "mnr_nope"}))
+    assert (code, body["error"]["code"]) == (401, "invalid_token")
+    code, body = asyncio.run(status(params={"access_token": api.tokens[Role.DRIVER]}))
+    assert (code, body["error"]["code"]) == (403, "forbidden")
+    code, body = asyncio.run(
+        status(
+            params={"depot_id": "x"},
+            headers={"Authorization": f"Bearer {api.tokens[Role.DISPATCHER]}"},
+        )
+    )
+    assert (code, body["error"]["code"]) == (422, "wrong_type")
+
+
+def test_a_slow_client_loses_its_oldest_events() -> None:
+    async def scenario() -> None:
+        hub = Hub("postgresql://unused", queue_size=3)
+        with hub.subscribe(depot_ids=[1]) as slow, hub.subscribe(types=["idling"]) as other:
+            for i in range(5):
+                hub.publish(json.dumps({"id": i, "depot_id": 1, "type": "overspeed"}))
+            hub.publish("not json")
+            got = [json.loads(p or "null")["id"] for p in [await slow.get() for _ in range(3)]]
+            assert (got, slow.dropped, other.dropped) == ([2, 3, 4], 2, 0)
+            hub.close()
+            assert await slow.get() is None and await other.get() is None
+        assert hub.counters["queue_dropped"] == 2
+        with hub.subscribe() as late:
+            assert await late.get() is None  # a closed hub ends new streams at once
+
+    asyncio.run(scenario())
+
+
+def test_the_listener_comes_back_after_the_database_drops_it(clean_db: str) -> None:
+    async def scenario() -> None:
+        hub = Hub(clean_db, retry_initial_s=0.05, retry_max_s=0.2)
+        task = asyncio.create_task(hub.run())
+        try:
+            await asyncio.wait_for(hub.listening.wait(), READ_S)
+            async with await psycopg.AsyncConnection.connect(clean_db, autocommit=True) as c:
+                await c.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND query = %s",
+                    (f"LISTEN {store.CHANNEL}",),
+                )
+                await until(lambda: hub.counters["listener_reconnects"] >= 1, READ_S, "a drop")
+                await asyncio.wait_for(hub.listening.wait(), READ_S)
+                with hub.subscribe() as sub:
+                    payload = json.dumps({"id": 7, "depot_id": None, "type": "idling"})
+                    await c.execute("SELECT pg_notify(%s, %s)", (store.CHANNEL, payload))
+                    assert await asyncio.wait_for(sub.get(), READ_S) == payload
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(scenario())
+
+
+def test_shutting_down_ends_open_streams(clean_db: str, world: World) -> None:
+    with psycopg.connect(world.dsn, autocommit=True) as conn:
+        from oms_core.api import create_token
+
+        token = create_token(conn, "wall-screen", Role.SUPERVISOR)
+    with ConnectionPool(clean_db, min_size=1, max_size=2, kwargs={"autocommit": True}) as pool:
+        served = serve(make_app(pool))
+
+        async def scenario() -> bytes:
+            async with aiohttp.ClientSession() as s:
+                resp = await s.get(f"{served.url}{PREFIX}/alerts/stream?access_token={token}")
+                assert await block(resp) == "retry: 3000\n: listening\n\n"
+                await asyncio.to_thread(stop, served)
+                return await asyncio.wait_for(resp.content.read(), READ_S)
+
+        assert asyncio.run(scenario()) == b""  # the stream ended; nothing more came
