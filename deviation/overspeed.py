@@ -150,14 +150,10 @@ def step(
         return (OverspeedState() if state.over_since_s is not None else state), []
     fix = (t, sample.lat, sample.lon, v)
     if state.over_since_s is None:  # a new run: the limit in force at its first fix
-        state = OverspeedState(over_since_s=t, limit_kmh=limit_kmh, source=source)
-    since = state.over_since_s if state.over_since_s is not None else t
-    st = replace(
-        state,
-        max_speed_kmh=max(state.max_speed_kmh, v),
-        evidence=(*state.evidence, fix)[: p.evidence_max],
-    )
-    if t - since >= p.min_s:
-        st = replace(st, is_open=True, reported_max_kmh=st.max_speed_kmh)
-        return st, [_event("open", since, t, st, v)]
-    return st, []
+        since, lim, src, top, evidence = t, limit_kmh, source, v, (fix,)[: p.evidence_max]
+    else:
+        since, lim, src = state.over_since_s, state.limit_kmh, state.source
+        top, evidence = max(state.max_speed_kmh, v), (*state.evidence, fix)[: p.evidence_max]
+    opened = t - since >= p.min_s
+    st = OverspeedState(since, opened, None, top, top if opened else 0.0, lim, src, evidence)
+    return st, [_event("open", since, t, st, v)] if opened else []

@@ -3,6 +3,7 @@ every 10 s, offsets of 0/250/350/500 m (corridor 300 m, clear 200 m, 60 s or 5 f
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -233,3 +234,21 @@ def test_distances_take_lists_or_arrays_through_one_compiled_signature() -> None
     if signatures is None:
         pytest.skip("NUMBA_DISABLE_JIT: nothing is compiled")
     assert len(signatures) == 1, signatures
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 40), st.floats(0, 800)), max_size=60))
+def test_any_timeline_gives_well_formed_incidents(steps: list[tuple[float, float]]) -> None:
+    """open, then updates, then close; never two opens at once; close only within clear_m."""
+    state, t, is_open = CorridorState(), 0.0, False
+    for dt, d in steps:
+        t += dt
+        state, events = step(state, Sample(t, 0, 0, 0, d), d, 0.0, None)
+        assert CorridorState.from_json(json.loads(json.dumps(state.to_json()))) == state
+        for e in events:
+            assert (e.phase == "open") != is_open  # open only when closed, others only when open
+            is_open = e.phase != "close"
+            assert e.data["distance_m"] <= P.clear_m if e.phase == "close" else d > P.clear_m
+            assert e.data["max_distance_m"] > P.corridor_m
+            assert 1 <= len(e.data["evidence"]) <= P.evidence_max
+        assert state.is_open == is_open

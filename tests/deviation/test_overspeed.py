@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from deviation.overspeed import OverspeedParams, OverspeedState, limit_for, step
 from geofence.model import Event, Sample
@@ -110,3 +114,31 @@ def test_the_limit_is_judged_per_fix_and_reported_from_the_start() -> None:
     state, events = run([60] * 5, limit=50.0)
     state, more = run([60] * 3, t0=25.0, limit=30.0, state=state)
     assert events[0][2]["limit_kmh"] == 50.0 and more == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(0, 30),
+            st.one_of(st.floats(0, 200), st.just(math.nan)),
+            st.sampled_from([30.0, 50.0, 90.0]),
+        ),
+        max_size=60,
+    )
+)
+def test_any_timeline_gives_well_formed_incidents(
+    steps: list[tuple[float, float, float]],
+) -> None:
+    """open, then updates, then close; never two opens at once; states survive JSON."""
+    state, t, is_open = OverspeedState(), 0.0, False
+    for dt, v, limit in steps:
+        t += dt
+        state, events = step(state, Sample(t, 0, 0, 0, 0, v), limit, "zone")
+        assert OverspeedState.from_json(json.loads(json.dumps(state.to_json()))) == state
+        for e in events:
+            assert (e.phase == "open") != is_open  # open only when closed, others only when open
+            is_open = e.phase != "close"
+            assert e.data["max_speed_kmh"] >= e.data["limit_kmh"] * P.tolerance
+            assert e.data["duration_s"] >= 0
+        assert state.is_open == is_open
