@@ -105,6 +105,8 @@ class Hub:
         except ValueError:
             log.warning("ignored a %s notification that is not JSON: %.200r", CHANNEL, payload)
             return
+        # Raw line breaks in JSON are only whitespace; one line cannot break SSE framing.
+        payload = "".join(payload.splitlines())
         for sub in list(self._subs):
             if isinstance(alert, dict) and sub.wants(alert):
                 sub.offer(payload)

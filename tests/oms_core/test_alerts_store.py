@@ -149,6 +149,21 @@ def test_evidence_is_capped_keeping_the_start_and_the_latest(conn: Conn, fleet: 
     assert [e["t_s"] for e in ev] == head + tail
 
 
+def test_orders_at_risk_follow_the_latest_event_that_names_them(conn: Conn, fleet: Fleet) -> None:
+    def record(phase: str, t: float, order_ids: list[int]) -> int | None:
+        ev = Event("eta_at_risk", phase, T0 + t, str(fleet.stop_id), {"late_s": 600})  # type: ignore[arg-type]
+        return store.record(
+            conn, ev, vehicle_id=fleet.vehicle_id, trip_id=fleet.trip_id, order_ids=order_ids
+        )
+
+    aid = record("open", 0, [11, 12])
+    assert aid is not None
+    record("update", 1, [])
+    assert store.get_alert(conn, aid)["order_ids"] == [11, 12]
+    record("update", 2, [12, 2**40])
+    assert store.get_alert(conn, aid)["order_ids"] == [12, 2**40]
+
+
 def test_update_or_close_without_a_live_alert_does_nothing(conn: Conn, fleet: Fleet) -> None:
     assert raise_(conn, fleet, "update", 0) is None
     assert raise_(conn, fleet, "close", 0) is None

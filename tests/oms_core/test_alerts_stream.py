@@ -143,11 +143,14 @@ def test_a_slow_client_loses_its_oldest_events() -> None:
     async def scenario() -> None:
         hub = Hub("postgresql://unused", queue_size=3)
         with hub.subscribe(depot_ids=[1]) as slow, hub.subscribe(types=["idling"]) as other:
-            for i in range(5):
+            for i in range(4):
                 hub.publish(json.dumps({"id": i, "depot_id": 1, "type": "overspeed"}))
+            hub.publish('{"id": 4,\n "depot_id": 1}')  # a line break would end an SSE event
             hub.publish("not json")
             got = [json.loads(p or "null")["id"] for p in [await slow.get() for _ in range(3)]]
             assert (got, slow.dropped, other.dropped) == ([2, 3, 4], 2, 0)
+            hub.publish('{"id": 5,\r\n "depot_id": 1}')
+            assert await slow.get() == '{"id": 5, "depot_id": 1}'
             hub.close()
             assert await slow.get() is None and await other.get() is None
         assert hub.counters["queue_dropped"] == 2
