@@ -197,15 +197,17 @@ def record(
         if live is None:
             return None
         closing = event.phase == "close"
+        details = {**live["details"], **event.data}  # a bare close keeps the figures
+        message = catalog.describe(event.kind, details, subject)[1]
         with conn.cursor(row_factory=dict_row) as cur:
             row = cur.execute(
                 "UPDATE alerts SET last_seen_at = greatest(last_seen_at, %s),"
-                " details = details || %s, evidence = %s, message = %s,"
+                " details = %s, evidence = %s, message = %s,"
                 " order_ids = CASE WHEN cardinality(%s::bigint[]) > 0 THEN %s ELSE order_ids END,"
                 " cleared_at = CASE WHEN %s THEN %s ELSE cleared_at END"
                 " WHERE id = %s RETURNING *",
                 (
-                    at, Jsonb(event.data), Jsonb(_merge_evidence(live["evidence"], evidence)),
+                    at, Jsonb(details), Jsonb(_merge_evidence(live["evidence"], evidence)),
                     message, list(order_ids), list(order_ids), closing, at, live["id"],
                 ),
             ).fetchone()  # fmt: skip

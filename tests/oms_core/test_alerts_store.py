@@ -126,11 +126,12 @@ def test_open_update_close_is_one_alert_and_replays_change_nothing(
     assert a["details"] == {"max_distance_m": 420}
     assert [x["action"] for x in a["actions"]] == ["open"]
 
-    assert raise_(conn, fleet, "close", 20) == aid
+    assert raise_(conn, fleet, "close", 20) == aid  # no figures: the message keeps them
     assert raise_(conn, fleet, "close", 20) is None  # replay: nothing live any more
     assert raise_(conn, fleet, "open", 0) == aid  # a replayed open after the clear too
     a = store.get_alert(conn, aid)
     assert (a["state"], a["cleared_at"]) == ("open", (NOW + timedelta(seconds=20)).isoformat())
+    assert " 420 m off" in a["message"] and a["details"] == {"max_distance_m": 420}
     assert actions(conn, aid) == [("open", "rules"), ("clear", "rules")]
     assert conn.execute("SELECT count(*) FROM alerts").fetchone() == (1,)
     again = raise_(conn, fleet, "open", 60)  # a new incident of the same kind
