@@ -79,15 +79,34 @@ def tick(
 
 
 def step(
-    state: SilenceState, sample: Sample, params: SilenceParams = SilenceParams()
+    state: SilenceState,
+    sample: Sample,
+    params: SilenceParams = SilenceParams(),
+    *,
+    last_fix_s: float | None = None,
 ) -> tuple[SilenceState, list[Event]]:
-    """The next fix ends the silence; ``silent_s`` is the gap it ended."""
+    """The next fix ends the silence; ``silent_s`` is the gap it ended.
+
+    A gap of ``silent_after_s`` or more that no tick saw while it lasted (fixes replayed or
+    sent faster than the clock ticks) is reported when the fix that ends it arrives: an
+    open and a close at once (``late: true``), so a replay finds the same incidents as
+    live traffic. ``last_fix_s`` is the vehicle's previous fix time."""
     if state.silent_from_s is None:
-        return state, []
-    data = {
+        active = state.active_since_s
+        if active is None or last_fix_s is None:
+            return state, []
+        since = max(active, last_fix_s)
+        gap = sample.t_s - since
+        if gap < params.silent_after_s:
+            return state, []
+        data: dict[str, Any] = {"last_fix_s": last_fix_s, "silent_s": gap, "late": True}
+        opened = Event("silent_device", "open", since + params.silent_after_s, data=data)
+        closed = Event("silent_device", "close", sample.t_s, data={**data, "reason": "fix"})
+        return state, [opened, closed]
+    ended: dict[str, Any] = {
         "last_fix_s": state.last_fix_s,
         "silent_s": sample.t_s - state.silent_from_s,
         "reason": "fix",
     }
-    event = Event("silent_device", "close", sample.t_s, data=data)
+    event = Event("silent_device", "close", sample.t_s, data=ended)
     return replace(state, silent_from_s=None, last_fix_s=None), [event]

@@ -82,3 +82,22 @@ def test_the_trip_ending_while_silent_closes_it() -> None:
         ("close", "trip_inactive", 500.0)
     ]
     assert state == SilenceState()
+
+
+def test_a_gap_no_tick_saw_is_reported_when_the_next_fix_arrives() -> None:
+    """Fixes replayed faster than the clock: the tick at 100 s saw the trip active, the
+    next tick came only after the device was back; the fix ending the 400 s gap reports
+    it (opened at 300 s after the last fix, closed at the fix)."""
+    state, _ = tick(SilenceState(), 100.0, 100.0, True)
+    state, events = step(state, fix(500.0), last_fix_s=100.0)
+    assert [(e.phase, e.t_s) for e in events] == [("open", 400.0), ("close", 500.0)]
+    assert events[0].data == {"last_fix_s": 100.0, "silent_s": 400.0, "late": True}
+    assert events[1].data["reason"] == "fix"
+    assert state.silent_from_s is None
+
+
+def test_short_gaps_and_gaps_before_the_trip_are_not_silence() -> None:
+    state, events = step(SilenceState(), fix(900.0), last_fix_s=0.0)
+    assert events == []  # no tick has seen the trip active: not on a trip yet
+    state, _ = tick(SilenceState(), 100.0, 100.0, True)
+    assert step(state, fix(399.0), last_fix_s=100.0)[1] == []
