@@ -169,10 +169,12 @@ def record(
     severity, message = catalog.describe(event.kind, event.data, subject)
     with conn.transaction():
         if event.phase == "open":
+            # trip_id narrows the search through its index (the dedupe index holds
+            # live alerts only, and a replay may come after the clear)
+            trip = "trip_id = %s" if trip_id is not None else "trip_id IS NULL AND %s IS NULL"
             replayed = conn.execute(
-                "SELECT id FROM alerts WHERE dedupe_key = %s AND opened_at = %s"
-                " AND trip_id IS NOT DISTINCT FROM %s",
-                (key, at, trip_id),
+                f"SELECT id FROM alerts WHERE {trip} AND dedupe_key = %s AND opened_at = %s",
+                (trip_id, key, at),
             ).fetchone()
             if replayed is not None:
                 return int(replayed[0])

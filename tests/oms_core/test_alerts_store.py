@@ -306,3 +306,14 @@ def test_notifications_stay_under_the_postgres_limit() -> None:
     text = store.notification(alert, "open")
     assert len(text.encode()) < 8000
     assert json.loads(text)["truncated"] is True
+
+
+def test_a_replayed_open_without_a_trip_is_still_one_alert(conn: Conn, fleet: Fleet) -> None:
+    ev = Event("silent_device", "open", T0, "", {"silent_s": 600})
+    first = store.record(conn, ev, vehicle_id=fleet.vehicle_id, depot_id=fleet.depot_id)
+    store.record(conn, Event("silent_device", "close", T0 + 9), vehicle_id=fleet.vehicle_id)
+    assert store.record(conn, ev, vehicle_id=fleet.vehicle_id) == first
+    assert conn.execute("SELECT count(*), min(dedupe_key) FROM alerts").fetchone() == (
+        1,
+        f"silent_device:{fleet.vehicle_id}:-:",
+    )
