@@ -171,10 +171,11 @@ def record(
         if event.phase == "open":
             # trip_id narrows the search through its index (the dedupe index holds
             # live alerts only, and a replay may come after the clear)
-            trip = "trip_id = %s" if trip_id is not None else "trip_id IS NULL AND %s IS NULL"
+            args: tuple[Any, ...] = () if trip_id is None else (trip_id,)
+            trip = "trip_id IS NULL" if trip_id is None else "trip_id = %s"
             replayed = conn.execute(
                 f"SELECT id FROM alerts WHERE {trip} AND dedupe_key = %s AND opened_at = %s",
-                (trip_id, key, at),
+                (*args, key, at),
             ).fetchone()
             if replayed is not None:
                 return int(replayed[0])
