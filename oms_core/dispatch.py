@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -33,7 +33,7 @@ from psycopg.rows import dict_row
 
 from oms_core import orders, planning
 from oms_core.errors import NotFound, OmsError
-from oms_core.planning.matrix import IntMatrix, RoutingUnavailable
+from oms_core.planning.matrix import MemoMatrix, RoutingUnavailable
 from oms_core.planning.routes import RouteProvider, StraightLegs
 from oms_core.states import OrderState
 
@@ -109,21 +109,6 @@ class DayPlan:
     distance_m: int
     duration_s: int
     replaced: tuple[int, ...] = ()
-
-
-class _Remembered:
-    """A provider asked once per list of sites: the solver and the checker ask for the
-    same matrices, and a road server's table is the slow part of a small plan."""
-
-    def __init__(self, inner: planning.MatrixProvider) -> None:
-        self.inner = inner
-        self.seen: dict[tuple[planning.Site, ...], tuple[IntMatrix, IntMatrix]] = {}
-
-    def matrices(self, sites: Sequence[planning.Site]) -> tuple[IntMatrix, IntMatrix]:
-        key = tuple(sites)
-        if key not in self.seen:
-            self.seen[key] = self.inner.matrices(sites)
-        return self.seen[key]
 
 
 def _order_site(lat: float, lon: float) -> planning.Site:
@@ -279,7 +264,8 @@ def plan_day(
     ``DayAlreadyPlanned`` when the day has trips there (with ``replace``: dispatched
     ones), ``PlanRejected`` when the checker faults the plan; either leaves the day as it was.
     """
-    provider = _Remembered(planning.HaversineMatrix() if matrix is None else matrix)
+    # The solver and the checker ask for the same matrices: a road server is asked once.
+    provider = MemoMatrix(planning.HaversineMatrix() if matrix is None else matrix)
     days = load_day(conn, day, depot_id=depot_id, service_s=service_s, replanning=replace)
     depot_ids = [d.depot_id for d in days]
     replaced = _replaceable(conn, day, depot_ids, replace)

@@ -165,6 +165,21 @@ class OsrmMatrix:
         )
 
 
+class MemoMatrix:
+    """A provider asked once per list of sites (a road server's table is the slow part
+    of a small plan, and callers such as the solver and the checker ask alike)."""
+
+    def __init__(self, inner: MatrixProvider) -> None:
+        self.inner = inner
+        self.seen: dict[tuple[Site, ...], tuple[IntMatrix, IntMatrix]] = {}
+
+    def matrices(self, sites: Sequence[Site]) -> tuple[IntMatrix, IntMatrix]:
+        key = tuple(sites)
+        if key not in self.seen:
+            self.seen[key] = self.inner.matrices(sites)
+        return self.seen[key]
+
+
 def vehicle_durations(dist: IntMatrix, dur: IntMatrix, max_speed_kmh: float | None) -> IntMatrix:
     """Durations no faster than ``max_speed_kmh`` allows (the matrix itself if None)."""
     if max_speed_kmh is None:
