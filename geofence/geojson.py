@@ -157,7 +157,9 @@ def parse_feature(
 ) -> ZoneSpec:
     """A Feature (or a bare geometry) as a zone; ``name``/``kind`` are used where the
     feature's properties give none."""
-    if isinstance(obj, dict) and obj.get("type") == "Feature":
+    if not isinstance(obj, dict):
+        raise _fail(WRONG_TYPE, "a zone is a GeoJSON Feature or geometry object", path)
+    if obj.get("type") == "Feature":
         props = obj.get("properties")
         if props is None:
             props = {}

@@ -20,7 +20,7 @@ from itertools import repeat
 
 import numpy as np
 import shapely  # type: ignore[import-untyped,unused-ignore]
-from h3 import LatLngMultiPoly, LatLngPoly  # type: ignore[import-untyped,unused-ignore]
+from h3 import LatLngPoly  # type: ignore[import-untyped,unused-ignore]
 from h3.api import basic_int as h3  # type: ignore[import-untyped,unused-ignore]
 from numpy.typing import ArrayLike, NDArray
 from shapely import MultiPolygon, Polygon  # type: ignore[import-untyped,unused-ignore]
@@ -37,14 +37,8 @@ _EMPTY: frozenset[str] = frozenset()
 _I64 = NDArray[np.int64]
 
 
-def _h3shape(geom: Polygon | MultiPolygon) -> LatLngPoly | LatLngMultiPoly:
-    def poly(p: Polygon) -> LatLngPoly:
-        rings = [p.exterior, *p.interiors]
-        return LatLngPoly(*[[(y, x) for x, y in r.coords[:-1]] for r in rings])
-
-    if isinstance(geom, Polygon):
-        return poly(geom)
-    return LatLngMultiPoly(*[poly(p) for p in geom.geoms])
+def _h3shape(p: Polygon) -> LatLngPoly:
+    return LatLngPoly(*[[(y, x) for x, y in r.coords[:-1]] for r in [p.exterior, *p.interiors]])
 
 
 def _cells(geom: Polygon | MultiPolygon, resolution: int, contain: str) -> set[int]:
