@@ -10,7 +10,9 @@ prefilter never drops a point shapely says is inside, and a zone smaller than a 
 gets the cell it lies in. "Inside" means what ``shapely.contains_xy`` says (a point on the
 outline is outside). Rings crossing the antimeridian or a pole are not supported.
 
-The per-point work is one h3 call; everything else is numpy over the distinct cells.
+A padded lon/lat raster of where zones are lets a point far from every zone skip the h3
+call; the per-point work of the others is one h3 call, and the rest is numpy over the
+distinct cells plus one vectorised ``contains_xy`` over the boundary candidates.
 """
 
 from __future__ import annotations
