@@ -68,6 +68,11 @@ def _fail(code: str, message: str, path: str) -> InvalidGeoJSON:
     return InvalidGeoJSON(code, message, path or "/")
 
 
+def _show(v: float) -> str:
+    """A coordinate for a message (a 5,000-digit integer cannot even be printed)."""
+    return f"{v:g}" if isinstance(v, float) else str(v) if abs(v) < 10**15 else "a huge number"
+
+
 def _position(value: Any, path: str) -> list[float]:
     if not isinstance(value, list | tuple) or not 2 <= len(value) <= 3:
         raise _fail(WRONG_TYPE, "a position is [lon, lat] (or [lon, lat, alt])", path)
@@ -78,7 +83,7 @@ def _position(value: Any, path: str) -> list[float]:
     if not (-180 <= lon <= 180 and -90 <= lat <= 90):  # also false for NaN
         raise _fail(
             OUT_OF_RANGE,
-            f"lon {lon} / lat {lat} out of range: is it [lat, lon]? use [lon, lat]",
+            f"lon {_show(lon)} / lat {_show(lat)} out of range: is it [lat, lon]? use [lon, lat]",
             path,
         )
     return [float(lon), float(lat)]
@@ -135,6 +140,10 @@ def _name(props: dict[str, Any], default: str | None, path: str) -> str:
         raise _fail(BAD_PROPERTY, "give the zone a name (properties.name)", path)
     if not isinstance(name, str) or not name.strip() or "\x00" in name:
         raise _fail(BAD_PROPERTY, "name must be non-empty text", path)
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate: no database can store it
+        raise _fail(BAD_PROPERTY, "name is not valid Unicode text", path) from exc
     if len(name) > MAX_NAME_CHARS:
         raise _fail(BAD_PROPERTY, f"name allows ≤ {MAX_NAME_CHARS} chars", path)
     return name

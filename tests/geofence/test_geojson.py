@@ -104,7 +104,10 @@ def test_properties_are_checked() -> None:
     assert code_of(feature(poly(SQUARE), name=""))[0] == "bad_property"
     assert code_of(feature(poly(SQUARE), name="s", speed_limit_kmh=-5))[0] == "bad_property"
     assert code_of(feature(poly(SQUARE), name="s", speed_limit_kmh="50"))[0] == "bad_property"
+    assert code_of(feature(poly(SQUARE), name="\ud800"))[0] == "bad_property"
     assert parse_feature(feature(poly(SQUARE)), name="default").name == "default"
+    huge = poly([[0, 0], [10**5000, 0], [1, 1], [0, 0]])
+    assert code_of(huge, name="z") == ("out_of_range", "/coordinates/0/1")
 
 
 def test_too_many_features() -> None:
