@@ -64,6 +64,8 @@ class ZoneIndex:
     def __init__(self, zones: Sequence[Zone], resolution: int = DEFAULT_RESOLUTION) -> None:
         self.resolution = resolution
         self._zones = {z.id: z for z in zones}
+        if len(self._zones) != len(zones):
+            raise ValueError("zone ids must be unique: two zones would answer to one id")
         ids = list(self._zones)
         self._geoms = np.array([self._zones[i].geometry for i in ids], dtype=object)
         shapely.prepare(self._geoms)

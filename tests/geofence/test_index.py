@@ -146,5 +146,7 @@ def test_bad_positions_and_lookups() -> None:
     assert index.zone("a").name == "a"
     with pytest.raises(UnknownZone):
         index.zone("b")
+    with pytest.raises(ValueError, match="unique"):
+        ZoneIndex([index.zone("a"), index.zone("a")])
     with pytest.raises(ValueError, match="pairs"):
         index.members([1.0, 2.0], [1.0])
