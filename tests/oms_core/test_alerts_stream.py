@@ -18,7 +18,8 @@ from psycopg_pool import ConnectionPool
 from geofence.model import Event
 from oms_core.alerts import store
 from oms_core.alerts.stream import Hub
-from oms_core.api import Role, make_app
+from oms_core.api import Role, create_token, make_app
+from oms_core.api.alerts import HUB
 from oms_core.api.spec import PREFIX
 from tests.oms_core import NOW, World, one
 from tests.oms_core.test_alerts_store import T0, Fleet, add_fleet
@@ -187,8 +188,6 @@ def test_the_listener_comes_back_after_the_database_drops_it(clean_db: str) -> N
 
 def test_shutting_down_ends_open_streams(clean_db: str, world: World) -> None:
     with psycopg.connect(world.dsn, autocommit=True) as conn:
-        from oms_core.api import create_token
-
         token = create_token(conn, "wall-screen", Role.SUPERVISOR)
     with ConnectionPool(clean_db, min_size=1, max_size=2, kwargs={"autocommit": True}) as pool:
         served = serve(make_app(pool))
@@ -201,3 +200,33 @@ def test_shutting_down_ends_open_streams(clean_db: str, world: World) -> None:
                 return await asyncio.wait_for(resp.content.read(), READ_S)
 
         assert asyncio.run(scenario()) == b""  # the stream ended; nothing more came
+
+
+def test_a_client_that_fell_behind_is_told_how_many_events_it_lost(
+    clean_db: str, world: World
+) -> None:
+    with psycopg.connect(world.dsn, autocommit=True) as conn:
+        token = create_token(conn, "wall-screen", Role.DISPATCHER)
+    with ConnectionPool(clean_db, min_size=1, max_size=2, kwargs={"autocommit": True}) as pool:
+        app = make_app(pool)
+        served = serve(app)
+        hub = app[HUB]
+
+        def burst() -> None:  # one loop callback: the stream cannot drain in between
+            for i in range(hub.queue_size + 44):
+                hub.publish(json.dumps({"id": i, "depot_id": world.depot_id, "type": "idling"}))
+
+        async def scenario() -> None:
+            async with aiohttp.ClientSession() as s:
+                url = f"{served.url}{PREFIX}/alerts/stream"
+                resp = await s.get(url, params={"access_token": token})
+                assert await block(resp) == "retry: 3000\n: listening\n\n"
+                served.loop.call_soon_threadsafe(burst)
+                assert await block(resp) == 'event: dropped\ndata: {"dropped": 44}\n\n'
+                assert (await next_alert(resp))["id"] == 44  # the oldest went
+                resp.close()
+
+        try:
+            asyncio.run(scenario())
+        finally:
+            stop(served)
