@@ -50,6 +50,7 @@ CHANNEL = "menara_deliveries"  # outbox.enqueue NOTIFYs it
 EMAIL_OFF = "email is off (smtp_port = 0)"
 _ERROR_CHARS = 500  # of last_error
 _EXCERPT_BYTES = 200  # of a failing receiver's response body
+_MIN_WAIT_S = 0.01
 
 _CLAIM = """
 WITH due AS (
@@ -108,6 +109,8 @@ class Deliverer:
     polls every ``poll_s`` (a missed notification, or a retry coming due, is picked up
     at the latest then; the wait is shortened to the next row's due time). Run one per
     process; several on the same database never send a row twice (see module doc).
+    Leaving the block lets the batch in flight finish and be recorded (at most
+    2 × ``timeout_s``), then stops.
     ``counters`` counts ``claimed``, ``delivered``, ``retried`` (failed attempts that
     will be tried again), ``failed`` (given up) and ``errors`` (worker cycles that hit a
     database error and were retried after ``poll_s``).
@@ -145,6 +148,7 @@ class Deliverer:
         self._listen_conn: psycopg.AsyncConnection[Any] | None = None
         self._http: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     async def __aenter__(self) -> Self:
         self._conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
@@ -164,6 +168,11 @@ class Deliverer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        # Let the batch in flight finish (each send is bounded by timeout_s) so its rows
+        # are recorded rather than left claimed until their lease ends; then stop.
+        self._stopping = True
+        self._wake.set()
+        await asyncio.wait(self._tasks[1:], timeout=2 * self.timeout_s)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -180,7 +189,7 @@ class Deliverer:
             rows = await self._claim()
             total += len(rows)
             await asyncio.gather(*(self._deliver(row) for row in rows))
-            if len(rows) < self.batch_size:
+            if len(rows) < self.batch_size or self._stopping:
                 return total
 
     async def _listen(self) -> None:
@@ -192,7 +201,7 @@ class Deliverer:
             log.warning("delivery notifications stopped (%s); polling every %s s", exc, self.poll_s)
 
     async def _work(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 await self.drain()
@@ -215,7 +224,9 @@ class Deliverer:
         cur = await self._db().execute(_DUE_IN)
         row = await cur.fetchone()
         due_in = None if row is None else row[0]
-        return self.poll_s if due_in is None else max(0.0, min(self.poll_s, due_in))
+        # A due row this worker could not claim is being claimed by another: look again
+        # shortly rather than spinning.
+        return self.poll_s if due_in is None else max(_MIN_WAIT_S, min(self.poll_s, due_in))
 
     def _db(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is None:

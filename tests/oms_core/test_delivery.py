@@ -105,14 +105,15 @@ class Receiver:
     """A webhook endpoint: answers with ``statuses`` in turn (then 200), keeps what came."""
 
     statuses: list[int]
+    hold: asyncio.Event | None = None  # when set, answers only once it is set
     url: str = ""
     got: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     signed: list[bool] = field(default_factory=list)
 
 
 @contextlib.asynccontextmanager
-async def receiver(*statuses: int) -> AsyncIterator[Receiver]:
-    rec = Receiver(list(statuses))
+async def receiver(*statuses: int, hold: asyncio.Event | None = None) -> AsyncIterator[Receiver]:
+    rec = Receiver(list(statuses), hold)
 
     async def hook(request: web.Request) -> web.Response:
         body = await request.read()
@@ -121,6 +122,8 @@ async def receiver(*statuses: int) -> AsyncIterator[Receiver]:
         rec.signed.append(
             verify_signature(SECRET, h["X-Menara-Timestamp"], body, h["X-Menara-Signature"])
         )
+        if rec.hold is not None:
+            await rec.hold.wait()
         status = rec.statuses.pop(0) if rec.statuses else 200
         return web.Response(status=status, text="ok" if status < 300 else "receiver is down")
 
@@ -183,6 +186,27 @@ def test_a_receiver_failing_twice_gets_it_on_the_third_attempt(conn: Conn, world
             ids = {h["X-Menara-Delivery"] for h, _ in rec.got}
             assert len(ids) == 1  # the same delivery id every time: receivers de-duplicate
             assert (d.counters["retried"], d.counters["delivered"]) == (2, 1)
+
+    asyncio.run(go())
+
+
+def test_stopping_lets_the_send_in_flight_finish_and_records_it(conn: Conn, world: World) -> None:
+    sc = scene(conn, world)
+
+    async def go() -> None:
+        release = asyncio.Event()
+        async with receiver(hold=release) as rec:
+            add_webhook(conn, rec.url)
+            aid = raise_alert(conn, world, sc)
+            d = Deliverer(dsn=world.dsn, **FAST)
+            await d.__aenter__()
+            await until(lambda: len(rec.got) == 1, what="the request in flight")
+            stopping = asyncio.create_task(d.__aexit__(None, None, None))
+            await until(lambda: d._stopping, what="the stop to begin")
+            release.set()
+            await stopping
+            row = delivery(conn, aid)
+            assert (row["state"], row["attempts"], d.counters["delivered"]) == ("delivered", 1, 1)
 
     asyncio.run(go())
 
