@@ -69,13 +69,16 @@ def baseline(
     return run
 
 
-def best_of(repeat: int, fn: Callable[[], object]) -> float:
-    times = []
+def best_of(repeat: int, *fns: Callable[[], object]) -> list[float]:
+    """Best time of each function, run in turn ``repeat`` times: interleaving keeps the
+    ratio honest when other work on the machine comes and goes."""
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+        for fn, spent in zip(fns, times, strict=True):
+            t = time.perf_counter()
+            fn()
+            spent.append(time.perf_counter() - t)
+    return [min(t) for t in times]
 
 
 def main() -> None:
@@ -109,8 +112,7 @@ def main() -> None:
     assert got == [frozenset(s) for s in want], "the index and the baseline disagree"
     inside = sum(1 for s in got if s)
 
-    ours = best_of(args.repeat, lambda: index.members(lat, lon))
-    theirs = best_of(args.repeat, lambda: base(lat, lon))
+    ours, theirs = best_of(args.repeat, lambda: index.members(lat, lon), lambda: base(lat, lon))
     n = args.points
     print(
         f"{len(zones)} zones ({index.cells} h3 cells at resolution {args.resolution}),"
