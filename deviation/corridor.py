@@ -1,7 +1,19 @@
 """Route deviation: distance to the planned route's *segments* and a debounced alert.
 
 The worker builds a ``Corridor`` once per plan, measures a whole batch of fixes with
-``distances`` (a numba kernel, no geometry objects), then calls ``step`` per fix.
+``distances_for`` (a numba kernel, no geometry objects), then calls ``step`` per fix.
+
+Which part of the route: routes come back past where they went out (an out-and-back
+street, a loop whose return leg runs near the outbound one), so the distance to the
+*whole* route would call a vehicle on a detour close to a leg it will drive an hour later.
+The state therefore keeps the vehicle's *progress* (the along-route position of its last
+fix within the corridor) and fixes are measured only against the part of the route it can
+plausibly be on: from ``back_m`` behind that progress to ``ahead_m`` plus ``max_speed_mps``
+× the time since, ahead of it (``window``). Without progress (trip start, a re-plan) the
+whole route counts. Off-route fixes never move progress, so a long detour keeps being
+measured against the leg it left; after a long silence the window has grown enough to find
+the vehicle far ahead. A detour long enough for the window to reach the return leg is
+measured against it too: by then the vehicle could have driven there.
 
 Rules of the alert (kind ``route_deviation``, key ``""``):
 
@@ -16,9 +28,10 @@ Rules of the alert (kind ``route_deviation``, key ``""``):
   the last event, or ``update_every_s`` after it (fresh extra-time figures, bounded volume).
 - A fix whose distance is NaN (no route) changes nothing.
 - Re-plan: the state does not hold the route, so the worker swaps the ``Corridor`` and
-  keeps the state. An open incident stays one incident: it closes at the first fix within
-  ``clear_m`` of the new route (a re-plan from the vehicle's position closes it at once,
-  the detour being the plan now) and stays open while the vehicle is off the new route too.
+  keeps ``state.replanned()`` (the incident, progress forgotten). An open incident stays
+  one incident: it closes at the first fix within ``clear_m`` of the new route (a re-plan
+  from the vehicle's position closes it at once, the detour being the plan now) and stays
+  open while the vehicle is off the new route too.
 
 ``extra_time_s`` is the delay to the next stop: the faster of heading back to the route
 (``distance × road_factor``) and driving straight to the stop (``straight line ×
@@ -47,9 +60,11 @@ __all__ = [
     "CorridorParams",
     "CorridorState",
     "distances",
+    "distances_for",
     "extra_time_s",
     "step",
     "stops_along",
+    "window",
 ]
 
 KIND = "route_deviation"
@@ -105,6 +120,10 @@ def _nearest(
     len2: _F64,
     seg_m: _F64,
     cum_m: _F64,
+    j0: int,
+    j1: int,
+    lo: float,
+    hi: float,
     xs: _F64,
     ys: _F64,
     dist: _F64,
@@ -113,19 +132,25 @@ def _nearest(
     for i in range(xs.shape[0]):
         best = np.inf
         best_along = np.nan
-        for j in range(ax.shape[0]):
+        for j in range(j0, j1):
+            # the part of segment j inside [lo, hi], as projection parameters
+            t_lo = 0.0
+            t_hi = 1.0
+            if seg_m[j] > 0.0:
+                t_lo = max((lo - cum_m[j]) / seg_m[j], 0.0)
+                t_hi = min((hi - cum_m[j]) / seg_m[j], 1.0)
             rx = xs[i] - ax[j]
             ry = ys[i] - ay[j]
-            t = 0.0
+            t = t_lo
             if len2[j] > 0.0:
                 t = (rx * dx[j] + ry * dy[j]) / len2[j]
-                t = min(max(t, 0.0), 1.0)
+                t = min(max(t, t_lo), t_hi)
             ex = rx - t * dx[j]
             ey = ry - t * dy[j]
             d2 = ex * ex + ey * ey
             if d2 < best:  # strict: a tie keeps the earlier point along the route
                 best = d2
-                best_along = cum_m[j] + t * seg_m[j]
+                best_along = min(max(cum_m[j] + t * seg_m[j], lo), hi)
         if best == np.inf:
             dist[i] = np.nan
             along[i] = np.nan
@@ -134,17 +159,30 @@ def _nearest(
             along[i] = best_along
 
 
-def distances(corridor: Corridor, xs: ArrayLike, ys: ArrayLike) -> tuple[_F64, _F64]:
-    """(distance to the nearest route segment, along-route position of that nearest point)
-    for every fix, in metres; NaN for a fix with a NaN coordinate."""
+def distances(
+    corridor: Corridor,
+    xs: ArrayLike,
+    ys: ArrayLike,
+    lo_m: float = -math.inf,
+    hi_m: float = math.inf,
+) -> tuple[_F64, _F64]:
+    """(distance to the nearest route point, its along-route position) for every fix, in
+    metres, counting only the route between ``lo_m`` and ``hi_m`` along it (the whole
+    route by default); NaN for a fix with a NaN coordinate or a window off the route."""
     x = np.ascontiguousarray(xs, dtype=np.float64).reshape(-1)
     y = np.ascontiguousarray(ys, dtype=np.float64).reshape(-1)
     if x.shape != y.shape:
         raise ValueError(f"xs and ys differ in length ({x.size} vs {y.size})")
+    lo, hi = float(lo_m), float(hi_m)
+    if not lo <= hi:
+        raise ValueError(f"route window [{lo}, {hi}] m is empty: pass lo_m <= hi_m")
+    c = corridor
+    # segments whose span [cum, cum + seg] meets the window: a contiguous run (cum sorted)
+    j0 = 0 if lo == -math.inf else int(np.searchsorted(c.cum_m + c.seg_m, lo, "left"))
+    j1 = int(np.searchsorted(c.cum_m, hi, "right"))
     dist = np.empty_like(x)
     along = np.empty_like(x)
-    c = corridor
-    _nearest(c.ax, c.ay, c.dx, c.dy, c.len2, c.seg_m, c.cum_m, x, y, dist, along)
+    _nearest(c.ax, c.ay, c.dx, c.dy, c.len2, c.seg_m, c.cum_m, j0, j1, lo, hi, x, y, dist, along)
     return dist, along
 
 
@@ -181,6 +219,9 @@ class CorridorParams:
     evidence_max: int = 20
     avg_speed_kmh: float = 30.0
     road_factor: float = 1.3
+    back_m: float = 500.0  # window behind progress: GPS noise, a vehicle backing up a little
+    ahead_m: float = 2000.0  # window ahead of progress, plus max_speed_mps x time since it
+    max_speed_mps: float = 40.0  # 144 km/h: a vehicle that went quiet or sped is still found
 
     def __post_init__(self) -> None:
         if not 0 <= self.clear_m <= self.corridor_m:
@@ -190,6 +231,8 @@ class CorridorParams:
             )
         if self.avg_speed_kmh <= 0:
             raise ValueError("avg_speed_kmh must be positive: fix the plan's average speed")
+        if min(self.back_m, self.ahead_m, self.max_speed_mps) < 0:
+            raise ValueError("corridor back_m, ahead_m and max_speed_mps must not be negative")
 
 
 Fix = tuple[float, float, float, float]  # t_s, lat, lon, distance_m
@@ -197,7 +240,8 @@ Fix = tuple[float, float, float, float]  # t_s, lat, lon, distance_m
 
 @dataclass(frozen=True, slots=True)
 class CorridorState:
-    """A run of fixes beyond the corridor (pending) or an open incident."""
+    """A run of fixes beyond the corridor (pending) or an open incident, and the vehicle's
+    progress along the route (which part of the route its next fixes are measured to)."""
 
     out_since_s: float | None = None  # first fix beyond of the run / incident
     out_fixes: int = 0  # consecutive fixes beyond while pending
@@ -206,6 +250,13 @@ class CorridorState:
     reported_max_m: float = 0.0  # max distance at the last open/update event
     last_event_s: float = 0.0
     evidence: tuple[Fix, ...] = ()
+    progress_m: float | None = None  # along-route position of the last fix within corridor_m
+    progress_t_s: float | None = None  # and its time; None: unknown, the whole route counts
+
+    def replanned(self) -> CorridorState:
+        """The same incident with progress forgotten: call it when the route changes, since
+        a position along the old route means nothing on the new one."""
+        return replace(self, progress_m=None, progress_t_s=None)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready (the worker keeps it in jsonb)."""
@@ -217,12 +268,15 @@ class CorridorState:
             "reported_max_m": self.reported_max_m,
             "last_event_s": self.last_event_s,
             "evidence": [list(f) for f in self.evidence],
+            "progress_m": self.progress_m,
+            "progress_t_s": self.progress_t_s,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CorridorState:
-        """The inverse of ``to_json``."""
+        """The inverse of ``to_json``; states saved before progress existed have none."""
         since = data["out_since_s"]
+        prog, prog_t = data.get("progress_m"), data.get("progress_t_s")
         return cls(
             out_since_s=None if since is None else float(since),
             out_fixes=int(data["out_fixes"]),
@@ -233,7 +287,45 @@ class CorridorState:
             evidence=tuple(
                 (float(f[0]), float(f[1]), float(f[2]), float(f[3])) for f in data["evidence"]
             ),
+            progress_m=None if prog is None else float(prog),
+            progress_t_s=None if prog_t is None else float(prog_t),
         )
+
+
+def window(
+    progress_m: float | None, elapsed_s: float, params: CorridorParams = CorridorParams()
+) -> tuple[float, float]:
+    """(lo_m, hi_m): the part of the route a vehicle can be on ``elapsed_s`` after it was
+    at ``progress_m``; the whole route when progress is unknown. An unknown (NaN) elapsed
+    time leaves the window open ahead."""
+    if progress_m is None:
+        return -math.inf, math.inf
+    p = params
+    ahead = p.ahead_m + max(0.0, elapsed_s) * p.max_speed_mps
+    if math.isnan(elapsed_s):
+        ahead = math.inf
+    return progress_m - p.back_m, progress_m + ahead
+
+
+def distances_for(
+    state: CorridorState,
+    corridor: Corridor,
+    t_s: ArrayLike,
+    xs: ArrayLike,
+    ys: ArrayLike,
+    params: CorridorParams = CorridorParams(),
+) -> tuple[_F64, _F64]:
+    """``distances`` for a batch about to be stepped from ``state``: one window for the
+    whole batch, from the state's progress and the latest fix's time. It is as wide as the
+    last fix needs, wider than the earlier fixes need: that only lets them be found a little
+    farther ahead, never misses the part of the route they are on."""
+    t = np.asarray(t_s, dtype=np.float64).reshape(-1)
+    elapsed = 0.0
+    if state.progress_t_s is not None and t.size:
+        elapsed = float(t.max()) - state.progress_t_s
+    lo, hi = window(state.progress_m, elapsed, params)
+    # a progress past the end (a stale one on a shorter route) still measures the end
+    return distances(corridor, xs, ys, min(lo, corridor.length_m), hi)
 
 
 def extra_time_s(
@@ -292,26 +384,40 @@ def step(
     *,
     stop_along_m: float | None = None,
 ) -> tuple[CorridorState, list[Event]]:
-    """One fix with its distance and along-route position (from ``distances``);
-    ``stop_along_m`` is the next stop's position from ``stops_along`` (better extra time)."""
+    """One fix with its distance and along-route position (from ``distances_for``); a fix
+    within ``corridor_m`` moves progress. ``stop_along_m`` is the next stop's position from
+    ``stops_along`` (better extra time)."""
     if not math.isfinite(distance_m):
         return state, []
     p = params
+    on_route = distance_m <= p.corridor_m and math.isfinite(along_m)
+    prog, prog_t = state.progress_m, state.progress_t_s
+    if on_route:  # progress may slip back by back_m at most: one noisy fix cannot undo it
+        prog = along_m if prog is None else max(along_m, prog - p.back_m)
+        prog_t = sample.t_s
     args = (sample, distance_m, along_m, next_stop, stop_along_m, p)
     if state.is_open:
         if distance_m <= p.clear_m:
-            return CorridorState(), [_event("close", sample.t_s, state, *args)]
+            idle = CorridorState(progress_m=prog, progress_t_s=prog_t)
+            return idle, [_event("close", sample.t_s, state, *args)]
         periodic = sample.t_s - state.last_event_s >= p.update_every_s
         if distance_m <= state.max_distance_m and not periodic:
+            if on_route:
+                return replace(state, progress_m=prog, progress_t_s=prog_t), []
             return state, []  # the common case while open: nothing changes
-        st = replace(state, max_distance_m=max(state.max_distance_m, distance_m))
+        st = replace(
+            state,
+            max_distance_m=max(state.max_distance_m, distance_m),
+            progress_m=prog,
+            progress_t_s=prog_t,
+        )
         grown = st.max_distance_m >= st.reported_max_m + p.update_grow_m
         if grown or periodic:
             st = replace(st, reported_max_m=st.max_distance_m, last_event_s=sample.t_s)
             return st, [_event("update", sample.t_s, st, *args)]
         return st, []
     if distance_m <= p.corridor_m:
-        return (CorridorState() if state.out_since_s is not None else state), []
+        return CorridorState(progress_m=prog, progress_t_s=prog_t), []
     since = sample.t_s if state.out_since_s is None else state.out_since_s
     fix = (sample.t_s, sample.lat, sample.lon, distance_m)
     st = CorridorState(
@@ -319,6 +425,8 @@ def step(
         out_fixes=state.out_fixes + 1,
         max_distance_m=max(state.max_distance_m, distance_m),
         evidence=(*state.evidence, fix)[: p.evidence_max],
+        progress_m=prog,
+        progress_t_s=prog_t,
     )
     if sample.t_s - since >= p.min_s or st.out_fixes >= p.min_fixes:
         st = replace(st, is_open=True, reported_max_m=st.max_distance_m, last_event_s=sample.t_s)
