@@ -42,11 +42,28 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo", help="schema + ingest + simulated fleet, live progress, summary")
-    d.add_argument("--duration", type=float, default=60.0, help="seconds to drive (default 60)")
-    d.add_argument("--vehicles", type=int, default=50, help="simulated vehicles (default 50)")
-    d.add_argument("--rate", type=float, default=1.0, help="fixes per second per vehicle")
     d.add_argument(
-        "--garbage", type=float, default=0.002, help="share of junk lines sent (default 0.002)"
+        "--duration",
+        type=float,
+        default=None,
+        help="seconds to run (default: the whole replayed day; 60 on the stock routes)",
+    )
+    d.add_argument(
+        "--speedup",
+        type=float,
+        default=60.0,
+        help="replay the planned day this many times faster than real time (default 60)",
+    )
+    d.add_argument("--vehicles", type=int, default=50, help="simulated vehicles (default 50)")
+    d.add_argument("--orders", type=int, default=200, help="orders entered for today")
+    d.add_argument(
+        "--rate", type=float, default=1.0, help="fixes per second per vehicle (stock routes)"
+    )
+    d.add_argument(
+        "--garbage",
+        type=float,
+        default=0.002,
+        help="share of junk lines sent on the stock routes (default 0.002)",
     )
 
     sub.add_parser("serve", help="run the ingest service until Ctrl-C")

@@ -16,27 +16,34 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
+import math
 import signal
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 
 from ingest.counters import Counters
-from menara import db, demo_oms, service
+from menara import db, demo_oms, demo_tower, service
 from menara.settings import Settings
 from oms_core.errors import OmsError
 from oms_core.planning.matrix import HaversineMatrix
+from simulators.errors import SimulatorError
 from simulators.fleet import FleetConfig, FleetStats, device_ids, run_fleet
 from simulators.model import DEVICE_PROTOCOLS, NEEDS_IMEI, protocols
-from simulators.routes import JAKARTA_ROUTES, Route, load_geojson
+from simulators.routes import load_geojson
+from simulators.trip_sender import send_timeline
+from simulators.vehicle import SimFix
 
 # The demo plans its day in at most this long (or plan_time_limit_s when shorter).
 DEMO_PLAN_LIMIT_S = 5.0
+FALLBACK_DURATION_S = 60.0  # how long the stock routes are driven without --duration
+STALE_MARGIN_S = 600.0  # stale_fix_s covers the replayed span and this
+SETTLE_S = 15.0  # at most this long waiting for the writer after the fleet stops
+TOWER_GRACE_S = 2.0  # then this long for the tower's last evaluation and tick
 
 
 def fleet_config(args: argparse.Namespace, cfg: Settings, **extra: Any) -> FleetConfig:
@@ -45,7 +52,7 @@ def fleet_config(args: argparse.Namespace, cfg: Settings, **extra: Any) -> Fleet
     return FleetConfig(
         vehicles=args.vehicles,
         rate_hz=args.rate,
-        duration_s=args.duration,
+        duration_s=FALLBACK_DURATION_S if args.duration is None else args.duration,
         mqtt_host=cfg.mqtt_host,
         mqtt_port=cfg.mqtt_port,
         topic_prefix=cfg.mqtt_topic_prefix,
@@ -122,19 +129,22 @@ async def _demo(args: argparse.Namespace, cfg: Settings) -> int:
             " ON CONFLICT (device_id) DO NOTHING",
             [(d, spoken[d], f"demo van {i + 1}") for i, d in enumerate(ids)],
         )
-    routes = _planned_routes(cfg, fleet, ids)
-    if routes is not None:
-        fleet = dataclasses.replace(fleet, routes=routes)
+    planned = _planned_trips(cfg, fleet, ids, orders=args.orders)
+    if planned:
+        replay = demo_tower.prepare(cfg, planned, speedup=args.speedup, window_s=args.duration)
+        if replay is not None:
+            return await _replay(cfg, fleet, spoken, replay, duration_s=args.duration)
+    return await _loop(cfg, fleet, ids)
+
+
+async def _loop(cfg: Settings, fleet: FleetConfig, ids: list[str]) -> int:
+    """The stock Jakarta routes driven as endless loops at wall-clock fix times."""
     counters = Counters()
-    stop, ready = asyncio.Event(), asyncio.Event()
+    stop = asyncio.Event()
     _install_stop(stop)
     started_at = datetime.now(UTC)
-    svc = asyncio.create_task(service.serve(cfg, counters=counters, stop=stop, ready=ready))
-    waiter = asyncio.create_task(ready.wait())
-    await asyncio.wait({svc, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    if svc.done():
-        waiter.cancel()
-        svc.result()  # raises the service's start-up error with its message
+    svc = await start_service(cfg, counters, stop)
+    if svc is None:
         return 1
     print(
         f"ingest up: {', '.join(f'{p} :{fleet.port_for(p)}' for p in fleet.protocols)}, "
@@ -146,13 +156,166 @@ async def _demo(args: argparse.Namespace, cfg: Settings) -> int:
     print("\nfleet stopped; draining the writer ...")
     stop.set()
     await svc
-    _summary(cfg.db_dsn, ids, started_at, stats, counters)
+    summary(cfg.db_dsn, ids, started_at, stats.fixes_sent, counters)
     return 0
 
 
-def _planned_routes(cfg: Settings, fleet: FleetConfig, ids: list[str]) -> tuple[Route, ...] | None:
-    """Today's orders planned and dispatched, as one route per vehicle; None (drive the
-    stock routes) when planning fails or plans nothing, with the reason printed."""
+async def start_service(
+    cfg: Settings, counters: Counters, stop: asyncio.Event
+) -> asyncio.Task[None] | None:
+    """``service.serve`` started in this process, once it is ready; raises its start-up
+    error when it fails (None only if it ended without one)."""
+    ready = asyncio.Event()
+    svc = asyncio.create_task(service.serve(cfg, counters=counters, stop=stop, ready=ready))
+    waiter = asyncio.create_task(ready.wait())
+    await asyncio.wait({svc, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if svc.done():
+        waiter.cancel()
+        svc.result()  # raises the service's start-up error with its message
+        return None
+    return svc
+
+
+def _groups(
+    fixes: list[SimFix], spoken: dict[str, str], cfg: Settings, fleet: FleetConfig
+) -> list[tuple[str, list[SimFix], dict[str, Any]]]:
+    """The fixes per link: each TCP protocol with a listener, and MQTT JSON for the rest
+    (MQTT vans, and phones whose protocol is HTTP-only)."""
+    by: dict[str, list[SimFix]] = {}
+    for f in fixes:
+        p = spoken.get(f.device_id, "")
+        by.setdefault(p if p in service.TCP_PORTS and _listening(cfg, p) else "mqtt", []).append(f)
+    out: list[tuple[str, list[SimFix], dict[str, Any]]] = []
+    for key, group in sorted(by.items()):
+        kw: dict[str, Any] = (
+            {"transport": "mqtt", "host": cfg.mqtt_host, "port": cfg.mqtt_port,
+             "topic_prefix": cfg.mqtt_topic_prefix}
+            if key == "mqtt"
+            else {"transport": "tcp", "protocol": key, "host": fleet.tcp_host,
+                  "port": fleet.port_for(key)}
+        )  # fmt: skip
+        out.append((key, group, kw))
+    return out
+
+
+async def _send(
+    fixes: list[SimFix], *, delay_s: float, halt: asyncio.Event, **kw: Any
+) -> FleetStats:
+    """``send_timeline`` started ``delay_s`` late, so groups stay on one fleet clock."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(halt.wait(), delay_s)
+    if halt.is_set():
+        return FleetStats()
+    return await send_timeline(fixes, stop=halt, **kw)
+
+
+async def _replay(
+    cfg: Settings,
+    fleet: FleetConfig,
+    spoken: dict[str, str],
+    replay: demo_tower.Replay,
+    *,
+    duration_s: float | None,
+) -> int:
+    """Serve with the tower on the fleet clock and send the day, paced at the speed-up,
+    printing a status line a second and every alert as it opens."""
+    s, span = replay.speedup, replay.span_s
+    stale = max(cfg.stale_fix_s, span + STALE_MARGIN_S)
+    print(
+        f"tower: clock = the fleet's newest fix time, stale_fix_s = {stale:.0f} s: replayed"
+        f" fixes are true but up to {span * (s - 1) / s / 60:.0f} min late"
+    )
+    for plan in replay.faults.values():
+        print(f"  {plan.says}")
+    print(f"  the other {len(replay.trips) - len(replay.faults)} vans drive clean")
+    counters, stop, halt = Counters(), asyncio.Event(), asyncio.Event()
+    _install_stop(halt)
+    started_at = datetime.now(UTC)
+    svc = await start_service(cfg.replace(tower_clock="fleet", stale_fix_s=stale), counters, stop)
+    if svc is None:
+        return 1
+    groups = _groups(replay.fixes, spoken, cfg, fleet)
+    bound = span / s if duration_s is None else min(span / s, duration_s)
+    links = ", ".join(f"{k} ({len({f.device_id for f in g})} vans)" for k, g, _ in groups)
+    print(
+        f"ingest up: {links}; replaying {len(replay.trips)} trips for {bound:.0f}s"
+        " (Ctrl-C stops early)"
+    )
+    first = replay.fixes[0].fix_time
+    loop = asyncio.get_running_loop()
+    if duration_s is not None:
+        loop.call_later(duration_s, halt.set)
+    ids = [t.device_id for t in replay.trips]
+    with psycopg.connect(cfg.db_dsn, autocommit=True) as conn:
+        feed = demo_tower.AlertFeed(conn, [t.trip_id for t in replay.trips], tz=demo_oms.JAKARTA)
+        t0 = loop.time()
+        senders = [
+            asyncio.create_task(
+                _send(g, delay_s=(g[0].fix_time - first).total_seconds() / s, halt=halt,
+                      speedup=s, **kw)
+            )
+            for _, g, kw in groups
+        ]  # fmt: skip
+        status = _status(counters)
+        while not all(t.done() for t in senders):
+            await asyncio.wait(senders, timeout=1.0)
+            fleet_at = first + timedelta(seconds=min((loop.time() - t0) * s, span))
+            print(status(fleet_at.astimezone(demo_oms.JAKARTA)), flush=True)
+            for line in await asyncio.to_thread(feed.poll):
+                print(line, flush=True)
+        sent = 0
+        for task in senders:
+            try:
+                sent += task.result().fixes_sent
+            except SimulatorError as exc:
+                print(f"a link failed: {exc}")
+        print("fleet stopped; waiting for the writer and the tower ...")
+        await _settle(counters)
+        stop.set()
+        await svc
+        for line in feed.poll():
+            print(line)
+    summary(cfg.db_dsn, ids, started_at, sent, counters)
+    demo_tower.alert_summary(feed, replay)
+    return 0
+
+
+def _status(counters: Counters) -> Callable[[datetime], str]:
+    last = {"t": time.monotonic(), "in": 0, "stored": 0}
+    started = last["t"]
+
+    def line(fleet_at: datetime) -> str:
+        now = time.monotonic()
+        got, stored = counters.get("fixes_in"), counters.get("rows_written")
+        dt = max(now - last["t"], 1e-6)
+        rate_in, rate_st = (got - last["in"]) / dt, (stored - last["stored"]) / dt
+        last.update(t=now, **{"in": got, "stored": stored})
+        return (
+            f"[{now - started:5.0f}s] fleet {fleet_at:%H:%M}  received {got:>7} ({rate_in:5.0f}/s)"
+            f"  stored {stored:>7} ({rate_st:5.0f}/s)  rejects {counters.get('rejects')}"
+        )
+
+    return line
+
+
+async def _settle(counters: Counters) -> None:
+    """Until the writer has stored what came in and nothing more arrives (bounded), then
+    a moment for the tower to evaluate the last batches and tick."""
+    seen, deadline = -1, time.monotonic() + SETTLE_S
+    while time.monotonic() < deadline:
+        got = counters.get("fixes_in")
+        if got == seen and counters.get("rows_written") >= got:
+            break
+        seen = got
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(TOWER_GRACE_S)
+
+
+def _planned_trips(
+    cfg: Settings, fleet: FleetConfig, ids: list[str], *, orders: int = 200
+) -> list[demo_oms.PlannedTrip] | None:
+    """Today's orders planned and dispatched; None (drive the stock routes) when planning
+    fails or plans nothing, with the reason printed."""
     today = datetime.now(demo_oms.JAKARTA).date()
     print(f"order side: {today} (Asia/Jakarta): entering orders, planning, dispatching")
     try:
@@ -161,6 +324,7 @@ def _planned_routes(cfg: Settings, fleet: FleetConfig, ids: list[str]) -> tuple[
                 conn,
                 day=today,
                 device_ids=ids,
+                orders=orders,
                 time_limit_s=min(cfg.plan_time_limit_s, DEMO_PLAN_LIMIT_S),
                 matrix=HaversineMatrix(cfg.plan_road_factor, cfg.plan_avg_speed_kmh),
                 progress=lambda line: print(f"  {line}", flush=True),
@@ -168,20 +332,18 @@ def _planned_routes(cfg: Settings, fleet: FleetConfig, ids: list[str]) -> tuple[
     except (OmsError, psycopg.Error) as exc:
         print(f"order side: planning failed ({exc}); driving the stock routes")
         return None
-    driving = len({t.device_id for t in planned} & set(ids))
-    if not driving:
+    mine = [t for t in planned if t.device_id in set(ids)]
+    if not mine:
         print("order side: no trips to drive; driving the stock routes")
         return None
     print(
-        f"order side: {driving} vehicles drive their planned trips,"
-        f" {fleet.vehicles - driving} the stock routes"
+        f"order side: {len(mine)} vehicles drive their planned trips,"
+        f" {fleet.vehicles - len(mine)} stay at the depot"
     )
-    return demo_oms.fleet_routes(ids, planned, fleet.routes or JAKARTA_ROUTES)
+    return mine
 
 
-def _summary(
-    dsn: str, ids: list[str], since: datetime, stats: FleetStats, counters: Counters
-) -> None:
+def summary(dsn: str, ids: list[str], since: datetime, sent: int, counters: Counters) -> None:
     with psycopg.connect(dsn) as conn:
         rows = conn.execute(
             "SELECT protocol, count(*), count(DISTINCT device_id), min(fix_time), max(fix_time)"
@@ -202,7 +364,7 @@ def _summary(
             f"  {protocol:11} {n:>8} fixes from {devices:>3} devices,"
             f" fix times {first:%H:%M:%S}–{last:%H:%M:%S}"
         )
-    print(f"  total {total:>8} fixes stored; simulator sent {stats.fixes_sent} unique fixes")
+    print(f"  total {total:>8} fixes stored; simulator sent {sent} unique fixes")
     for protocol, reason, n in dead:
         print(f"  dead letters: {protocol}/{reason}: {n}")
     print(f"  rejects counted: {counters.get('rejects')}; see /metrics for all counters")
@@ -210,6 +372,9 @@ def _summary(
 
 def run(args: argparse.Namespace, cfg: Settings) -> int:
     """Entry for ``menara demo``."""
+    if not (math.isfinite(args.speedup) and args.speedup > 0):
+        print(f"menara demo: --speedup must be a number > 0, not {args.speedup}", file=sys.stderr)
+        return 2
     try:
         return asyncio.run(_demo(args, cfg))
     except db.DatabaseError as exc:

@@ -32,10 +32,8 @@ from oms_core.errors import InvalidOrder
 from oms_core.model import LineIn, OrderIn
 from oms_core.planning.matrix import MatrixProvider
 from oms_core.states import OrderState, PaymentMethod, PaymentState
-from simulators.errors import RouteError
-from simulators.routes import Route
 
-__all__ = ["JAKARTA", "ORDER_CUTOFF", "PlannedTrip", "fleet_routes", "seed_and_plan"]
+__all__ = ["JAKARTA", "ORDER_CUTOFF", "PlannedTrip", "seed_and_plan"]
 
 Conn = psycopg.Connection[Any]
 Progress = Callable[[str], None]
@@ -148,26 +146,6 @@ def seed_and_plan(
     out = _planned_trips(conn, day, depot)
     progress(f"trips dispatched: {dispatched} now, {len(out)} on the road for {day}")
     return out
-
-
-def fleet_routes(
-    device_ids: Sequence[str], planned: Sequence[PlannedTrip], stock: Sequence[Route]
-) -> tuple[Route, ...]:
-    """One route per simulated vehicle, by index (``FleetConfig.routes``): the planned
-    trip of the vehicle's tracker as a loop, else the stock route it would have driven."""
-    by_device = {t.device_id: t for t in planned}
-    out: list[Route] = []
-    for i, device in enumerate(device_ids):
-        fallback = stock[i % len(stock)]
-        trip = by_device.get(device)
-        if trip is None:
-            out.append(fallback)
-            continue
-        try:
-            out.append(Route(f"trip {trip.trip_id}", trip.route, "loop"))
-        except RouteError:  # every stop at the depot: nothing to drive
-            out.append(fallback)
-    return tuple(out)
 
 
 def _one(conn: Conn, sql: str, params: tuple[Any, ...]) -> int:
@@ -336,7 +314,8 @@ def _reserved(conn: Conn, day: date, depot: int) -> list[int]:
 
 
 def _planned_trips(conn: Conn, day: date, depot: int) -> list[PlannedTrip]:
-    """The day's dispatched trips with their trackers."""
+    """The day's dispatched trips with their trackers (in progress too: an earlier demo
+    run drove them out of the depot, and the next run replays them again)."""
     devices = dict(
         conn.execute(
             "SELECT v.id, v.tracker_device_id FROM trips t JOIN vehicles v ON v.id = t.vehicle_id"
@@ -354,5 +333,5 @@ def _planned_trips(conn: Conn, day: date, depot: int) -> list[PlannedTrip]:
             orders=sum(len(s.order_ids) for s in t.stops),
         )
         for t in trips.list_trips(conn, day, depot)
-        if t.state == "dispatched" and devices.get(t.vehicle_id) is not None
+        if t.state in ("dispatched", "in_progress") and devices.get(t.vehicle_id) is not None
     ]

@@ -13,7 +13,7 @@ from menara import demo, demo_oms
 from menara.cli import main
 from menara.settings import load
 from simulators.model import FleetConfig
-from simulators.routes import JAKARTA_ROUTES, Route
+from simulators.routes import Route
 from tests.conftest import free_port, listeners_off_env
 from tests.oms_core import OMS_TABLES
 
@@ -87,23 +87,6 @@ def test_seed_and_plan_dispatches_a_day_and_reuses_it(
     assert "trips dispatched: 0 now" in again[-1]
 
 
-def test_fleet_routes_puts_each_tracker_on_its_trip() -> None:
-    trip = demo_oms.PlannedTrip(
-        trip_id=7,
-        vehicle_id=1,
-        device_id="B",
-        route=((106.80, -6.20), (106.81, -6.21), (106.80, -6.20)),
-        stops=1,
-        orders=2,
-    )
-    stuck = demo_oms.PlannedTrip(8, 2, "C", ((106.8, -6.2), (106.8, -6.2)), 1, 1)
-    routes = demo_oms.fleet_routes(["A", "B", "C"], [trip, stuck], JAKARTA_ROUTES)
-    assert routes[0] == JAKARTA_ROUTES[0]
-    assert routes[1].name == "trip 7" and routes[1].end == "loop"
-    assert routes[1].coords == trip.route
-    assert routes[2] == JAKARTA_ROUTES[2]  # a trip with nowhere to go drives the stock route
-
-
 @pytest.mark.mqtt
 def test_menara_demo_drives_the_planned_trips(
     clean_db: str,
@@ -139,15 +122,17 @@ def test_menara_demo_drives_the_planned_trips(
             device: Route(device, tuple((p[0], p[1]) for p in geometry), "loop")
             for device, geometry in conn.execute(
                 "SELECT v.tracker_device_id, t.route_geometry FROM trips t"
-                " JOIN vehicles v ON v.id = t.vehicle_id WHERE t.state = 'dispatched'"
+                " JOIN vehicles v ON v.id = t.vehicle_id"
+                " WHERE t.state IN ('dispatched', 'in_progress')"
             )
         }
         fixes = conn.execute(
             "SELECT device_id, lat, lon FROM positions WHERE device_id = ANY(%s)", (list(routes),)
         ).fetchall()
     assert fixes, "no vehicle with a trip reported a position"
-    # Each fix lies on its vehicle's planned route (1e-7° rounding is about a centimetre).
-    assert max(routes[d].distance_to_m(lat, lon) for d, lat, lon in fixes) < 0.5
+    # Five minutes of the replayed day: parked, then off along the planned route (no
+    # fault starts that early); each fix is on it but for the tracker's 3 m jitter.
+    assert max(routes[d].distance_to_m(lat, lon) for d, lat, lon in fixes) < 3.1
 
 
 def test_demo_drives_the_stock_routes_when_planning_fails(
@@ -161,7 +146,7 @@ def test_demo_drives_the_stock_routes_when_planning_fails(
         )
     cfg = load(environ={}, overrides={"db_dsn": clean_db})
     fleet = FleetConfig(vehicles=2)
-    assert demo._planned_routes(cfg, fleet, ["SIM00000", "SIM00001"]) is None
+    assert demo._planned_trips(cfg, fleet, ["SIM00000", "SIM00001"]) is None
     out = capsys.readouterr().out
     assert "order side: planning failed (plate DEMO SIM00000" in out
     assert out.endswith("driving the stock routes\n")
