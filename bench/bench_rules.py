@@ -5,11 +5,13 @@ Run: ``.venv/bin/python bench/bench_rules.py [--vehicles N] [--segments S] [--re
 (a) Corridor: every vehicle has its own planned route (a random walk of ``--segments``
     500 m segments, metric) and sends a batch of fixes near it. Per batch and vehicle we
     time ``deviation.corridor.distances`` (distance to the nearest segment and the
-    along-route position), and in the same run the bare shapely baseline on the same
+    along-route position) over the whole route and within the window a worker uses
+    (``corridor.window`` from the vehicle's progress at the batch's first fix and the
+    batch's duration), and in the same run the bare shapely baseline on the same
     points: ``shapely.points`` + ``shapely.dwithin(line, points, 300)`` on a prepared
     line (a yes/no answer only), and ``shapely.points`` + ``shapely.distance``.
 (b) Rules: ``quality.check`` → ``corridor.step`` → ``overspeed.step`` per fix for every
-    vehicle, after one ``distances`` call per vehicle batch, building each ``Sample``
+    vehicle, after one ``distances_for`` call per vehicle batch, building each ``Sample``
     from the batch arrays as the worker does: fixes/s on one core; then the same with the
     quality gate run once per batch (``quality.check_batch``).
 
@@ -78,10 +80,19 @@ def bench_corridor(routes: list[_F64], per_batch: int, repeat: int) -> tuple[flo
     shapely.prepare(lines)
     fixes = [make_fixes(r, per_batch, rng) for r in routes]
     total = len(routes) * per_batch
+    params = corridor.CorridorParams()
+    windows = [
+        corridor.window(float(corridor.distances(c, xs[:1], ys[:1])[1][0]), 5.0 * xs.size, params)
+        for c, (xs, ys) in zip(corridors, fixes, strict=True)
+    ]
 
     def ours() -> None:
         for c, (xs, ys) in zip(corridors, fixes, strict=True):
             corridor.distances(c, xs, ys)
+
+    def windowed() -> None:
+        for c, (xs, ys), (lo, hi) in zip(corridors, fixes, windows, strict=True):
+            corridor.distances(c, xs, ys, lo, hi)
 
     def dwithin() -> None:
         for line, (xs, ys) in zip(lines, fixes, strict=True):
@@ -95,7 +106,7 @@ def bench_corridor(routes: list[_F64], per_batch: int, repeat: int) -> tuple[flo
     d_ours, _ = corridor.distances(corridors[0], *fixes[0])
     d_ref = shapely.distance(lines[0], shapely.points(*fixes[0]))
     assert np.allclose(d_ours, d_ref, atol=1e-6), "corridor distances disagree with shapely"
-    return tuple(total / best(f, repeat) for f in (ours, dwithin, distance))
+    return tuple(total / best(f, repeat) for f in (ours, windowed, dwithin, distance))
 
 
 def bench_chain(routes: list[_F64], per_batch: int, rounds: int, repeat: int, mode: str) -> float:
@@ -127,7 +138,7 @@ def bench_chain(routes: list[_F64], per_batch: int, rounds: int, repeat: int, mo
                     events += len(ev)
                     if not ok.all():
                         tb, xb, yb, vb, rcv = tb[ok], xb[ok], yb[ok], vb[ok], rcv[ok]
-                dist, along = corridor.distances(corridors[v], xb, yb)
+                dist, along = corridor.distances_for(c, corridors[v], tb, xb, yb, cp)
                 rows = zip(
                     tb.tolist(),
                     xb.tolist(),
@@ -170,12 +181,13 @@ def main() -> None:
     args = ap.parse_args()
     routes = make_routes(args.vehicles, args.segments)
     print(f"{args.vehicles} vehicles, routes of {args.segments} segments, single-threaded")
-    print("| fixes per vehicle batch | distances fixes/s | shapely dwithin | shapely distance"
-          " | ratio vs dwithin |")  # fmt: skip
-    print("|---:|---:|---:|---:|---:|")
+    print("| fixes per vehicle batch | distances fixes/s | windowed | shapely dwithin"
+          " | shapely distance | ratio vs dwithin (windowed) |")  # fmt: skip
+    print("|---:|---:|---:|---:|---:|---:|")
     for n in args.batches:
-        ours, dwithin, distance = bench_corridor(routes, n, args.repeat)
-        print(f"| {n} | {ours:,.0f} | {dwithin:,.0f} | {distance:,.0f} | {ours / dwithin:.1f}x |")
+        ours, win, dwithin, distance = bench_corridor(routes, n, args.repeat)
+        print(f"| {n} | {ours:,.0f} | {win:,.0f} | {dwithin:,.0f} | {distance:,.0f}"
+              f" | {ours / dwithin:.1f}x ({win / dwithin:.1f}x) |")  # fmt: skip
     print("\nquality + corridor + overspeed, batches of 10 fixes per vehicle, fixes/s/core:")
     for mode, label in (
         ("fix", "gate by quality.check per fix"),

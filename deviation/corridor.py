@@ -120,8 +120,6 @@ def _nearest(
     len2: _F64,
     seg_m: _F64,
     cum_m: _F64,
-    j0: int,
-    j1: int,
     lo: float,
     hi: float,
     xs: _F64,
@@ -129,6 +127,15 @@ def _nearest(
     dist: _F64,
     along: _F64,
 ) -> None:  # pragma: no cover - compiled; the same code runs under NUMBA_DISABLE_JIT
+    # segments whose span [cum, cum + seg] meets the window: a contiguous run (cum sorted)
+    j0, j1 = 0, cum_m.shape[0]
+    while j0 < j1:  # first segment ending at or after lo
+        mid = (j0 + j1) // 2
+        if cum_m[mid] + seg_m[mid] < lo:
+            j0 = mid + 1
+        else:
+            j1 = mid
+    j1 = np.searchsorted(cum_m, hi, side="right")
     for i in range(xs.shape[0]):
         best = np.inf
         best_along = np.nan
@@ -177,12 +184,9 @@ def distances(
     if not lo <= hi:
         raise ValueError(f"route window [{lo}, {hi}] m is empty: pass lo_m <= hi_m")
     c = corridor
-    # segments whose span [cum, cum + seg] meets the window: a contiguous run (cum sorted)
-    j0 = 0 if lo == -math.inf else int(np.searchsorted(c.cum_m + c.seg_m, lo, "left"))
-    j1 = int(np.searchsorted(c.cum_m, hi, "right"))
     dist = np.empty_like(x)
     along = np.empty_like(x)
-    _nearest(c.ax, c.ay, c.dx, c.dy, c.len2, c.seg_m, c.cum_m, j0, j1, lo, hi, x, y, dist, along)
+    _nearest(c.ax, c.ay, c.dx, c.dy, c.len2, c.seg_m, c.cum_m, lo, hi, x, y, dist, along)
     return dist, along
 
 
