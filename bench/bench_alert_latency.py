@@ -35,13 +35,14 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.bench_tcp import cpu_s, free_port, postgres_cpu, raise_nofile
+from bench.bench_tcp import cpu_s, free_port, raise_nofile
 
 ADMIN_DSN = os.environ.get(
     "MENARA_BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -293,6 +294,46 @@ async def _read_events(resp: Any, into: list[tuple[float, dict[str, Any]]]) -> N
             print(f"  stream dropped events: {block.strip()}", flush=True)
 
 
+def backends_cpu(dsn: str) -> dict[int, float]:
+    """CPU seconds of each PostgreSQL backend serving this database (others on the
+    machine are not ours to count)."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        ).fetchall()
+    out = {}
+    for (pid,) in rows:
+        with contextlib.suppress(OSError):
+            out[int(pid)] = cpu_s(int(pid))
+    return out
+
+
+def threads_cpu() -> dict[int, float]:
+    """CPU seconds of each thread of this process, by native thread id."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for tid in os.listdir("/proc/self/task"):
+        with contextlib.suppress(OSError):
+            f = Path(f"/proc/self/task/{tid}/stat").read_text().rpartition(")")[2].split()
+            out[int(tid)] = (int(f[11]) + int(f[12])) / tick
+    return out
+
+
+def split_threads(
+    before: dict[int, float], after: dict[int, float], poller: int | None
+) -> dict[str, float]:
+    """The event loop (main thread: ingest, writer, API, stream) against the worker
+    threads (``asyncio.to_thread``: the tower's rules and its database work); the
+    bench's own poller thread is left out."""
+    main = threading.main_thread().native_id
+    used = {tid: t - before.get(tid, 0.0) for tid, t in after.items() if tid != poller}
+    loop = used.pop(main, 0.0) if main is not None else 0.0
+    return {"loop": loop, "threads": sum(used.values()), "service": loop + sum(used.values())}
+
+
 def _committed(counters: Any) -> int:
     return sum(
         n
@@ -364,7 +405,7 @@ async def run(plan: Plan, dsn: str, token: str) -> dict[str, Any]:
             reader = asyncio.create_task(read_stream(resp, streamed))
             sampler = asyncio.create_task(sample())
             poller.start()
-            me, pg0 = cpu_s(os.getpid()), postgres_cpu()
+            me, pg0 = threads_cpu(), backends_cpu(dsn)
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, __file__, "sender", str(t55), json.dumps(plan.__dict__),
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 26,
@@ -386,8 +427,8 @@ async def run(plan: Plan, dsn: str, token: str) -> dict[str, Any]:
                         await asyncio.sleep(0.1)
             out["cpu"] = {
                 "sender": sender_cpu,
-                "service": cpu_s(os.getpid()) - me,
-                "postgres": postgres_cpu() - pg0,
+                **split_threads(me, threads_cpu(), poller.native_id),
+                "postgres": sum(t - pg0.get(pid, t) for pid, t in backends_cpu(dsn).items()),
             }
             proc.stdin.close()
             await proc.wait()
@@ -518,10 +559,13 @@ def report(plan: Plan, dsn: str, out: dict[str, Any], command: str) -> None:
     )
     wall = out["t_stored"] - out["start"]
     cpu = out["cpu"]
+    per_fix = 1e6 / (plan.vehicles * plan.ticks)
     print(
-        f"CPU over {wall:.0f} s: sender {cpu['sender']:.1f} s, service (ingest, tower, API,"
-        f" stream reader) {cpu['service']:.1f} s, PostgreSQL {cpu['postgres']:.1f} s"
-        f" of {wall * (os.cpu_count() or 1):.0f} core-seconds"
+        f"CPU over {wall:.0f} s ({wall * (os.cpu_count() or 1):.0f} core-seconds): sender"
+        f" {cpu['sender']:.1f} s, service (ingest, tower, API, stream reader)"
+        f" {cpu['service']:.1f} s = {cpu['service'] * per_fix:.0f} µs/fix (event loop"
+        f" {cpu['loop'] * per_fix:.0f}, worker threads: tower {cpu['threads'] * per_fix:.0f}),"
+        f" PostgreSQL (this database's backends) {cpu['postgres']:.1f} s"
     )
     timeline(out)
     print(f"limit: {limit(plan, r_speed, out, base)}")
