@@ -569,6 +569,14 @@ def report(plan: Plan, dsn: str, out: dict[str, Any], command: str) -> None:
     )
     timeline(out)
     print(f"limit: {limit(plan, r_speed, out, base)}")
+    busy = cpu["service"] / wall
+    if busy > 0.8:  # one process, one GIL: its CPU per fix caps the rate
+        cap = 1e6 / (cpu["service"] * per_fix)
+        print(
+            f"  the service process was busy {busy:.0%} of one core: at"
+            f" {cpu['service'] * per_fix:.0f} µs/fix it tops out near {cap:,.0f} fixes/s,"
+            " and a backlog built up while it was slower never drains at a load that close"
+        )
 
 
 def limit(plan: Plan, r: dict[str, float], out: dict[str, Any], base: np.ndarray) -> str:
