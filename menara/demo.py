@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import math
 import signal
 import sys
@@ -44,6 +45,7 @@ FALLBACK_DURATION_S = 60.0  # how long the stock routes are driven without --dur
 STALE_MARGIN_S = 600.0  # stale_fix_s covers the replayed span and this
 SETTLE_S = 15.0  # at most this long waiting for the writer after the fleet stops
 TOWER_GRACE_S = 2.0  # then this long for the tower's last evaluation and tick
+LATENCY_S = 2.5  # wall seconds a fix may take from a simulated link to the tower
 
 
 def fleet_config(args: argparse.Namespace, cfg: Settings, **extra: Any) -> FleetConfig:
@@ -129,7 +131,7 @@ async def _demo(args: argparse.Namespace, cfg: Settings) -> int:
             " ON CONFLICT (device_id) DO NOTHING",
             [(d, spoken[d], f"demo van {i + 1}") for i, d in enumerate(ids)],
         )
-    planned = _planned_trips(cfg, fleet, ids, orders=args.orders)
+    planned = _planned_trips(cfg, fleet, _interleaved(ids, spoken), orders=args.orders)
     if planned:
         replay = demo_tower.prepare(cfg, planned, speedup=args.speedup, window_s=args.duration)
         if replay is not None:
@@ -176,28 +178,6 @@ async def start_service(
     return svc
 
 
-def _groups(
-    fixes: list[SimFix], spoken: dict[str, str], cfg: Settings, fleet: FleetConfig
-) -> list[tuple[str, list[SimFix], dict[str, Any]]]:
-    """The fixes per link: each TCP protocol with a listener, and MQTT JSON for the rest
-    (MQTT vans, and phones whose protocol is HTTP-only)."""
-    by: dict[str, list[SimFix]] = {}
-    for f in fixes:
-        p = spoken.get(f.device_id, "")
-        by.setdefault(p if p in service.TCP_PORTS and _listening(cfg, p) else "mqtt", []).append(f)
-    out: list[tuple[str, list[SimFix], dict[str, Any]]] = []
-    for key, group in sorted(by.items()):
-        kw: dict[str, Any] = (
-            {"transport": "mqtt", "host": cfg.mqtt_host, "port": cfg.mqtt_port,
-             "topic_prefix": cfg.mqtt_topic_prefix}
-            if key == "mqtt"
-            else {"transport": "tcp", "protocol": key, "host": fleet.tcp_host,
-                  "port": fleet.port_for(key)}
-        )  # fmt: skip
-        out.append((key, group, kw))
-    return out
-
-
 async def _send(
     fixes: list[SimFix], *, delay_s: float, halt: asyncio.Event, **kw: Any
 ) -> FleetStats:
@@ -225,6 +205,12 @@ async def _replay(
         f"tower: clock = the fleet's newest fix time, stale_fix_s = {stale:.0f} s: replayed"
         f" fixes are true but up to {span * (s - 1) / s / 60:.0f} min late"
     )
+    if s * LATENCY_S > cfg.silent_after_s:
+        print(
+            f"  note: at {s:g}× a delivery delay of {LATENCY_S:g} s is {s * LATENCY_S / 60:.0f} min"
+            f" of fleet time, more than silent_after_s ({cfg.silent_after_s:.0f} s): expect"
+            " vans on slower links to be reported silent now and then"
+        )
     for plan in replay.faults.values():
         print(f"  {plan.says}")
     print(f"  the other {len(replay.trips) - len(replay.faults)} vans drive clean")
@@ -234,7 +220,7 @@ async def _replay(
     svc = await start_service(cfg.replace(tower_clock="fleet", stale_fix_s=stale), counters, stop)
     if svc is None:
         return 1
-    groups = _groups(replay.fixes, spoken, cfg, fleet)
+    groups = demo_tower.links(replay.fixes, spoken, cfg, fleet)
     bound = span / s if duration_s is None else min(span / s, duration_s)
     links = ", ".join(f"{k} ({len({f.device_id for f in g})} vans)" for k, g, _ in groups)
     print(
@@ -309,6 +295,16 @@ async def _settle(counters: Counters) -> None:
         seen = got
         await asyncio.sleep(0.5)
     await asyncio.sleep(TOWER_GRACE_S)
+
+
+def _interleaved(ids: list[str], spoken: dict[str, str]) -> list[str]:
+    """The trackers taking turns by protocol: the vans are registered in this order, and
+    the planner, which rarely needs every van, then fills them across the protocols."""
+    by: dict[str, list[str]] = {}
+    for d in ids:
+        by.setdefault(spoken[d], []).append(d)
+    turns = itertools.zip_longest(*by.values())
+    return [d for turn in turns for d in turn if d is not None]
 
 
 def _planned_trips(

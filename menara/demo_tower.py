@@ -24,13 +24,14 @@ from typing import Any
 
 import psycopg
 
-from menara import demo_oms
+from menara import demo_oms, service
 from menara.settings import Settings
 from oms_core import trips
 from oms_core.alerts import store
 from oms_core.errors import OmsError
 from simulators.errors import SimulatorError
 from simulators.faults import Detour, Fault, LateDeparture, Silence, Speeding, UnplannedStop
+from simulators.fleet import FleetConfig
 from simulators.routes import EARTH_RADIUS_M
 from simulators.trip_driver import DrivenStop, DrivenTrip, drive
 from simulators.vehicle import SimFix
@@ -43,6 +44,7 @@ __all__ = [
     "Replay",
     "alert_summary",
     "assign_faults",
+    "links",
     "load_trips",
     "prepare",
     "rebase",
@@ -137,39 +139,43 @@ def _middle(trip: DemoTrip, length_m: float) -> float | None:
     return round((a + b) / 2 - length_m / 2)
 
 
+def _fault(kind: str, trip: DemoTrip, cruise_kmh: float) -> FaultPlan | None:
+    """``kind`` shaped for ``trip``, or None when its longest leg has no room for it."""
+    van = f"van {trip.plate}"
+    if kind == "late_departure":
+        return FaultPlan(kind, LateDeparture(2400), f"{van} will leave the depot 40 min late")
+    silence_s = 360.0
+    length = {"detour": 1500.0, "speeding": 1000.0, "unplanned_stop": 0.0}.get(
+        kind, cruise_kmh / 3.6 * silence_s
+    )
+    at = _middle(trip, length)
+    if at is None:
+        return None
+    if kind == "detour":
+        fault: Fault = Detour(after_m=at, length_m=length, offset_m=600)
+        return FaultPlan(kind, fault, f"{van} will take a detour 600 m off its route")
+    if kind == "speeding":
+        fault = Speeding(after_m=at, length_m=length, speed_kmh=120)
+        return FaultPlan(kind, fault, f"{van} will speed at 120 km/h for 1 km")
+    if kind == "unplanned_stop":
+        fault = UnplannedStop(after_m=at, duration_s=600)
+        return FaultPlan(kind, fault, f"{van} will stop for 10 min away from its stops")
+    fault = Silence(duration_s=silence_s, after_m=at)
+    return FaultPlan(kind, fault, f"{van}'s tracker will go silent for 6 min")
+
+
 def assign_faults(demo_trips: Sequence[DemoTrip], *, cruise_kmh: float) -> dict[str, FaultPlan]:
-    """The first five vans by device id get one fault each (``FAULT_ORDER``); a van whose
-    longest leg is too short for its fault drives clean. Deterministic."""
+    """One fault per van, in ``FAULT_ORDER``, to the first vans by device id: each fault
+    goes to the first van without one whose longest leg has room for it, so a van with
+    only short legs passes its fault on. Deterministic; the other vans drive clean."""
     out: dict[str, FaultPlan] = {}
     vans = sorted(demo_trips, key=lambda t: t.device_id)
-    silence_s = 360.0
-    for kind, trip in zip(FAULT_ORDER, vans, strict=False):
-        van = f"van {trip.plate}"
-        plan: FaultPlan | None = None
-        if kind == "late_departure":
-            plan = FaultPlan(kind, LateDeparture(2400), f"{van} will leave the depot 40 min late")
-        elif kind == "detour":
-            at = _middle(trip, 1500)
-            if at is not None:
-                fault: Fault = Detour(after_m=at, length_m=1500, offset_m=600)
-                plan = FaultPlan(kind, fault, f"{van} will take a detour 600 m off its route")
-        elif kind == "speeding":
-            at = _middle(trip, 1000)
-            if at is not None:
-                fault = Speeding(after_m=at, length_m=1000, speed_kmh=120)
-                plan = FaultPlan(kind, fault, f"{van} will speed at 120 km/h for 1 km")
-        elif kind == "unplanned_stop":
-            at = _middle(trip, 0)
-            if at is not None:
-                fault = UnplannedStop(after_m=at, duration_s=600)
-                plan = FaultPlan(kind, fault, f"{van} will stop for 10 min away from its stops")
-        else:
-            at = _middle(trip, cruise_kmh / 3.6 * silence_s)
-            if at is not None:
-                fault = Silence(duration_s=silence_s, after_m=at)
-                plan = FaultPlan(kind, fault, f"{van}'s tracker will go silent for 6 min")
-        if plan is not None:
-            out[trip.device_id] = plan
+    for kind in FAULT_ORDER:
+        for trip in vans:
+            plan = None if trip.device_id in out else _fault(kind, trip, cruise_kmh)
+            if plan is not None:
+                out[trip.device_id] = plan
+                break
     return out
 
 
@@ -320,6 +326,31 @@ def prepare(
         " ends about now"
     )
     return Replay(driven, faults, shift(fixes, offset), speedup)
+
+
+def links(
+    fixes: list[SimFix], spoken: dict[str, str], cfg: Settings, fleet: FleetConfig
+) -> list[tuple[str, list[SimFix], dict[str, Any]]]:
+    """The fixes per link: each TCP protocol with a listener, and MQTT JSON for the rest
+    (MQTT vans, and phones whose protocol is HTTP-only)."""
+    by: dict[str, list[SimFix]] = {}
+    for f in fixes:
+        p = spoken.get(f.device_id, "")
+        by.setdefault(
+            p if p in service.TCP_PORTS and int(getattr(cfg, service.TCP_PORTS[p])) > 0 else "mqtt",
+            [],
+        ).append(f)
+    out: list[tuple[str, list[SimFix], dict[str, Any]]] = []
+    for key, group in sorted(by.items()):
+        kw: dict[str, Any] = (
+            {"transport": "mqtt", "host": cfg.mqtt_host, "port": cfg.mqtt_port,
+             "topic_prefix": cfg.mqtt_topic_prefix}
+            if key == "mqtt"
+            else {"transport": "tcp", "protocol": key, "host": fleet.tcp_host,
+                  "port": fleet.port_for(key)}
+        )  # fmt: skip
+        out.append((key, group, kw))
+    return out
 
 
 class AlertFeed:
