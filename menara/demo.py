@@ -1,14 +1,16 @@
 """``menara demo`` and ``menara simulate``: the whole spine on embedded defaults.
 
-The demo creates/updates the schema, registers the simulated fleet, starts the
-ingest service in-process, drives the fleet (half MQTT, the other half spread over
-every device protocol that has a port: T55, Teltonika, GT06, H02, GPS103 over TCP and
-OsmAnd phones over HTTP) for a bounded time with a live progress line, then prints a
-summary per protocol read back from the database.
+The demo creates/updates the schema, registers the simulated fleet and lets the order
+side (``menara.demo_oms``) enter, plan and dispatch today's Jakarta orders. Then it
+replays the planned day (``menara.demo_tower``): the trips are moved in time so that,
+sped up ``--speedup`` times, the day ends about when the replay does; the ingest
+service runs in-process with the control tower on the fleet clock; every trip is driven
+(five vans misbehave on purpose) and sent over the van's own link (each TCP device
+protocol with a listener, MQTT JSON for the rest). A status line a second, a line per
+alert as it opens, and a summary read back from the database.
 
-Before driving, the order side (``menara.demo_oms``) enters today's orders (Asia/Jakarta),
-plans them into trips and dispatches them; each van with a trip drives its planned route,
-the others (and all of them, when planning fails) the stock Jakarta routes.
+When planning fails or plans nothing, the stock Jakarta routes are driven as endless
+loops at wall-clock times instead (half MQTT, half spread over the device protocols).
 """
 
 from __future__ import annotations
