@@ -38,6 +38,7 @@ class VehicleInfo:
     """A tracked vehicle: its own limits, depot and the trip it is on (if any)."""
 
     vehicle_id: int
+    device_id: str  # the vehicle's own tracker
     plate: str
     depot_id: int | None
     max_speed_kmh: float | None
@@ -91,7 +92,7 @@ def load_vehicles(conn: Conn, cfg: PlanSettings) -> dict[str, VehicleInfo]:
         device = str(v["tracker_device_id"])
         plan = None if t is None else _plan(t, device, v, stops.get(t["id"], []), cfg)
         limit = None if v["max_speed_kmh"] is None else float(v["max_speed_kmh"])
-        info = VehicleInfo(int(v["id"]), str(v["plate"]), v["depot_id"], limit, plan)
+        info = VehicleInfo(int(v["id"]), device, str(v["plate"]), v["depot_id"], limit, plan)
         out[device] = info
         if t is not None and t["phone_device_id"]:
             out.setdefault(str(t["phone_device_id"]), info)

@@ -1,0 +1,342 @@
+"""One vehicle's rules, chained in a fixed order over each batch of its fixes.
+
+Quality runs first on the whole batch: fixes it refuses (out of order, from the future,
+impossible jumps, invalid) reach no other rule. The accepted ones get their corridor
+distance in one vectorised call, then walk, fix by fix, through zones, overspeed and
+(on a trip) silence, stops, corridor and schedule. Vehicle-level rule states (quality,
+zones, overspeed) survive a change of trip; trip-level ones start afresh.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from decoders.model import FixArray
+from deviation import corridor as corridor_rule
+from deviation import overspeed as overspeed_rule
+from deviation import quality as quality_rule
+from deviation import schedule as schedule_rule
+from deviation import silence as silence_rule
+from deviation import stops as stops_rule
+from deviation.plan import PlannedStop, TripPlan
+from geofence import membership
+from geofence.errors import GeofenceError, UnknownZone
+from geofence.index import ZoneIndex
+from geofence.model import Event, Phase, Sample
+from geofence.projection import LocalProjection
+from oms_core.tower.config import TowerConfig
+from oms_core.tower.effects import Finding
+from oms_core.tower.plans import VehicleInfo
+
+__all__ = ["RESTRICTED", "Params", "VehicleRules"]
+
+RESTRICTED = "restricted_zone"
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    """Every rule's parameters, built once from the tower's configuration."""
+
+    quality: quality_rule.QualityParams
+    zones: membership.ZoneParams
+    overspeed: overspeed_rule.OverspeedParams
+    corridor: corridor_rule.CorridorParams
+    stops: stops_rule.StopParams
+    schedule: schedule_rule.ScheduleParams
+    silence: silence_rule.SilenceParams
+    default_limit_kmh: float
+
+    @classmethod
+    def of(cls, c: TowerConfig) -> Params:
+        return cls(
+            quality=quality_rule.QualityParams(
+                c.max_implied_speed_kmh, c.stale_fix_s, c.future_fix_s
+            ),
+            zones=membership.ZoneParams(c.zone_min_inside_s, c.zone_min_outside_s),
+            overspeed=overspeed_rule.OverspeedParams(c.overspeed_tolerance, c.overspeed_min_s),
+            corridor=corridor_rule.CorridorParams(
+                c.corridor_m,
+                c.corridor_clear_m,
+                c.corridor_min_s,
+                c.corridor_min_fixes,
+                avg_speed_kmh=c.plan_avg_speed_kmh,
+                road_factor=c.plan_road_factor,
+            ),
+            stops=stops_rule.StopParams(
+                arrival_dwell_s=c.arrival_dwell_s,
+                min_outside_s=c.zone_min_outside_s,
+                stop_speed_kmh=c.stop_speed_kmh,
+                unplanned_stop_radius_m=c.unplanned_stop_radius_m,
+                unplanned_stop_s=c.unplanned_stop_s,
+                idle_s=c.idle_s,
+                max_gap_s=c.silent_after_s,
+            ),
+            schedule=schedule_rule.ScheduleParams(
+                c.departure_grace_s, c.eta_margin_s, c.eta_interval_s
+            ),
+            silence=silence_rule.SilenceParams(c.silent_after_s),
+            default_limit_kmh=c.default_speed_limit_kmh,
+        )
+
+
+@dataclass(slots=True)
+class VehicleRules:
+    """The rule states of one vehicle and the plan they compare it with."""
+
+    info: VehicleInfo
+    params: Params
+    projection: LocalProjection | None
+    quality: quality_rule.QualityState = field(default_factory=quality_rule.QualityState)
+    zones: membership.ZoneState = field(default_factory=membership.ZoneState)
+    overspeed: overspeed_rule.OverspeedState = field(default_factory=overspeed_rule.OverspeedState)
+    stops: stops_rule.StopState = field(default_factory=stops_rule.StopState)
+    corridor: corridor_rule.CorridorState = field(default_factory=corridor_rule.CorridorState)
+    schedule: schedule_rule.ScheduleState = field(default_factory=schedule_rule.ScheduleState)
+    silence: silence_rule.SilenceState = field(default_factory=silence_rule.SilenceState)
+    last_fix_s: float | None = None
+    _route: corridor_rule.Corridor | None = None
+    _stops_along: tuple[float, ...] = ()
+    _route_xy: tuple[tuple[float, float], ...] = ()
+
+    @classmethod
+    def new(cls, info: VehicleInfo, cfg: TowerConfig | Params) -> VehicleRules:
+        params = cfg if isinstance(cfg, Params) else Params.of(cfg)
+        proj = None if info.trip is None else info.trip.projection
+        return cls(info, params, proj).with_info(info)
+
+    def with_info(self, info: VehicleInfo) -> VehicleRules:
+        """The same states against a reloaded plan (a re-plan replaces the route)."""
+        self.info = info
+        trip = info.trip
+        if trip is not None:
+            self.projection = trip.projection
+            if self._route is not None and trip.route_xy != self._route_xy:
+                self.corridor = self.corridor.replanned()  # progress meant the old route
+            self._route_xy = trip.route_xy
+            if len(trip.route_xy) >= 2:
+                self._route = corridor_rule.Corridor.from_xy(trip.route_xy)
+                self._stops_along = corridor_rule.stops_along(self._route, trip.stops)
+            else:
+                self._route, self._stops_along = None, ()
+        return self
+
+    def carry_over(self, fresh: VehicleRules) -> VehicleRules:
+        """``fresh`` (a new trip) keeping this vehicle's quality, zone and speed memory."""
+        fresh.quality, fresh.zones, fresh.overspeed = self.quality, self.zones, self.overspeed
+        fresh.last_fix_s = self.last_fix_s
+        if fresh.projection is None:
+            fresh.projection = self.projection
+        return fresh
+
+    @property
+    def trip_id(self) -> int | None:
+        return None if self.info.trip is None else self.info.trip.trip_id
+
+    @property
+    def device_id(self) -> str:
+        return self.info.device_id
+
+    # -- fixes ------------------------------------------------------------------------
+
+    def process(
+        self,
+        fixes: FixArray,
+        received_s: float,
+        members: list[frozenset[str]] | None,
+        index: ZoneIndex | None = None,
+    ) -> list[Finding]:
+        """Every rule over one batch of this vehicle's fixes, in time order."""
+        if len(fixes) == 0:
+            return []
+        order = np.argsort(fixes["fix_time_us"], kind="stable")
+        f = fixes[order]
+        lat = f["lat"].astype(np.float64)
+        lon = f["lon"].astype(np.float64)
+        if self.projection is None:
+            self.projection = LocalProjection(float(lat[0]), float(lon[0]))
+        x, y = self.projection.to_xy_arrays(lat, lon)
+        t = f["fix_time_us"] / 1e6
+        rcv = np.full(len(f), received_s)
+        p = self.params
+        self.quality, q_events, ok = quality_rule.check_batch(
+            self.quality, t, x, y, rcv, f["valid"], p.quality
+        )
+        out = [_finding(e) for e in q_events]
+        idx = np.flatnonzero(ok)
+        if idx.size == 0:
+            return out
+        trip = self.info.trip
+        dist = along = None
+        if trip is not None and self._route is not None:
+            if self.stops.departed_s is None:
+                # At the depot the route's start and end meet: measure along its start,
+                # or progress could latch onto the return leg's end.
+                ts = t[idx]
+                lo, hi = corridor_rule.window(0.0, float(ts[-1] - ts[0]), p.corridor)
+                dist, along = corridor_rule.distances(self._route, x[idx], y[idx], lo, hi)
+            else:
+                dist, along = corridor_rule.distances_for(
+                    self.corridor, self._route, t[idx], x[idx], y[idx], p.corridor
+                )
+        speed = f["speed_kmh"]
+        ign = f["ignition"]
+        for k, i in enumerate(idx):
+            s = Sample(
+                float(t[i]),
+                float(lat[i]),
+                float(lon[i]),
+                float(x[i]),
+                float(y[i]),
+                float(speed[i]),
+                int(ign[i]),
+                True,
+                received_s,
+            )
+            inside = frozenset() if members is None else members[int(order[i])]
+            out.extend(self._zones(s, inside, index))
+            limit, source = overspeed_rule.limit_for(
+                _speed_limits(inside, index), self.info.max_speed_kmh, p.default_limit_kmh
+            )
+            self.overspeed, ev = overspeed_rule.step(self.overspeed, s, limit, source, p.overspeed)
+            out.extend(_finding(e) for e in ev)
+            if trip is not None:
+                d = math.nan if dist is None else float(dist[k])
+                a = math.nan if along is None else float(along[k])
+                out.extend(self._trip_step(trip, s, d, a))
+            self.last_fix_s = s.t_s
+        return out
+
+    def _zones(self, s: Sample, inside: frozenset[str], index: ZoneIndex | None) -> list[Finding]:
+        self.zones, events = membership.step(self.zones, s.t_s, inside, self.params.zones)
+        out = []
+        for e in events:
+            zone = None if index is None else _zone(index, e.key)
+            if zone is not None and zone.kind == "restricted" and e.kind != "zone_dwell":
+                phase: Phase = "open" if e.kind == "zone_enter" else "close"
+                data = {**e.data, "zone_id": e.key, "zone_name": zone.name}
+                out.append(Finding(Event(RESTRICTED, phase, e.t_s, e.key, data)))
+            else:
+                out.append(Finding(e))
+        return out
+
+    def _trip_step(self, trip: TripPlan, s: Sample, dist: float, along: float) -> list[Finding]:
+        p = self.params
+        events: list[Event] = []
+        self.silence, ev = silence_rule.step(self.silence, s, p.silence, last_fix_s=self.last_fix_s)
+        events += ev
+        self.stops, ev = stops_rule.step(self.stops, s, trip, p.stops)
+        events += ev
+        nxt, nxt_along = self._next_stop(trip)
+        self.corridor, ev = corridor_rule.step(
+            self.corridor, s, dist, along, nxt, p.corridor, stop_along_m=nxt_along
+        )
+        events += ev
+        self.schedule, ev = schedule_rule.step(
+            self.schedule,
+            s,
+            trip,
+            self.stops.departed_s,
+            self.stops.arrived_stop_ids,
+            p.schedule,
+            busy_until_s=self.stops.serving_until_s(trip),
+        )
+        events += ev
+        return [_finding(e) for e in events]
+
+    def _next_stop(self, trip: TripPlan) -> tuple[PlannedStop | None, float | None]:
+        done = self.stops.arrived_stop_ids
+        for k, st in enumerate(trip.stops):
+            if st.stop_id not in done:
+                return st, (self._stops_along[k] if k < len(self._stops_along) else None)
+        return None, None
+
+    # -- the clock --------------------------------------------------------------------
+
+    def tick(self, now_s: float, wall_s: float) -> list[Finding]:
+        """Rules that fire on silence: telemetry incidents going quiet (receive clock),
+        silent device and late departure (the tower's clock)."""
+        self.quality, events = quality_rule.tick(self.quality, wall_s, self.params.quality)
+        trip = self.info.trip
+        if trip is not None:
+            active = self._trip_active(trip, now_s)
+            self.silence, ev = silence_rule.tick(
+                self.silence, now_s, self.last_fix_s, active, self.params.silence
+            )
+            events = [*events, *ev]
+            self.schedule, ev = schedule_rule.tick(
+                self.schedule, now_s, trip, self.stops.departed_s, self.params.schedule
+            )
+            events = [*events, *ev]
+        return [_finding(e) for e in events]
+
+    def _trip_active(self, trip: TripPlan, now_s: float) -> bool:
+        """Silence matters from the planned departure until the vehicle is back at the
+        depot with every stop visited."""
+        if now_s < trip.planned_departure_s:
+            return False
+        done = len(self.stops.arrived_stop_ids) >= len(trip.stops)
+        return not (done and self.stops.returned_s is not None)
+
+    # -- persistence ------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        proj = self.projection
+        return {
+            "v": 1,
+            "projection": None if proj is None else [proj.lat0, proj.lon0],
+            "last_fix_s": self.last_fix_s,
+            "quality": self.quality.to_json(),
+            "zones": json.loads(self.zones.to_json()),
+            "overspeed": self.overspeed.to_json(),
+            "stops": self.stops.to_json(),
+            "corridor": self.corridor.to_json(),
+            "schedule": self.schedule.to_json(),
+            "silence": self.silence.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, info: VehicleInfo, cfg: TowerConfig, d: dict[str, Any]) -> VehicleRules:
+        """Saved states back (an unreadable save starts afresh rather than stopping)."""
+        rules = cls.new(info, cfg)
+        try:
+            if rules.projection is None and d.get("projection"):
+                rules.projection = LocalProjection(*d["projection"])
+            rules.last_fix_s = d.get("last_fix_s")
+            rules.quality = quality_rule.QualityState.from_json(d["quality"])
+            rules.zones = membership.ZoneState.from_json(json.dumps(d["zones"]))
+            rules.overspeed = overspeed_rule.OverspeedState.from_json(d["overspeed"])
+            rules.stops = stops_rule.StopState.from_json(d["stops"])
+            rules.corridor = corridor_rule.CorridorState.from_json(d["corridor"])
+            rules.schedule = schedule_rule.ScheduleState.from_json(d["schedule"])
+            rules.silence = silence_rule.SilenceState.from_json(d["silence"])
+        except (KeyError, TypeError, ValueError, GeofenceError):
+            return cls.new(info, cfg)
+        return rules
+
+
+def _zone(index: ZoneIndex, zone_id: str) -> Any:
+    try:
+        return index.zone(zone_id)
+    except UnknownZone:
+        return None  # the zone was removed since the vehicle entered it
+
+
+def _speed_limits(inside: frozenset[str], index: ZoneIndex | None) -> list[float]:
+    if index is None or not inside:
+        return []
+    zones = (_zone(index, z) for z in inside)
+    return [float(z.speed_limit_kmh) for z in zones if z is not None and z.speed_limit_kmh]
+
+
+def _finding(e: Event) -> Finding:
+    """Alert evidence travels beside the event, not inside its details."""
+    evidence = e.data.get("evidence")
+    if isinstance(evidence, list):
+        data = {k: v for k, v in e.data.items() if k != "evidence"}
+        return Finding(replace(e, data=data), tuple(evidence))
+    return Finding(e)

@@ -1,0 +1,305 @@
+"""The rule worker: committed fixes in, rule findings applied to the database.
+
+The ingest writer awaits ``Tower.feed`` after each commit; the queue is bounded, so a
+tower that falls behind pushes back on ingest rather than dropping fixes (the writer
+already acknowledged the devices, so nothing is lost while it waits). One task drains
+the queue, evaluates every vehicle's rules on a worker thread (the rules are pure; the
+database work is synchronous psycopg) and applies the findings of a round in one
+transaction together with the rule states of vehicles whose incidents changed. Other
+states are saved every ``persist_s``: after a crash a rule may raise an incident again,
+which the alert store's dedupe key folds into the alert already open.
+
+A clock tick (default every second) runs the rules that fire on silence (silent
+device, late departure) and escalates unacknowledged alerts; plans and zones are
+reloaded every ``refresh_s`` so newly dispatched trips and re-plans take effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+import numpy as np
+import psycopg
+
+from decoders.model import FixArray
+from geofence.index import ZoneIndex
+from oms_core.alerts import store
+from oms_core.tower import effects
+from oms_core.tower.config import TowerConfig
+from oms_core.tower.plans import PlanSettings, VehicleInfo, load_vehicles
+from oms_core.tower.vehicle import VehicleRules
+from oms_core.zones_store import load_zones
+
+__all__ = ["FixBatch", "Tower"]
+
+log = logging.getLogger(__name__)
+Conn = psycopg.Connection[Any]
+
+
+class FixBatch(Protocol):
+    """What the writer hands on (``ingest.model.Batch`` has these; oms_core never
+    imports ingest)."""
+
+    @property
+    def device_id(self) -> str: ...
+
+    @property
+    def fixes(self) -> FixArray: ...
+
+    @property
+    def received_us(self) -> int: ...
+
+
+class Tower:
+    """Async context manager: the rule worker and its database connection."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        config: TowerConfig | None = None,
+        clock: Callable[[], float] = time.time,
+        tick_s: float = 1.0,
+        refresh_s: float = 10.0,
+        persist_s: float = 5.0,
+        max_queued: int = 256,
+    ) -> None:
+        self._dsn = dsn
+        self.config = config or TowerConfig()
+        self._clock = clock
+        self._tick_s, self._refresh_s, self._persist_s = tick_s, refresh_s, persist_s
+        self._queue: asyncio.Queue[tuple[FixBatch, ...]] = asyncio.Queue(max(1, max_queued))
+        self._conn: Conn | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._vehicles: dict[str, VehicleInfo] = {}
+        self._rules: dict[int, VehicleRules] = {}
+        self._zones: ZoneIndex | None = None
+        self._dirty: set[int] = set()
+        self._fed = 0
+        self._done = 0
+        self._idle = asyncio.Condition()
+        self._stopping = False
+        self.counters: Counter[str] = Counter()
+        self.fleet_time_s = 0.0  # the newest fix time evaluated (the "fleet" clock)
+
+    async def __aenter__(self) -> Self:
+        self._conn = await asyncio.to_thread(psycopg.connect, self._dsn, autocommit=True)
+        await asyncio.to_thread(self._refresh)
+        self._task = asyncio.create_task(self._run(), name="menara-tower")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Evaluate what is still queued (the writer drains into us before we leave),
+        then save every vehicle's state. The task is never cancelled mid-round: its
+        database work runs on a thread that a cancel would not stop."""
+        self._stopping = True
+        if self._task is not None:
+            if not self._task.done():
+                await self._queue.put(())  # wake the task if it waits for work
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._conn is not None:
+            await self._guarded(self._persist, set(self._rules))
+            await asyncio.to_thread(self._conn.close)
+
+    async def feed(self, batches: Sequence[FixBatch]) -> None:
+        """Queue committed batches for the rules; waits while the queue is full."""
+        if self._task is None or self._task.done():
+            raise RuntimeError("the tower is not running")
+        if not batches:
+            return
+        self._fed += 1
+        await self._queue.put(tuple(batches))
+
+    async def drain(self) -> None:
+        """Wait until every batch fed so far has been evaluated and applied."""
+        target = self._fed
+        async with self._idle:
+            await self._idle.wait_for(lambda: self._done >= target)
+
+    async def tick(self) -> None:
+        """Run the clock rules now (tests and the demo call this; the task does it too)."""
+        await asyncio.to_thread(self._tick, self._clock())
+
+    # -- the task --------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        next_tick = next_refresh = next_persist = time.monotonic()
+        while not (self._stopping and self._queue.empty()):
+            items: list[tuple[FixBatch, ...]] = []
+            try:
+                timeout = max(0.0, next_tick - time.monotonic())
+                items.append(await asyncio.wait_for(self._queue.get(), timeout))
+                while not self._queue.empty() and len(items) < 256:
+                    items.append(self._queue.get_nowait())
+            except TimeoutError:
+                pass
+            batches = [b for group in items for b in group]
+            if batches:
+                await self._guarded(self._process, batches)
+            if items:
+                self._done += sum(1 for group in items if group)
+                async with self._idle:
+                    self._idle.notify_all()
+            now = time.monotonic()
+            if now >= next_tick:
+                await self._guarded(self._tick, self._clock())
+                next_tick = now + self._tick_s
+            if now >= next_persist:
+                dirty, self._dirty = self._dirty, set()
+                await self._guarded(self._persist, dirty)
+                next_persist = now + self._persist_s
+            if now >= next_refresh:
+                await self._guarded(self._refresh)
+                next_refresh = now + self._refresh_s
+
+    async def _guarded(self, fn: Callable[..., None], *args: Any) -> None:
+        """A database or rule failure costs this round's findings, never the worker."""
+        try:
+            await asyncio.to_thread(fn, *args)
+        except Exception:
+            self.counters["tower_errors"] += 1
+            log.exception("tower %s failed; carrying on", fn.__name__)
+
+    # -- on the worker thread --------------------------------------------------------
+
+    def _db(self) -> Conn:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self._dsn, autocommit=True)
+        return self._conn
+
+    def _refresh(self) -> None:
+        conn = self._db()
+        cfg = self.config
+        vehicles = load_vehicles(
+            conn,
+            PlanSettings(
+                cfg.stop_radius_m, cfg.depot_radius_m, cfg.plan_avg_speed_kmh, cfg.plan_road_factor
+            ),
+        )
+        zones = load_zones(conn)
+        self._zones = ZoneIndex(zones) if zones else None
+        saved = {
+            int(r[0]): (r[1], r[2])
+            for r in conn.execute("SELECT vehicle_id, trip_id, state FROM rule_state").fetchall()
+        }
+        for info in vehicles.values():
+            rules = self._rules.get(info.vehicle_id)
+            trip_id = None if info.trip is None else info.trip.trip_id
+            if rules is None and info.vehicle_id in saved and saved[info.vehicle_id][0] == trip_id:
+                rules = VehicleRules.from_json(info, cfg, saved[info.vehicle_id][1])
+            if rules is None:
+                rules = VehicleRules.new(info, cfg)
+            elif rules.trip_id != trip_id:
+                rules = rules.carry_over(VehicleRules.new(info, cfg))
+            else:
+                rules = rules.with_info(info)
+            self._rules[info.vehicle_id] = rules
+        self._vehicles = vehicles
+
+    def _process(self, batches: Sequence[FixBatch]) -> None:
+        """One round: each device's fixes of every batch in the round evaluated at once
+        (a tracker sending one fix per packet would otherwise cost a rule pass per fix)."""
+        conn = self._db()
+        grouped: dict[str, list[FixBatch]] = {}
+        for b in batches:
+            grouped.setdefault(b.device_id, []).append(b)
+        per_vehicle: dict[int, tuple[str, VehicleInfo, list[effects.Finding]]] = {}
+        for device_id, group in grouped.items():
+            fixes = group[0].fixes if len(group) == 1 else np.concatenate([b.fixes for b in group])
+            info = self._vehicles.get(device_id)
+            if info is None:
+                self.counters["fixes_untracked"] += len(fixes)
+                continue
+            rules = self._rules[info.vehicle_id]
+            received_s = max(b.received_us for b in group) / 1e6
+            lat = np.asarray(fixes["lat"], dtype=np.float64)
+            lon = np.asarray(fixes["lon"], dtype=np.float64)
+            zones = self._zones.members(lat, lon) if self._zones is not None else None
+            found = rules.process(fixes, received_s, zones, self._zones)
+            self.fleet_time_s = max(self.fleet_time_s, rules.last_fix_s or 0.0)
+            self.counters["fixes_evaluated"] += len(fixes)
+            if found:
+                entry = per_vehicle.setdefault(info.vehicle_id, (device_id, info, []))
+                entry[2].extend(found)
+            self._dirty.add(info.vehicle_id)
+        if per_vehicle:
+            self._apply(conn, per_vehicle)
+
+    def _apply(
+        self, conn: Conn, per_vehicle: dict[int, tuple[str, VehicleInfo, list[effects.Finding]]]
+    ) -> None:
+        with conn.transaction():
+            for device_id, info, found in per_vehicle.values():
+                self.counters["alerts_touched"] += effects.apply(conn, device_id, info, found)
+                _count_quality(conn, device_id, found)
+                if any(f.event.phase != "info" for f in found):
+                    self._save(conn, info.vehicle_id)
+
+    def _tick(self, now_s: float) -> None:
+        conn = self._db()
+        per_vehicle: dict[int, tuple[str, VehicleInfo, list[effects.Finding]]] = {}
+        for device_id, info in self._vehicles.items():
+            rules = self._rules.get(info.vehicle_id)
+            if rules is None or device_id != rules.device_id:
+                continue  # a driver's phone shares its vehicle's rules: tick once
+            found = rules.tick(now_s, time.time())
+            if found:
+                per_vehicle[info.vehicle_id] = (device_id, info, found)
+        if per_vehicle:
+            self._apply(conn, per_vehicle)
+        when = datetime.fromtimestamp(now_s, UTC)
+        with conn.transaction():
+            escalated = store.escalate_overdue(conn, when, self.config.escalate_after_s)
+        self.counters["alerts_escalated"] += len(escalated)
+
+    def _save(self, conn: Conn, vehicle_id: int) -> None:
+        rules = self._rules[vehicle_id]
+        conn.execute(
+            "INSERT INTO rule_state (vehicle_id, trip_id, state, last_fix_at, updated_at)"
+            " VALUES (%s, %s, %s, to_timestamp(%s), now()) ON CONFLICT (vehicle_id) DO UPDATE"
+            " SET trip_id = excluded.trip_id, state = excluded.state,"
+            " last_fix_at = excluded.last_fix_at, updated_at = now()",
+            (
+                vehicle_id,
+                rules.trip_id,
+                psycopg.types.json.Jsonb(rules.to_json()),
+                rules.last_fix_s,
+            ),
+        )
+
+    def _persist(self, vehicle_ids: set[int]) -> None:
+        if not vehicle_ids:
+            return
+        conn = self._db()
+        with conn.transaction():
+            for vid in sorted(vehicle_ids):
+                if vid in self._rules:
+                    self._save(conn, vid)
+
+
+def _count_quality(conn: Conn, device_id: str, found: Sequence[effects.Finding]) -> None:
+    """Every telemetry flag counted per device and reason (the alert is one per incident)."""
+    reasons = Counter(
+        str(f.event.data.get("reason", f.event.key))
+        for f in found
+        if f.event.kind == "telemetry" and f.event.phase in ("open", "update")
+    )
+    for reason, n in reasons.items():
+        conn.execute(
+            "INSERT INTO telemetry_issues (device_id, reason, count, last_at)"
+            " VALUES (%s, %s, %s, now()) ON CONFLICT (device_id, reason)"
+            " DO UPDATE SET count = telemetry_issues.count + excluded.count, last_at = now()",
+            (device_id, reason, n),
+        )
