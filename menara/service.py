@@ -1,4 +1,5 @@
-"""The service: schema, device registry, writer, listeners, the OMS API, metrics, clean stop.
+"""The service: schema, device registry, writer, listeners, the control tower, alert
+delivery, the OMS API, metrics, clean stop.
 
 Shutdown order is what keeps "stored exactly once" true across restarts: stop reading
 from every transport, drain the writer (commit everything accepted and send the acks
@@ -6,6 +7,8 @@ it owes), and only then disconnect. TCP listeners stop reading first and the wri
 drained while devices are still connected; leaving ``MqttIngest`` does the same steps
 for MQTT (stop reading, drain, PUBACK, disconnect); then the TCP connections close and
 the writer stops. Anything not acked by then is resent and de-duplicated by the database.
+The tower is entered before the writer so that it outlives it: every fix the writer
+commits while draining is still evaluated by the rules.
 An intake that fails (a TCP listener or the MQTT network thread) stops the service the
 same way, and ``serve`` then raises its error: ``menara serve`` exits non-zero.
 """
@@ -16,7 +19,8 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 import psycopg
 from aiohttp import web
@@ -27,15 +31,19 @@ from ingest.counters import Counters
 from ingest.devices import DeviceRegistry
 from ingest.http import HttpListener
 from ingest.metrics import Gauge, MetricsServer
+from ingest.model import Batch
 from ingest.mqtt import MqttIngest
 from ingest.tcp import TcpListener
 from ingest.udp import UdpListener
 from ingest.writer import Writer
 from menara import db
 from menara.settings import Settings
+from oms_core.alerts.delivery import Deliverer
 from oms_core.api import make_app
 from oms_core.geocode import Geocoder
 from oms_core.planning.routes import road_providers
+from oms_core.tower.config import TowerConfig
+from oms_core.tower.worker import Tower
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +63,14 @@ UDP_PORTS = {"teltonika": "teltonika_udp_port"}
 PORT_SETTINGS = (*LISTENER_PORTS.values(), *UDP_PORTS.values(), "api_port")
 
 
-def make_writer(settings: Settings, counters: Counters, registry: DeviceRegistry) -> Writer:
-    """The writer as configured, telling ``registry`` about devices it registers."""
+def make_writer(
+    settings: Settings,
+    counters: Counters,
+    registry: DeviceRegistry,
+    on_committed: Callable[[Sequence[Batch]], Awaitable[None]] | None = None,
+) -> Writer:
+    """The writer as configured, telling ``registry`` about devices it registers and
+    handing committed fixes to ``on_committed`` (the tower)."""
     return Writer(
         settings.db_dsn,
         counters=counters,
@@ -64,6 +78,33 @@ def make_writer(settings: Settings, counters: Counters, registry: DeviceRegistry
         batch_delay_ms=settings.writer_batch_delay_ms,
         max_pending=settings.writer_max_pending,
         on_registered=registry.mark_registered,
+        on_committed=on_committed,
+    )
+
+
+def make_tower(settings: Settings) -> Tower:
+    """The rule worker; its clock is the wall clock, or the newest fix time when
+    ``tower_clock`` is ``fleet`` (replays and sped-up simulations)."""
+    tower: Tower
+
+    def fleet_clock() -> float:
+        return tower.fleet_time_s
+
+    clock = fleet_clock if settings.tower_clock == "fleet" else time.time
+    tower = Tower(settings.db_dsn, config=TowerConfig.from_settings(settings), clock=clock)
+    return tower
+
+
+def make_deliverer(settings: Settings) -> Deliverer:
+    """Alert delivery: webhooks and supervisor email from the outbox."""
+    return Deliverer(
+        dsn=settings.db_dsn,
+        smtp_host=settings.smtp_host,
+        smtp_port=settings.smtp_port,
+        smtp_sender=settings.smtp_sender,
+        timeout_s=settings.webhook_timeout_s,
+        max_attempts=settings.webhook_max_attempts,
+        public_url=settings.public_url or None,
     )
 
 
@@ -90,7 +131,11 @@ async def serve(
     log.info("devices: %d known, unknown devices: %s", known, settings.unknown_devices)
 
     async with contextlib.AsyncExitStack() as stack:
-        writer = await stack.enter_async_context(make_writer(settings, counters, registry))
+        await stack.enter_async_context(make_deliverer(settings))
+        tower = await stack.enter_async_context(make_tower(settings))
+        writer = await stack.enter_async_context(
+            make_writer(settings, counters, registry, on_committed=tower.feed)
+        )
         listeners: list[TcpListener | HttpListener | UdpListener] = []
         for name, setting in LISTENER_PORTS.items():
             port = int(getattr(settings, setting))
