@@ -42,7 +42,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.bench_tcp import cpu_s, free_port, raise_nofile
+from bench_tcp import cpu_s, free_port, raise_nofile
 
 ADMIN_DSN = os.environ.get(
     "MENARA_BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"

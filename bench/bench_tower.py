@@ -24,12 +24,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import shapely  # type: ignore[import-untyped,unused-ignore]
+import shapely
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_zones import city_zones  # noqa: E402
+from bench_zones import city_zones  # noqa: E402
 from decoders.model import FixArray, empty_fixes  # noqa: E402
 from deviation.plan import PlannedStop, TripPlan  # noqa: E402
 from geofence import ZoneIndex  # noqa: E402

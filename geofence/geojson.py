@@ -15,9 +15,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import shapely  # type: ignore[import-untyped,unused-ignore]
-from shapely import MultiPolygon, Polygon  # type: ignore[import-untyped,unused-ignore]
-from shapely.errors import ShapelyError  # type: ignore[import-untyped,unused-ignore]
+import shapely
+from shapely import MultiPolygon, Polygon
+from shapely.errors import ShapelyError
 
 from geofence.errors import (
     BAD_PROPERTY,

@@ -21,11 +21,11 @@ from collections.abc import Sequence
 from itertools import repeat
 
 import numpy as np
-import shapely  # type: ignore[import-untyped,unused-ignore]
-from h3 import LatLngPoly  # type: ignore[import-untyped,unused-ignore]
-from h3.api import basic_int as h3  # type: ignore[import-untyped,unused-ignore]
+import shapely
+from h3 import LatLngPoly
+from h3.api import basic_int as h3
 from numpy.typing import ArrayLike, NDArray
-from shapely import MultiPolygon, Polygon  # type: ignore[import-untyped,unused-ignore]
+from shapely import MultiPolygon, Polygon
 
 from geofence.errors import UNKNOWN_ZONE, UnknownZone
 from geofence.zones import Zone

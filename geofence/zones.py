@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from shapely import MultiPolygon, Polygon  # type: ignore[import-untyped,unused-ignore]
+from shapely import MultiPolygon, Polygon
 
 __all__ = ["KINDS", "Zone", "ZoneKind"]
 

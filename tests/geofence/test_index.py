@@ -8,10 +8,10 @@ import math
 
 import numpy as np
 import pytest
-import shapely  # type: ignore[import-untyped,unused-ignore]
+import shapely
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from shapely import MultiPolygon, Polygon  # type: ignore[import-untyped,unused-ignore]
+from shapely import MultiPolygon, Polygon
 
 from geofence import UnknownZone, Zone, ZoneIndex
 
