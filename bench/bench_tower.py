@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench_zones import city_zones  # noqa: E402
+
 from decoders.model import FixArray, empty_fixes  # noqa: E402
 from deviation.plan import PlannedStop, TripPlan  # noqa: E402
 from geofence import ZoneIndex  # noqa: E402

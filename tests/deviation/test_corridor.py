@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-import shapely  # type: ignore[import-untyped,unused-ignore]
-import shapely.ops  # type: ignore[import-untyped,unused-ignore]
+import shapely
+import shapely.ops
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
