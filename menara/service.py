@@ -208,6 +208,9 @@ async def serve(
 
             def gauges() -> Iterator[Gauge]:
                 yield "writer_pending_rows", {}, float(writer.pending_rows)
+                yield "tower_queued_rounds", {}, float(tower.queued)
+                for name, value in sorted(tower.counters.items()):
+                    yield f"tower_{name}", {}, float(value)
                 for lis in listeners:
                     kind, name = _intake_name(lis).split()
                     yield (

@@ -113,6 +113,11 @@ class Tower:
             await self._guarded(self._persist, set(self._rules))
             await asyncio.to_thread(self._conn.close)
 
+    @property
+    def queued(self) -> int:
+        """Rounds of committed fixes waiting for the rules (the back-pressure gauge)."""
+        return self._queue.qsize()
+
     async def feed(self, batches: Sequence[FixBatch]) -> None:
         """Queue committed batches for the rules; waits while the queue is full."""
         if self._task is None or self._task.done():

@@ -123,6 +123,7 @@ def test_fleet_over_tcp_is_stored_exactly(clean_db: str) -> None:
             assert status == "HTTP/1.1 200 OK"
             assert 'menara_fixes_in_total{protocol="t55",transport="tcp"}' in body
             assert "menara_writer_pending_rows " in body
+            assert "menara_tower_queued_rounds " in body  # the rules' back-pressure gauge
             assert 'menara_tcp_connections_open{protocol="t55"}' in body
             assert (await http_get(cfg.metrics_port, "/healthz")) == ("HTTP/1.1 200 OK", "ok\n")
             assert (await http_get(cfg.metrics_port, "/nope"))[0] == "HTTP/1.1 404 Not Found"
