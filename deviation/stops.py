@@ -11,18 +11,28 @@ Unplanned stops and idling are judged independently: a vehicle standing still aw
 any stop with its engine running is reported twice, once as ``unplanned_stop`` (where it
 stands) and once as ``idling`` (what it burns). Idling is reported at stops and at the
 depot too.
+
+Stops that share a place (one customer, two orders) are visited one at a time: among the
+unvisited stops whose circles hold the vehicle, the lowest ``seq`` arrives first, and the
+next one only once that visit departs or its planned service time is over (stamped then),
+so serving the first is never an out-of-sequence arrival at the second.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
 
 from deviation.plan import PlannedStop, TripPlan
 from geofence.model import Event, Sample
 
-__all__ = ["Still", "StopParams", "StopState", "step"]
+__all__ = ["Still", "StopParams", "StopState", "fast_forward", "step"]
+
+_F64 = NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +109,14 @@ class StopState:
 
     def serving_until_s(self, plan: TripPlan) -> float | None:
         """When the planned service at the stop being visited ends (None: not at a stop)."""
-        service = {st.stop_id: st.service_s for st in plan.stops}
-        ends = [arrived + service.get(sid, 0.0) for sid, arrived, _ in self.visiting]
-        return max(ends, default=None)
+        if not self.visiting:
+            return None
+        g = _geo(plan)
+        ends = [
+            arrived + (g.service[g.pos[sid]] if sid in g.pos else 0.0)
+            for sid, arrived, _ in self.visiting
+        ]
+        return max(ends)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -133,12 +148,42 @@ class StopState:
         )
 
 
+class _Geo(NamedTuple):
+    """A plan's stop circles, computed once per plan rather than once per fix."""
+
+    circles: tuple[tuple[float, float, float], ...]  # (x, y, radius) in plan order
+    pos: dict[int, int]  # stop id -> index in plan order
+    service: tuple[float, ...]
+    xs: _F64
+    ys: _F64
+    rs: _F64
+
+
+_GEO: dict[int, tuple[TripPlan, _Geo]] = {}  # by id(plan); the entry keeps the plan alive
+
+
+def _geo(plan: TripPlan) -> _Geo:
+    hit = _GEO.get(id(plan))
+    if hit is not None and hit[0] is plan:
+        return hit[1]
+    if len(_GEO) >= 4096:  # plans are replaced as trips end: forget the old ones
+        _GEO.clear()
+    circles = tuple((st.x_m, st.y_m, st.radius_m) for st in plan.stops)
+    cols = np.array(circles, dtype=np.float64).reshape(-1, 3)
+    g = _Geo(
+        circles,
+        {st.stop_id: k for k, st in enumerate(plan.stops)},
+        tuple(st.service_s for st in plan.stops),
+        cols[:, 0].copy(),
+        cols[:, 1].copy(),
+        cols[:, 2].copy(),
+    )
+    _GEO[id(plan)] = (plan, g)
+    return g
+
+
 def _in(s: Sample, x: float, y: float, r: float) -> bool:
     return math.hypot(s.x_m - x, s.y_m - y) <= r
-
-
-def _in_stop(s: Sample, stop: PlannedStop) -> bool:
-    return _in(s, stop.x_m, stop.y_m, stop.radius_m)
 
 
 def step(
@@ -146,14 +191,77 @@ def step(
 ) -> tuple[StopState, list[Event]]:
     """Advance by one fix; events come in the order depot, stops, unplanned stop, idling."""
     events: list[Event] = []
+    x, y = sample.x_m, sample.y_m
+    ins = [math.hypot(x - cx, y - cy) <= r for cx, cy, r in _geo(plan).circles]
     at_depot_zone = _in(sample, plan.depot_x_m, plan.depot_y_m, plan.depot_radius_m)
     state = _depot(state, sample, plan, at_depot_zone, params, events)
-    state = _planned(state, sample, plan, params, events)
+    state = _planned(state, sample, plan, ins, params, events)
     gap = state.last_t_s is not None and sample.t_s - state.last_t_s >= params.max_gap_s
-    in_zone = at_depot_zone or any(_in_stop(sample, st) for st in plan.stops)
+    in_zone = at_depot_zone or any(ins)
     still = _unplanned(state.still, sample, in_zone, gap, params, events)
     idle = _idling(state.idle, sample, gap, params, events)
-    return replace(state, still=still, idle=idle, last_t_s=sample.t_s), events
+    return _runs(state, still, idle, sample.t_s), events
+
+
+def _runs(st: StopState, still: Still | None, idle: Still | None, t_s: float) -> StopState:
+    """``replace(st, still=, idle=, last_t_s=)`` at a third of its cost (once per fix)."""
+    s = st
+    return StopState(
+        s.inside, s.visiting, s.arrived_stop_ids, s.departed_s, s.returned_s, s.at_depot,
+        s.depot_edge_s, still, idle, t_s,
+    )  # fmt: skip
+
+
+_EPS = 1e-9  # relative margin: vectorised distances decide only far from a circle's edge
+
+
+def _sides(px: _F64, py: _F64, cx: _F64, cy: _F64, r: _F64) -> tuple[NDArray[np.bool_], ...]:
+    """(surely inside, surely outside) per fix (rows) and circle (columns). numpy's and
+    math's hypot may differ in the last bit, so a fix within a relative 1e-9 of an edge is
+    neither, and the caller steps it like ``step`` would."""
+    d2 = (px[:, None] - cx[None, :]) ** 2 + (py[:, None] - cy[None, :]) ** 2
+    rr = np.where(r >= 0, r * r, -1.0)[None, :]
+    return d2 < rr * (1 - _EPS), (d2 > rr * (1 + _EPS)) | (r[None, :] < 0)
+
+
+def fast_forward(
+    state: StopState,
+    plan: TripPlan,
+    t_s: _F64,
+    x_m: _F64,
+    y_m: _F64,
+    speed_kmh: _F64,
+    ignition: NDArray[np.integer[Any]],
+    params: StopParams = StopParams(),
+) -> StopState | None:
+    """The state after the batch when ``step`` over it provably changes nothing but the
+    fix time and says nothing, else None (step it). That holds with no pending depot edge,
+    run or dwell; every fix on the depot's side it is on, inside every stop being visited
+    and outside every other unvisited stop; and no fix that could start an unplanned stop
+    (stopped outside every zone) or idling (stopped with ignition on)."""
+    if len(t_s) == 0:
+        return state
+    if state.depot_edge_s is not None or state.still is not None or state.idle is not None:
+        return None
+    if state.inside or any(out is not None for _, _, out in state.visiting):
+        return None
+    g = _geo(plan)
+    if any(sid not in g.pos for sid, _, _ in state.visiting):
+        return None
+    dep = np.array([[plan.depot_x_m, plan.depot_y_m, plan.depot_radius_m]])
+    d_in, d_out = _sides(x_m, y_m, dep[:, 0], dep[:, 1], dep[:, 2])
+    if not (d_in if state.at_depot else d_out).all():
+        return None
+    s_in, s_out = _sides(x_m, y_m, g.xs, g.ys, g.rs)
+    visiting = [g.pos[sid] for sid, _, _ in state.visiting]
+    waiting = [k for k, st in enumerate(plan.stops) if st.stop_id not in state.arrived_stop_ids]
+    if not s_in[:, visiting].all() or not s_out[:, waiting].all():
+        return None
+    stopped = np.isnan(speed_kmh) | (speed_kmh < params.stop_speed_kmh)
+    in_zone = d_in[:, 0] | s_in.any(axis=1)
+    if (stopped & ~in_zone).any() or (stopped & (ignition == 1)).any():
+        return None
+    return _runs(state, None, None, float(t_s[-1]))
 
 
 def _depot(
@@ -183,47 +291,66 @@ def _depot(
 
 
 def _planned(
-    state: StopState, s: Sample, plan: TripPlan, p: StopParams, events: list[Event]
+    state: StopState, s: Sample, plan: TripPlan, ins: list[bool], p: StopParams, events: list[Event]
 ) -> StopState:
     """Geofence arrival after ``arrival_dwell_s`` inside and departure after
     ``min_outside_s`` outside; excursions shorter than ``min_outside_s`` (GPS jitter at the
-    border) interrupt neither the dwell nor the visit."""
-    by_id = {st.stop_id: st for st in plan.stops}
+    border) interrupt neither the dwell nor the visit. A visit holds back arrivals at the
+    stops around it until it departs or its service time is over (``_hold``)."""
+    if not state.visiting and not state.inside and not any(ins):
+        return state  # the common case on the road: nothing to remember
+    g = _geo(plan)
     visiting: list[tuple[int, float, float | None]] = []
+    held, release = False, -math.inf  # a visit still serving; when the last one let go
     for sid, arrived_s, out_since in state.visiting:
-        stop = by_id.get(sid)
-        if stop is None:  # re-planned away: nothing left to depart from
+        k = g.pos.get(sid)
+        if k is None:  # re-planned away: nothing left to depart from
             continue
-        if _in_stop(s, stop):
-            visiting.append((sid, arrived_s, None))
-            continue
-        out = s.t_s if out_since is None else out_since
-        if s.t_s - out < p.min_outside_s:
-            visiting.append((sid, arrived_s, out))
-            continue
-        data = {"stop_id": sid, "departed_s": out, "dwell_s": out - arrived_s}
-        events.append(Event("stop_departure", "info", out, str(sid), data))
+        if not ins[k]:
+            out = s.t_s if out_since is None else out_since
+            if s.t_s - out >= p.min_outside_s:
+                data = {"stop_id": sid, "departed_s": out, "dwell_s": out - arrived_s}
+                events.append(Event("stop_departure", "info", out, str(sid), data))
+                release = max(release, out)
+                continue
+            out_since = out
+        else:
+            out_since = None
+        visiting.append((sid, arrived_s, out_since))
+        held, release = _hold(held, release, arrived_s + g.service[k], s.t_s)
     was_inside = {sid: (first, out) for sid, first, out in state.inside}
     arrived = set(state.arrived_stop_ids)
     inside: list[tuple[int, float, float | None]] = []
-    for stop in plan.stops:  # in visiting order, so co-located stops arrive in sequence
+    for k, stop in enumerate(plan.stops):  # in visiting order: the lowest seq goes first
         if stop.stop_id in arrived:
             continue
         first, out_since = was_inside.get(stop.stop_id, (s.t_s, None))
-        if not _in_stop(s, stop):
+        if not ins[k]:
             left = s.t_s if out_since is None else out_since
             if stop.stop_id in was_inside and s.t_s - left < p.min_outside_s:
                 inside.append((stop.stop_id, first, left))  # a brief excursion: border jitter
             continue
-        if s.t_s - first < p.arrival_dwell_s:
+        if held or s.t_s - first < p.arrival_dwell_s:
             inside.append((stop.stop_id, first, None))
+            held = True  # a later stop here waits for this one
             continue
-        _arrive(stop, first, plan, arrived, events)
+        at = max(first, release)
+        _arrive(stop, at, plan, arrived, events)
         arrived.add(stop.stop_id)
-        visiting.append((stop.stop_id, first, None))
-    return replace(
-        state, inside=tuple(inside), visiting=tuple(visiting), arrived_stop_ids=frozenset(arrived)
-    )
+        visiting.append((stop.stop_id, at, None))
+        held, release = _hold(held, release, at + g.service[k], s.t_s)
+    new = (tuple(inside), tuple(visiting))
+    if not events and new == (state.inside, state.visiting):
+        return state
+    return replace(state, inside=new[0], visiting=new[1], arrived_stop_ids=frozenset(arrived))
+
+
+def _hold(held: bool, release: float, service_end_s: float, t_s: float) -> tuple[bool, float]:
+    """A visit holds other arrivals until its service ends; then it releases them, stamped
+    at that end."""
+    if t_s < service_end_s:
+        return True, release
+    return held, max(release, service_end_s)
 
 
 def _arrive(
@@ -278,7 +405,7 @@ def _unplanned(
         elif gap and not run.open:
             run = None
         else:
-            run = replace(run, last_s=s.t_s)
+            run = Still(run.since_s, s.t_s, run.x_m, run.y_m, run.lat, run.lon, run.open)
             if not run.open and s.t_s - run.since_s >= p.unplanned_stop_s:
                 run = replace(run, open=True)
                 events.append(Event("unplanned_stop", "open", run.since_s, data=_where(run)))
@@ -318,7 +445,7 @@ def _idling(
         elif gap and not run.open:
             run = None
         else:
-            run = replace(run, last_s=s.t_s)
+            run = Still(run.since_s, s.t_s, run.x_m, run.y_m, run.lat, run.lon, run.open)
             if not run.open and s.t_s - run.since_s >= p.idle_s:
                 run = replace(run, open=True)
                 events.append(Event("idling", "open", run.since_s, data=_where(run)))

@@ -154,6 +154,63 @@ def test_stop_two_before_stop_one_is_out_of_sequence() -> None:
     assert state.arrived_stop_ids == frozenset({11, 12})
 
 
+def with_stops(*stops: PlannedStop) -> TripPlan:
+    return dataclasses.replace(PLAN, stops=stops)
+
+
+def test_two_stops_at_one_address_arrive_in_turn() -> None:
+    """One customer, two orders: stops 11 and 12 both at x=1000 (service 600 s each). The
+    van serves both: 12 arrives when 11's service ends, in sequence, and both depart."""
+    plan = with_stops(stop(11, 1, 1000), stop(12, 2, 1000), stop(13, 3, 3000))
+    tl = [*drive(0, 0, 1000), *wait(110, 1400, 1000), *drive(1400, 1000, 1500)]
+    state, events = run(tl, plan)
+    assert brief(events, "stop_arrival", "stop_departure", "stop_out_of_sequence") == [
+        ("stop_arrival", "info", 90, "11"),
+        ("stop_arrival", "info", 690, "12"),  # 90 + 600 s of service at 11
+        ("stop_departure", "info", 1420, "11"),
+        ("stop_departure", "info", 1420, "12"),
+    ]
+    arrivals = [e.data for e in events if e.kind == "stop_arrival"]
+    assert [a["out_of_sequence"] for a in arrivals] == [False, False]
+    assert state.arrived_stop_ids == frozenset({11, 12})
+
+
+def test_leaving_before_the_service_ends_leaves_the_next_stop_there_unvisited() -> None:
+    plan = with_stops(stop(11, 1, 1000), stop(12, 2, 1000), stop(13, 3, 3000))
+    state, events = run([*drive(0, 0, 1000), *wait(110, 400, 1000), *drive(400, 1000, 1500)], plan)
+    assert brief(events, "stop_arrival", "stop_departure", "stop_out_of_sequence") == [
+        ("stop_arrival", "info", 90, "11"),
+        ("stop_departure", "info", 420, "11"),
+    ]
+    assert state.arrived_stop_ids == frozenset({11}) and state.inside == ()
+
+
+def test_a_later_stop_at_the_same_place_waits_for_its_turn() -> None:
+    """Stops 11 and 13 share x=1000, 12 is at x=2000: serving 11 is not arriving at 13,
+    which arrives in sequence when the van comes back after 12."""
+    plan = with_stops(stop(11, 1, 1000), stop(12, 2, 2000), stop(13, 3, 1000))
+    tl = [*drive(0, 0, 1000), *wait(110, 400, 1000), *drive(400, 1000, 2000)]
+    tl += [*wait(510, 800, 2000), *drive(800, 2000, 1000), *wait(910, 1200, 1000)]
+    state, events = run(tl, plan)
+    assert brief(events, "stop_arrival", "stop_out_of_sequence") == [
+        ("stop_arrival", "info", 90, "11"),
+        ("stop_arrival", "info", 490, "12"),  # x=1900 at t=490
+        ("stop_arrival", "info", 890, "13"),  # x=1100 at t=890, coming back
+    ]
+    assert state.arrived_stop_ids == frozenset({11, 12, 13})
+
+
+def test_the_lowest_seq_arrives_first_when_circles_overlap() -> None:
+    """Stop 12's circle (x=900) is entered at t=80, stop 11's (x=1000) at t=90: 11 arrives
+    first, 12 after 11's service, and nothing is out of sequence."""
+    plan = with_stops(stop(11, 1, 1000), stop(12, 2, 900), stop(13, 3, 3000))
+    _, events = run([*drive(0, 0, 1000), *wait(110, 1400, 1000)], plan)
+    assert brief(events, "stop_arrival", "stop_out_of_sequence") == [
+        ("stop_arrival", "info", 90, "11"),
+        ("stop_arrival", "info", 690, "12"),
+    ]
+
+
 def test_red_light_is_nothing_and_ten_minutes_is_one_unplanned_stop() -> None:
     tl = [*drive(-100, 4000, 5000), *wait(10, 70, 5000), *drive(70, 5000, 8000)]
     tl += [*wait(380, 980, 8000), *drive(980, 8000, 8500)]
