@@ -236,10 +236,15 @@ def _fix_times(
             at = dep + f.after_s if f.after_s is not None else _time_at(phases, f.after_m or 0.0)
             t0 = _ceil_to_grid(at, dep, interval)
             windows.append((t0, t0 + f.duration_s))
-    n = math.floor((end - start) / interval + 1e-9)
-    grid = [start + k * interval for k in range(n + 1)]
-    times = {round(s, 6) for s in grid} | {round(b, 6) for _, b in windows if b <= end}
-    return sorted(s for s in times if not any(a + 1e-6 < s < b - 1e-6 for a, b in windows))
+    # On whole centiseconds (fix times are sent to the centisecond), so two instants
+    # closer than that are one fix and every grid step is exactly the interval.
+    step = max(1, round(interval * 100))
+    first, last = round(start * 100), round(end * 100)
+    grid = set(range(first, last + 1, step))
+    wakes = {round(b * 100) for _, b in windows if b <= end}
+    cut = [(round(a * 100), round(b * 100)) for a, b in windows]
+    times = sorted(c for c in grid | wakes if not any(a < c < b for a, b in cut))
+    return [c / 100 for c in times]
 
 
 def drive(
@@ -263,7 +268,7 @@ def drive(
         raise TripError(f"jitter_m must be a finite number >= 0, not {jitter_m}")
     path = _Path(trip)
     for f in faults:
-        if _starts_m(f) > path.length_m:
+        if _starts_m(f) > path.length_m + 1e-6:  # at the very end is still on the route
             raise FaultError(
                 f"trip of {trip.device_id}: {f} starts past the end of its"
                 f" {path.length_m:.0f} m route; use a smaller distance"

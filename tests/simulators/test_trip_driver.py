@@ -377,4 +377,5 @@ def test_any_faults_give_an_ordered_timeline_near_the_route(faults: list[Any], s
     silences = sum(f.duration_s for f in faults if isinstance(f, Silence))
     assert max(b - a for a, b in itertools.pairwise(times)) <= timedelta(seconds=silences + step)
     if not silences:  # a silence may run past the return: then the last fixes never come
-        assert near(fixes[-1], 0, 0, 5) and fixes[-1].speed_kmh == 0
+        # back at the depot, unless a detour still runs off the route's very end
+        assert near(fixes[-1], 0, 0, 5 + reach) and fixes[-1].speed_kmh == 0
