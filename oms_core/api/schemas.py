@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from oms_core.api.schema_parts import obj, ref
 from oms_core.api.schemas_alerts import ALERTS_SCHEMAS
 from oms_core.api.schemas_fleet import FLEET_SCHEMAS
 from oms_core.api.schemas_webhooks import WEBHOOKS_SCHEMAS
@@ -19,11 +20,6 @@ __all__ = ["MAX_ID", "SCHEMAS", "ref"]
 
 MAX_ID = 2**63 - 1  # bigint: larger ids cannot exist, so they are refused up front
 _TEXT = "^[^\\x00]*$"  # PostgreSQL text cannot hold NUL
-
-
-def ref(name: str) -> dict[str, str]:
-    """A reference to a component schema."""
-    return {"$ref": f"#/components/schemas/{name}"}
 
 
 def _id(description: str, *, nullable: bool = False) -> dict[str, Any]:
@@ -52,17 +48,8 @@ _TIME = {"type": "string", "format": "date-time"}
 _STATES = [s.value for s in OrderState]
 
 
-def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": props,
-        "required": list(props) if required is None else required,
-        "additionalProperties": False,
-    }
-
-
 SCHEMAS: dict[str, dict[str, Any]] = {
-    "Problem": _obj(
+    "Problem": obj(
         {
             "code": {"type": "string", "description": "stable, for programs"},
             "message": {"type": "string", "description": "for a person"},
@@ -70,9 +57,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
         ["code", "message"],
     ),
-    "Error": _obj(
+    "Error": obj(
         {
-            "error": _obj(
+            "error": obj(
                 {
                     "code": {"type": "string"},
                     "message": {"type": "string"},
@@ -81,7 +68,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             )
         }
     ),
-    "LineCreate": _obj(
+    "LineCreate": obj(
         {
             "sku": _text(64, min_length=1),
             "qty": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
@@ -92,7 +79,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             },
         }
     ),
-    "OrderCreate": _obj(
+    "OrderCreate": obj(
         {
             "customer_id": _id("the ordering customer"),
             "depot_id": _id("the depot the goods leave from"),
@@ -109,8 +96,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
         ["customer_id", "depot_id", "address_text", "window_start", "window_end", "lines"],
     ),
-    "CancelRequest": _obj({"reason": _text(500, min_length=1)}),
-    "Line": _obj(
+    "CancelRequest": obj({"reason": _text(500, min_length=1)}),
+    "Line": obj(
         {
             "line_no": {"type": "integer"},
             "sku": {"type": "string"},
@@ -119,7 +106,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "delivered_qty": {"type": ["integer", "null"]},
         }
     ),
-    "Order": _obj(
+    "Order": obj(
         {
             "id": {"type": "integer"},
             "customer_id": {"type": "integer"},
@@ -145,7 +132,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "lines": {"type": "array", "items": ref("Line")},
         }
     ),
-    "OrderPage": _obj(
+    "OrderPage": obj(
         {
             "orders": {"type": "array", "items": ref("Order")},
             "next_cursor": {
@@ -154,14 +141,14 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             },
         }
     ),
-    "VerifyResult": _obj(
+    "VerifyResult": obj(
         {
             "verified": {"type": "boolean"},
             "problems": {"type": "array", "items": ref("Problem")},
             "order": ref("Order"),
         }
     ),
-    "OrderEvent": _obj(
+    "OrderEvent": obj(
         {
             "id": {"type": "integer"},
             "at": _TIME,
@@ -172,13 +159,13 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "reason": {"type": "string"},
         }
     ),
-    "EventList": _obj({"events": {"type": "array", "items": ref("OrderEvent")}}),
+    "EventList": obj({"events": {"type": "array", "items": ref("OrderEvent")}}),
     "OrderImport": {
         "type": "array",
         "items": {"description": "an OrderCreate; checked per row, refused in the report"},
         "description": "orders as in POST /orders; each item is checked and stored alone",
     },
-    "ImportRow": _obj(
+    "ImportRow": obj(
         {
             "row": {"type": "integer", "description": "JSON: 0-based index; CSV: line number"},
             "ok": {"type": "boolean"},
@@ -187,21 +174,21 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "error": {"type": ["object", "null"], "description": "{code, message, details}"},
         }
     ),
-    "ImportReport": _obj(
+    "ImportReport": obj(
         {
             "created": {"type": "integer", "description": "orders stored"},
             "refused_rows": {"type": "integer"},
             "rows": {"type": "array", "items": ref("ImportRow")},
         }
     ),
-    "PaymentUpdate": _obj(
+    "PaymentUpdate": obj(
         {
             "state": {"enum": [s.value for s in PaymentState], "description": "the new state"},
             "reason": _text(500),
         },
         ["state"],
     ),
-    "TrackingPage": _obj(
+    "TrackingPage": obj(
         {
             "tracking_number": {"type": "string"},
             "state": {"enum": _STATES},
@@ -212,7 +199,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "total_amount": _decimal("sum of the lines"),
             "payment_state": {"enum": [s.value for s in PaymentState]},
             "stop": {
-                **_obj(
+                **obj(
                     {
                         "planned_arrival": _TIME,
                         "planned_departure": _TIME,

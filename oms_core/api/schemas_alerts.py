@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from oms_core.api.schema_parts import obj, ref
+
 __all__ = ["ALERTS_SCHEMAS", "ALERT_STATES", "SEVERITIES"]
 
 ALERT_STATES = ["open", "acknowledged", "escalated", "resolved"]
@@ -15,19 +17,6 @@ _INT = {"type": "integer"}
 _OPT_INT = {"type": ["integer", "null"]}
 _TIME = {"type": "string", "format": "date-time"}
 _OPT_TIME = {"type": ["string", "null"], "format": "date-time"}
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": props,
-        "required": list(props) if required is None else required,
-        "additionalProperties": False,
-    }
 
 
 _ALERT: dict[str, Any] = {
@@ -59,17 +48,17 @@ _ALERT: dict[str, Any] = {
 _COMMENT = {"type": "string", "maxLength": 2000, "pattern": "^[^\\x00]*$"}
 
 ALERTS_SCHEMAS: dict[str, dict[str, Any]] = {
-    "Alert": _obj(_ALERT),
-    "AlertPage": _obj(
+    "Alert": obj(_ALERT),
+    "AlertPage": obj(
         {
-            "alerts": {"type": "array", "items": _ref("Alert")},
+            "alerts": {"type": "array", "items": ref("Alert")},
             "next_cursor": {
                 "type": ["string", "null"],
                 "description": "pass as cursor for the next page; null on the last",
             },
         }
     ),
-    "AlertActionRecord": _obj(
+    "AlertActionRecord": obj(
         {
             "action": {
                 "enum": ["open", "update", "clear", "acknowledge", "escalate", "resolve", "comment"]
@@ -79,7 +68,7 @@ ALERTS_SCHEMAS: dict[str, dict[str, Any]] = {
             "comment": {"type": "string"},
         }
     ),
-    "AlertDetail": _obj(
+    "AlertDetail": obj(
         {
             **_ALERT,
             "evidence": {
@@ -87,9 +76,9 @@ ALERTS_SCHEMAS: dict[str, dict[str, Any]] = {
                 "items": {"type": "object"},
                 "description": "the fixes that triggered it (the first and the latest)",
             },
-            "actions": {"type": "array", "items": _ref("AlertActionRecord")},
+            "actions": {"type": "array", "items": ref("AlertActionRecord")},
         }
     ),
-    "AlertMove": _obj({"comment": _COMMENT}, []),
-    "AlertComment": _obj({"comment": {**_COMMENT, "minLength": 1}}),
+    "AlertMove": obj({"comment": _COMMENT}, []),
+    "AlertComment": obj({"comment": {**_COMMENT, "minLength": 1}}),
 }

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from oms_core.api.schema_parts import obj, ref
+
 __all__ = ["FLEET_SCHEMAS", "MAX_INT4", "NOTIFY_CHANNELS"]
 
 MAX_ID = 2**63 - 1
@@ -23,19 +25,6 @@ _CLOCK = {
 }
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": props,
-        "required": list(props) if required is None else required,
-        "additionalProperties": False,
-    }
-
-
 def _id(*, nullable: bool = False) -> dict[str, Any]:
     kind: Any = ["integer", "null"] if nullable else "integer"
     return {"type": kind, "minimum": 1, "maximum": MAX_ID}
@@ -47,11 +36,11 @@ def _text(max_length: int, *, nullable: bool = False) -> dict[str, Any]:
 
 
 def _list(key: str, item: str) -> dict[str, Any]:
-    return _obj({key: {"type": "array", "items": _ref(item)}})
+    return obj({key: {"type": "array", "items": ref(item)}})
 
 
 def _page(key: str, item: str) -> dict[str, Any]:
-    return _obj({key: {"type": "array", "items": _ref(item)}, "next_cursor": _CURSOR})
+    return obj({key: {"type": "array", "items": ref(item)}, "next_cursor": _CURSOR})
 
 
 def _amount(description: str) -> dict[str, Any]:
@@ -78,14 +67,14 @@ NOTIFY_CHANNELS = ("email", "sms")
 
 FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
     "NotifyPrefs": {
-        **_obj({c: {"type": "boolean"} for c in NOTIFY_CHANNELS}, []),
+        **obj({c: {"type": "boolean"} for c in NOTIFY_CHANNELS}, []),
         "description": "channels the customer wants delivery news on (absent: off)",
     },
-    "AddressCreate": _obj(
+    "AddressCreate": obj(
         {"text": _text(500), "lat": _LAT, "lon": _LON},
         ["text"],
     ),
-    "Address": _obj(
+    "Address": obj(
         {
             "id": _INT,
             "customer_id": _INT,
@@ -94,29 +83,29 @@ FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
             "lon": {"type": ["number", "null"]},
         }
     ),
-    "CustomerCreate": _obj(
+    "CustomerCreate": obj(
         {
             "name": _text(200),
             "email": {**_text(254, nullable=True), "pattern": "^[^@\\s\\x00]+@[^@\\s\\x00]+$"},
             "phone": _text(40, nullable=True),
-            "notify_prefs": _ref("NotifyPrefs"),
-            "addresses": {"type": "array", "maxItems": 20, "items": _ref("AddressCreate")},
+            "notify_prefs": ref("NotifyPrefs"),
+            "addresses": {"type": "array", "maxItems": 20, "items": ref("AddressCreate")},
         },
         ["name"],
     ),
-    "Customer": _obj(
+    "Customer": obj(
         {
             "id": _INT,
             "name": {"type": "string"},
             "email": _OPT_STR,
             "phone": _OPT_STR,
-            "notify_prefs": _ref("NotifyPrefs"),
+            "notify_prefs": ref("NotifyPrefs"),
             "created_at": _TIME,
-            "addresses": {"type": "array", "items": _ref("Address")},
+            "addresses": {"type": "array", "items": ref("Address")},
         }
     ),
     "CustomerPage": _page("customers", "Customer"),
-    "ProductCreate": _obj(
+    "ProductCreate": obj(
         {
             "sku": {
                 "type": "string",
@@ -130,7 +119,7 @@ FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
         },
         ["sku", "unit_weight_kg", "unit_volume_m3"],
     ),
-    "Product": _obj(
+    "Product": obj(
         {
             "sku": {"type": "string"},
             "name": {"type": "string"},
@@ -140,7 +129,7 @@ FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
         }
     ),
     "ProductPage": _page("products", "Product"),
-    "Depot": _obj(
+    "Depot": obj(
         {
             "id": _INT,
             "name": {"type": "string"},
@@ -152,7 +141,7 @@ FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
         }
     ),
     "DepotList": _list("depots", "Depot"),
-    "StockLevel": _obj(
+    "StockLevel": obj(
         {
             "depot_id": _INT,
             "sku": {"type": "string"},
@@ -162,8 +151,8 @@ FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
         }
     ),
     "StockList": _list("stock", "StockLevel"),
-    "StockSet": _obj({"on_hand": {"type": "integer", "minimum": 0, "maximum": MAX_INT4}}),
-    "VehicleCreate": _obj(
+    "StockSet": obj({"on_hand": {"type": "integer", "minimum": 0, "maximum": MAX_INT4}}),
+    "VehicleCreate": obj(
         {
             "plate": _text(32),
             "type": _text(32),
@@ -175,7 +164,7 @@ FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
         },
         ["plate", "capacity_kg", "capacity_m3"],
     ),
-    "Vehicle": _obj(
+    "Vehicle": obj(
         {
             "id": _INT,
             "plate": {"type": "string"},
@@ -188,7 +177,7 @@ FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
         }
     ),
     "VehicleList": _page("vehicles", "Vehicle"),
-    "DriverCreate": _obj(
+    "DriverCreate": obj(
         {
             "name": _text(200),
             "phone": _text(40, nullable=True),
@@ -198,7 +187,7 @@ FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
         },
         ["name"],
     ),
-    "Driver": _obj(
+    "Driver": obj(
         {
             "id": _INT,
             "name": {"type": "string"},
@@ -209,8 +198,8 @@ FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
         }
     ),
     "DriverList": _page("drivers", "Driver"),
-    "Assignment": _obj({"driver_id": _id(), "vehicle_id": _id(), "day": _DAY}),
-    "PlanRequest": _obj(
+    "Assignment": obj({"driver_id": _id(), "vehicle_id": _id(), "day": _DAY}),
+    "PlanRequest": obj(
         {
             "date": _DAY,
             "depot_id": _id(nullable=True),
@@ -228,7 +217,7 @@ FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
         },
         ["date"],
     ),
-    "TripStop": _obj(
+    "TripStop": obj(
         {
             "id": _INT,
             "seq": _INT,
@@ -254,7 +243,7 @@ FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
             "out_of_sequence": {"type": "boolean", "description": "visited out of plan order"},
         }
     ),
-    "Trip": _obj(
+    "Trip": obj(
         {
             "id": _INT,
             "vehicle_id": _INT,
@@ -269,23 +258,23 @@ FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
                 "items": {"type": "array", "items": {"type": "number"}},
                 "description": "[[lon, lat], ...] from depot to depot",
             },
-            "stops": {"type": "array", "items": _ref("TripStop")},
+            "stops": {"type": "array", "items": ref("TripStop")},
         }
     ),
     "TripList": _page("trips", "Trip"),
-    "Unassigned": _obj({"order_id": _INT, "reason": {"type": "string"}}),
-    "IdleVehicle": _obj({"vehicle_id": _INT, "reason": {"type": "string"}}),
-    "PlanTotals": _obj(
+    "Unassigned": obj({"order_id": _INT, "reason": {"type": "string"}}),
+    "IdleVehicle": obj({"vehicle_id": _INT, "reason": {"type": "string"}}),
+    "PlanTotals": obj(
         {"trips": _INT, "orders": _INT, "distance_m": _INT, "duration_s": _INT},
     ),
-    "PlanResult": _obj(
+    "PlanResult": obj(
         {
             "day": _DAY,
-            "trips": {"type": "array", "items": _ref("Trip")},
+            "trips": {"type": "array", "items": ref("Trip")},
             "scheduled": {"type": "array", "items": _INT},
-            "unassigned": {"type": "array", "items": _ref("Unassigned")},
-            "idle_vehicles": {"type": "array", "items": _ref("IdleVehicle")},
-            "totals": _ref("PlanTotals"),
+            "unassigned": {"type": "array", "items": ref("Unassigned")},
+            "idle_vehicles": {"type": "array", "items": ref("IdleVehicle")},
+            "totals": ref("PlanTotals"),
         }
     ),
 }

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from oms_core.api.schema_parts import obj, ref
+
 __all__ = ["DELIVERY_STATES", "WEBHOOKS_SCHEMAS"]
 
 MAX_ID = 2**63 - 1
@@ -18,19 +20,6 @@ _OPT_TIME = {"type": ["string", "null"], "format": "date-time"}
 _INT = {"type": "integer"}
 _OPT_INT = {"type": ["integer", "null"]}
 _TYPE = {"type": "string", "pattern": "^[a-z0-9_]{1,64}$"}
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": props,
-        "required": list(props) if required is None else required,
-        "additionalProperties": False,
-    }
 
 
 _WEBHOOK = {
@@ -51,7 +40,7 @@ _PAGE_CURSOR = {
 }
 
 WEBHOOKS_SCHEMAS: dict[str, dict[str, Any]] = {
-    "WebhookCreate": _obj(
+    "WebhookCreate": obj(
         {
             "url": {
                 "type": "string",
@@ -78,8 +67,8 @@ WEBHOOKS_SCHEMAS: dict[str, dict[str, Any]] = {
         },
         ["url"],
     ),
-    "Webhook": _obj(_WEBHOOK),
-    "WebhookCreated": _obj(
+    "Webhook": obj(_WEBHOOK),
+    "WebhookCreated": obj(
         {
             **_WEBHOOK,
             "secret": {
@@ -88,8 +77,8 @@ WEBHOOKS_SCHEMAS: dict[str, dict[str, Any]] = {
             },
         }
     ),
-    "WebhookList": _obj({"webhooks": {"type": "array", "items": _ref("Webhook")}}),
-    "Delivery": _obj(
+    "WebhookList": obj({"webhooks": {"type": "array", "items": ref("Webhook")}}),
+    "Delivery": obj(
         {
             "id": _INT,
             "alert_id": _INT,
@@ -105,13 +94,13 @@ WEBHOOKS_SCHEMAS: dict[str, dict[str, Any]] = {
             "created_at": _TIME,
         }
     ),
-    "DeliveryPage": _obj(
+    "DeliveryPage": obj(
         {
-            "deliveries": {"type": "array", "items": _ref("Delivery")},
+            "deliveries": {"type": "array", "items": ref("Delivery")},
             "next_cursor": _PAGE_CURSOR,
         }
     ),
-    "ContactCreate": _obj(
+    "ContactCreate": obj(
         {
             "name": {"type": "string", "maxLength": 200, "pattern": _TEXT},
             "email": {"type": "string", "minLength": 3, "maxLength": 254, "pattern": _TEXT},
@@ -122,7 +111,7 @@ WEBHOOKS_SCHEMAS: dict[str, dict[str, Any]] = {
         },
         ["email"],
     ),
-    "Contact": _obj(
+    "Contact": obj(
         {
             "id": _INT,
             "depot_id": _INT,
@@ -131,5 +120,5 @@ WEBHOOKS_SCHEMAS: dict[str, dict[str, Any]] = {
             "role": {"enum": ["supervisor", "dispatcher"]},
         }
     ),
-    "ContactList": _obj({"contacts": {"type": "array", "items": _ref("Contact")}}),
+    "ContactList": obj({"contacts": {"type": "array", "items": ref("Contact")}}),
 }

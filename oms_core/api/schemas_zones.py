@@ -12,23 +12,11 @@ from typing import Any
 
 from geofence.geojson import MAX_FEATURES, MAX_NAME_CHARS, MAX_SPEED_KMH
 from geofence.zones import KINDS
+from oms_core.api.schema_parts import obj, ref
 
 __all__ = ["ZONES_SCHEMAS"]
 
 MAX_ID = 2**63 - 1
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": props,
-        "required": list(props) if required is None else required,
-        "additionalProperties": False,
-    }
 
 
 _KIND = {"enum": list(KINDS), "description": "restricted | speed (needs a limit) | area"}
@@ -41,7 +29,7 @@ _LIMIT = {
 
 ZONES_SCHEMAS: dict[str, dict[str, Any]] = {
     "ZoneGeometry": {
-        **_obj(
+        **obj(
             {
                 "type": {"enum": ["Polygon", "MultiPolygon"]},
                 "coordinates": {
@@ -57,7 +45,7 @@ ZONES_SCHEMAS: dict[str, dict[str, Any]] = {
         ),
         "description": "a GeoJSON (RFC 7946) Polygon or MultiPolygon in lon/lat",
     },
-    "ZoneCreate": _obj(
+    "ZoneCreate": obj(
         {
             "name": {
                 "type": "string",
@@ -66,27 +54,27 @@ ZONES_SCHEMAS: dict[str, dict[str, Any]] = {
                 "pattern": "^[^\\x00]*$",
             },
             "kind": _KIND,
-            "geometry": _ref("ZoneGeometry"),
+            "geometry": ref("ZoneGeometry"),
             "speed_limit_kmh": _LIMIT,
             "depot_id": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_ID},
         },
         ["name", "kind", "geometry"],
     ),
-    "Zone": _obj(
+    "Zone": obj(
         {
             "id": {"type": "integer"},
             "name": {"type": "string"},
             "kind": _KIND,
-            "geometry": _ref("ZoneGeometry"),
+            "geometry": ref("ZoneGeometry"),
             "speed_limit_kmh": {"type": ["number", "null"]},
             "depot_id": {"type": ["integer", "null"]},
             "active": {"type": "boolean", "description": "false once deleted"},
             "created_at": {"type": "string", "format": "date-time"},
         }
     ),
-    "ZonePage": _obj(
+    "ZonePage": obj(
         {
-            "zones": {"type": "array", "items": _ref("Zone")},
+            "zones": {"type": "array", "items": ref("Zone")},
             "next_cursor": {"type": ["string", "null"], "description": "null on the last page"},
         }
     ),
@@ -104,7 +92,7 @@ ZONES_SCHEMAS: dict[str, dict[str, Any]] = {
         "description": "a GeoJSON FeatureCollection; each feature's properties give name,"
         " kind (default area), speed_limit_kmh and depot_id",
     },
-    "ZoneImportRow": _obj(
+    "ZoneImportRow": obj(
         {
             "feature": {"type": "integer", "description": "0-based index in features"},
             "ok": {"type": "boolean"},
@@ -113,11 +101,11 @@ ZONES_SCHEMAS: dict[str, dict[str, Any]] = {
             "error": {"type": ["object", "null"], "description": "{code, message, details}"},
         }
     ),
-    "ZoneImportReport": _obj(
+    "ZoneImportReport": obj(
         {
             "created": {"type": "integer"},
             "refused": {"type": "integer"},
-            "features": {"type": "array", "items": _ref("ZoneImportRow")},
+            "features": {"type": "array", "items": ref("ZoneImportRow")},
         }
     ),
 }
