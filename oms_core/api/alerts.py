@@ -25,7 +25,7 @@ from oms_core.api.context import CTX, PRINCIPAL, read_json, run
 from oms_core.api.errors import ApiError, invalid
 from oms_core.api.schemas import MAX_ID
 from oms_core.api.schemas_alerts import ALERT_STATES, SEVERITIES
-from oms_core.api.spec import Operation, Param, parse_params
+from oms_core.api.spec import PAGE_PARAMS, Operation, Param, parse_params
 from oms_core.api.validate import FieldProblem, parse_datetime
 
 __all__ = ["HUB", "KEEPALIVE_S", "OPERATIONS", "RETRY_MS", "attach_stream"]
@@ -173,13 +173,7 @@ _LIST_PARAMS = (
         {"type": "string", "format": "date-time", "maxLength": 64},
         "alerts whose incident began at or after this time (RFC 3339 with an offset)",
     ),
-    Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 500}, "page size (50)"),
-    Param(
-        "cursor",
-        "query",
-        {"type": "string", "maxLength": 18, "pattern": "^[0-9]+$"},
-        "next_cursor of the last page",
-    ),
+    *PAGE_PARAMS,
 )
 _STREAM_PARAMS = (
     Param("depot_id", "query", _ID_SCHEMA, "only alerts of these depots", many=True),

@@ -21,10 +21,9 @@ from oms_core.api.auth import Role
 from oms_core.api.context import CTX, read_json, run
 from oms_core.api.context import geocode as locate
 from oms_core.api.errors import ApiError
-from oms_core.api.fleet import PAGE_PARAMS
 from oms_core.api.schemas import MAX_ID
 from oms_core.api.schemas_fleet import NOTIFY_CHANNELS
-from oms_core.api.spec import PREFIX, Operation, Param, parse_params
+from oms_core.api.spec import PAGE_PARAMS, PREFIX, Operation, Param, parse_params
 from oms_core.errors import NotFound
 
 __all__ = ["OPERATIONS"]

@@ -21,10 +21,10 @@ from oms_core.api.auth import Role
 from oms_core.api.context import read_json, run
 from oms_core.api.errors import ApiError, invalid
 from oms_core.api.schemas import MAX_ID
-from oms_core.api.spec import PREFIX, Operation, Param, parse_params
+from oms_core.api.spec import PAGE_PARAMS, PREFIX, Operation, Param, parse_params
 from oms_core.api.validate import FieldProblem, parse_date
 
-__all__ = ["OPERATIONS", "PAGE_PARAMS", "keyset_page"]
+__all__ = ["OPERATIONS", "keyset_page"]
 
 Conn = psycopg.Connection[Any]
 
@@ -39,15 +39,6 @@ _READ = frozenset({Role.DISPATCHER, Role.SUPERVISOR})
 _WRITE = frozenset({Role.DISPATCHER})
 _ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 _ERR = "Error"
-PAGE_PARAMS = (
-    Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 500}, "page size (50)"),
-    Param(
-        "cursor",
-        "query",
-        {"type": "string", "maxLength": 20, "pattern": "^[0-9]+$"},
-        "next_cursor of the last page",
-    ),
-)
 
 
 def keyset_page(

@@ -17,7 +17,7 @@ from oms_core import orders, verify
 from oms_core.api.auth import Role
 from oms_core.api.context import CTX, PRINCIPAL, geocode, read_json, run
 from oms_core.api.schemas import MAX_ID
-from oms_core.api.spec import PREFIX, Operation, Param, parse_params
+from oms_core.api.spec import PAGE_PARAMS, PREFIX, Operation, Param, parse_params
 from oms_core.api.validate import parse_datetime
 from oms_core.errors import Problem
 from oms_core.model import LineIn, Order, OrderFilter, OrderIn
@@ -183,13 +183,7 @@ _LIST_PARAMS = (
         {"type": "string", "maxLength": 64, "pattern": "^[^\\x00]*$"},
         "exact match",
     ),
-    Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 500}, "page size (50)"),
-    Param(
-        "cursor",
-        "query",
-        {"type": "string", "maxLength": 20, "pattern": "^[0-9]+$"},
-        "next_cursor of the last page",
-    ),
+    *PAGE_PARAMS,
 )
 _NOT_FOUND = (404, ("no such order", _ERR))
 OPERATIONS = (

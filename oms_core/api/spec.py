@@ -15,7 +15,7 @@ from oms_core.api.errors import ApiError, invalid
 from oms_core.api.schemas import SCHEMAS, ref
 from oms_core.api.validate import FieldProblem, parse_date
 
-__all__ = ["PREFIX", "Operation", "Param", "document", "parse_params"]
+__all__ = ["PAGE_PARAMS", "PREFIX", "Operation", "Param", "document", "parse_params"]
 
 PREFIX = "/api/v1"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -53,6 +53,18 @@ class Operation:
     params: Sequence[Param] = field(default_factory=tuple)
     description: str = ""  # more than the summary says (e.g. a CSV layout)
     other_bodies: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # media: schema
+
+
+# Keyset pages: every list takes the same two parameters.
+PAGE_PARAMS = (
+    Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 500}, "page size (50)"),
+    Param(
+        "cursor",
+        "query",
+        {"type": "string", "maxLength": 20, "pattern": "^[0-9]+$"},
+        "next_cursor of the last page",
+    ),
+)
 
 
 def parse_params(request: web.Request, op: Operation) -> dict[str, Any]:

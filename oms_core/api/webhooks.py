@@ -23,7 +23,7 @@ from oms_core.api.context import read_json, run
 from oms_core.api.errors import ApiError, invalid
 from oms_core.api.schemas import MAX_ID
 from oms_core.api.schemas_webhooks import DELIVERY_STATES
-from oms_core.api.spec import PREFIX, Operation, Param, parse_params
+from oms_core.api.spec import PAGE_PARAMS, PREFIX, Operation, Param, parse_params
 from oms_core.api.validate import FieldProblem
 from oms_core.errors import NotFound
 
@@ -265,13 +265,7 @@ _ID = (Param("id", "path", _ID_SCHEMA, "record id"),)
 _DEPOT = (Param("id", "path", _ID_SCHEMA, "depot id"),)
 _PAGE = (
     Param("state", "query", {"enum": list(DELIVERY_STATES)}, "only deliveries in this state"),
-    Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 500}, "page size (50)"),
-    Param(
-        "cursor",
-        "query",
-        {"type": "string", "maxLength": 18, "pattern": "^[0-9]+$"},
-        "next_cursor of the last page",
-    ),
+    *PAGE_PARAMS,
 )
 _NO_HOOK = (404, ("no such webhook", _ERR))
 _NO_DEPOT = (404, ("no such depot", _ERR))

@@ -20,7 +20,7 @@ from oms_core.api.auth import Role
 from oms_core.api.context import read_json, run
 from oms_core.api.errors import ApiError
 from oms_core.api.schemas import MAX_ID
-from oms_core.api.spec import PREFIX, Operation, Param, parse_params
+from oms_core.api.spec import PAGE_PARAMS, PREFIX, Operation, Param, parse_params
 from oms_core.zones_store import (
     ZoneRecord,
     add_zone,
@@ -167,13 +167,7 @@ _LIST_PARAMS = (
     Param("kind", "query", {"enum": ["restricted", "speed", "area"]}, "only zones of this kind"),
     Param("active", "query", {"enum": ["true", "false"]}, "only active (or deleted) zones"),
     Param("depot_id", "query", _ID_SCHEMA, "only zones of this depot"),
-    Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 500}, "page size (50)"),
-    Param(
-        "cursor",
-        "query",
-        {"type": "string", "maxLength": 20, "pattern": "^[0-9]+$"},
-        "next_cursor of the last page",
-    ),
+    *PAGE_PARAMS,
 )
 _NOT_FOUND = (404, ("no such zone", _ERR))
 OPERATIONS = (
