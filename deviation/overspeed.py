@@ -21,9 +21,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from geofence.model import Event, Phase, Sample
 
-__all__ = ["KIND", "OverspeedParams", "OverspeedState", "limit_for", "step"]
+__all__ = ["KIND", "OverspeedParams", "OverspeedState", "fast_forward", "limit_for", "step"]
 
 KIND = "overspeed"
 
@@ -157,3 +160,17 @@ def step(
     opened = t - since >= p.min_s
     st = OverspeedState(since, opened, None, top, top if opened else 0.0, lim, src, evidence)
     return st, [_event("open", since, t, st, v)] if opened else []
+
+
+def fast_forward(
+    state: OverspeedState,
+    speed_kmh: NDArray[np.float64],
+    limit_kmh: NDArray[np.float64] | float,
+    params: OverspeedParams = OverspeedParams(),
+) -> OverspeedState | None:
+    """``state`` itself when stepping the batch (float64 speeds, the limit per fix or one
+    for all) provably changes nothing: no run or episode, and no fix over its threshold
+    (unknown speeds are skipped by ``step`` too). None: step it fix by fix."""
+    if state.over_since_s is not None or state.is_open:
+        return None
+    return None if (speed_kmh > np.multiply(limit_kmh, params.tolerance)).any() else state

@@ -20,7 +20,15 @@ from typing import Any, Literal, NamedTuple
 from deviation.plan import PlannedStop, TripPlan
 from geofence.model import Event, Sample
 
-__all__ = ["ScheduleParams", "ScheduleState", "StopEta", "remaining_etas", "step", "tick"]
+__all__ = [
+    "ScheduleParams",
+    "ScheduleState",
+    "StopEta",
+    "idle",
+    "remaining_etas",
+    "step",
+    "tick",
+]
 
 LateStatus = Literal["watch", "open", "done"]
 
@@ -158,7 +166,8 @@ def step(
     ``busy_until_s`` is ``StopState.serving_until_s(plan)`` from the stops rule."""
     events: list[Event] = []
     late = _late(state.late, sample.t_s, plan, departed_s, params, events)
-    state = replace(state, late=late)
+    if late != state.late:
+        state = replace(state, late=late)
     due = (
         state.eta_at_s is None
         or sample.t_s - state.eta_at_s >= params.eta_interval_s
@@ -175,6 +184,27 @@ def step(
     return replace(
         state, eta_at_s=sample.t_s, arrived_seen=arrived_stop_ids, at_risk=at_risk
     ), events
+
+
+def idle(
+    state: ScheduleState,
+    t_s: float,
+    plan: TripPlan,
+    departed_s: float | None,
+    arrived_stop_ids: frozenset[int],
+    params: ScheduleParams = ScheduleParams(),
+) -> bool:
+    """True when ``step`` at a fix at ``t_s`` would return ``state`` unchanged and say
+    nothing: the late-departure watch cannot move and no ETA is due. The worker skips such
+    fixes (most of them: ETAs are due every ``eta_interval_s``)."""
+    if state.eta_at_s is None or t_s - state.eta_at_s >= params.eta_interval_s:
+        return False
+    if arrived_stop_ids != state.arrived_seen:
+        return False
+    if state.late == "done" or (state.late == "open" and departed_s is None):
+        return True
+    deadline = plan.planned_departure_s + params.departure_grace_s
+    return state.late == "watch" and departed_s is None and t_s < deadline
 
 
 def _risk(

@@ -10,12 +10,16 @@ from before the trip does not make a trip silent the moment it starts.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from geofence.model import Event, Sample
 
-__all__ = ["SilenceParams", "SilenceState", "step", "tick"]
+__all__ = ["SilenceParams", "SilenceState", "fast_forward", "step", "tick"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,3 +114,22 @@ def step(
     }
     event = Event("silent_device", "close", sample.t_s, data=ended)
     return replace(state, silent_from_s=None, last_fix_s=None), [event]
+
+
+def fast_forward(
+    state: SilenceState,
+    t_s: NDArray[np.float64],
+    last_fix_s: float | None,
+    params: SilenceParams = SilenceParams(),
+) -> SilenceState | None:
+    """``state`` itself when stepping the batch (times non-decreasing, ``last_fix_s`` the
+    fix before it) provably says nothing: not silent, and no gap since the trip became
+    active reaching ``silent_after_s``. None: step it fix by fix."""
+    if state.silent_from_s is not None:
+        return None
+    if state.active_since_s is None or len(t_s) == 0:
+        return state
+    before = np.concatenate(([math.nan if last_fix_s is None else last_fix_s], t_s[:-1]))
+    since = np.fmax(before, state.active_since_s)  # fmax: no previous fix, no gap
+    gaps = (t_s - since)[~np.isnan(before)]
+    return None if (gaps >= params.silent_after_s).any() else state

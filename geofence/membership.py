@@ -14,13 +14,14 @@ fixes before calling it (an older fix cannot undo a confirmed change).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from geofence.errors import BAD_STATE, GeofenceError
 from geofence.model import Event
 
-__all__ = ["ZoneParams", "ZoneState", "ZoneTrack", "step"]
+__all__ = ["ZoneParams", "ZoneState", "ZoneTrack", "fast_forward", "step"]
 
 _VERSION = 1
 
@@ -131,6 +132,8 @@ def step(
 ) -> tuple[ZoneState, list[Event]]:
     """One fix at ``t_s`` (non-decreasing) inside the zones ``inside``: new state and the
     zone_enter / zone_exit / zone_dwell events it confirms (phase "info", key = zone id)."""
+    if not state.tracks and not inside:
+        return state, []  # outside every zone, as most fixes are
     known = {t.zone_id: t for t in state.tracks}
     events: list[Event] = []
     tracks: list[ZoneTrack] = []
@@ -139,3 +142,26 @@ def step(
         if track is not None:
             tracks.append(track)
     return ZoneState(tuple(tracks)), events
+
+
+def fast_forward(
+    state: ZoneState,
+    last_t_s: float,
+    insides: Sequence[frozenset[str]],
+    params: ZoneParams = ZoneParams(),
+) -> ZoneState | None:
+    """``state`` itself when stepping fixes up to ``last_t_s`` inside ``insides`` provably
+    changes nothing: each fix is in exactly the zones the vehicle is confirmed inside (none
+    at all, the usual case), with no change pending and no dwell falling due. None: step."""
+    if not state.tracks:
+        return state if not any(insides) else None
+    ids = [t.zone_id for t in state.tracks]
+    for t in state.tracks:
+        if not t.inside or t.pending_s is not None or t.entered_s is None:
+            return None
+        if not t.dwell_sent and last_t_s - t.entered_s >= params.dwell_s:
+            return None
+    if ids != sorted(set(ids)):
+        return None  # step would re-sort them
+    confirmed = frozenset(ids)
+    return state if all(inside == confirmed for inside in insides) else None

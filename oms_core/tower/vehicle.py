@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import NDArray
 
 from decoders.model import FixArray
 from deviation import corridor as corridor_rule
@@ -99,6 +100,7 @@ class VehicleRules:
     schedule: schedule_rule.ScheduleState = field(default_factory=schedule_rule.ScheduleState)
     silence: silence_rule.SilenceState = field(default_factory=silence_rule.SilenceState)
     last_fix_s: float | None = None
+    fast_paths: bool = True  # off: every rule steps every fix (the reference they must equal)
     _route: corridor_rule.Corridor | None = None
     _stops_along: tuple[float, ...] = ()
     _route_xy: tuple[tuple[float, float], ...] = ()
@@ -183,33 +185,81 @@ class VehicleRules:
                 dist, along = corridor_rule.distances_for(
                     self.corridor, self._route, t[idx], x[idx], y[idx], p.corridor
                 )
-        speed = f["speed_kmh"]
-        ign = f["ignition"]
-        for k, i in enumerate(idx):
-            s = Sample(
-                float(t[i]),
-                float(lat[i]),
-                float(lon[i]),
-                float(x[i]),
-                float(y[i]),
-                float(speed[i]),
-                int(ign[i]),
-                True,
-                received_s,
-            )
-            inside = frozenset() if members is None else members[int(order[i])]
-            out.extend(self._zones(s, inside, index))
-            limit, source = overspeed_rule.limit_for(
-                _speed_limits(inside, index), self.info.max_speed_kmh, p.default_limit_kmh
-            )
-            self.overspeed, ev = overspeed_rule.step(self.overspeed, s, limit, source, p.overspeed)
-            out.extend(_finding(e) for e in ev)
-            if trip is not None:
-                d = math.nan if dist is None else float(dist[k])
-                a = math.nan if along is None else float(along[k])
-                out.extend(self._trip_step(trip, s, d, a))
-            self.last_fix_s = s.t_s
+        empty: frozenset[str] = frozenset()
+        inside = [empty] * idx.size if members is None else [members[order[i]] for i in idx]
+        batch = _Batch(
+            t[idx], lat[idx], lon[idx], x[idx], y[idx],
+            f["speed_kmh"][idx].astype(np.float64), f["ignition"][idx], inside, dist, along,
+        )  # fmt: skip
+        out.extend(self._walk(batch, received_s, index, trip))
         return out
+
+    def _walk(
+        self, b: _Batch, received_s: float, index: ZoneIndex | None, trip: TripPlan | None
+    ) -> list[Finding]:
+        """Rules whose fast path proves the batch changes nothing but the clock move on at
+        once; the others step fix by fix in the fixed order, and the schedule steps only
+        where it is not idle, so the findings are those of stepping every rule every fix."""
+        p = self.params
+        known: dict[frozenset[str], tuple[float, str]] = {}
+        for z in b.inside:
+            if z not in known:
+                known[z] = self._limit(z, index)
+        limits = [known[z] for z in b.inside]
+        zones = over = silence = stops = corridor = None
+        if self.fast_paths:
+            zones = membership.fast_forward(self.zones, float(b.t[-1]), b.inside, p.zones)
+            lims = np.array([lim for lim, _ in limits], dtype=np.float64)
+            over = overspeed_rule.fast_forward(self.overspeed, b.speed, lims, p.overspeed)
+            if trip is not None:
+                silence = silence_rule.fast_forward(self.silence, b.t, self.last_fix_s, p.silence)
+                stops = stops_rule.fast_forward(
+                    self.stops, trip, b.t, b.x, b.y, b.speed, b.ign, p.stops
+                )
+                corridor = _corridor_fast(self.corridor, b, p.corridor)
+        slow = zones is None or over is None
+        slow = slow or (trip is not None and None in (silence, stops, corridor))
+        out: list[Finding] = []
+        for k in range(len(b.t)):
+            t_s = float(b.t[k])
+            s = None
+            if slow:
+                s = b.sample(k, received_s)
+                if zones is None:
+                    out.extend(self._zones(s, b.inside[k], index))
+                if over is None:
+                    lim, src = limits[k]
+                    self.overspeed, ev = overspeed_rule.step(
+                        self.overspeed, s, lim, src, p.overspeed
+                    )
+                    out.extend(_finding(e) for e in ev)
+                if trip is not None:
+                    todo = (silence is None, stops is None, corridor is None)
+                    self._trip_step(trip, s, b, k, todo, out)
+            if trip is not None and not (
+                self.fast_paths
+                and schedule_rule.idle(
+                    self.schedule,
+                    t_s,
+                    trip,
+                    self.stops.departed_s,
+                    self.stops.arrived_stop_ids,
+                    p.schedule,
+                )
+            ):
+                self._schedule_step(trip, b.sample(k, received_s) if s is None else s, out)
+            self.last_fix_s = t_s
+        self.zones = self.zones if zones is None else zones
+        self.overspeed = self.overspeed if over is None else over
+        self.silence = self.silence if silence is None else silence
+        self.stops = self.stops if stops is None else stops
+        self.corridor = self.corridor if corridor is None else corridor
+        return out
+
+    def _limit(self, inside: frozenset[str], index: ZoneIndex | None) -> tuple[float, str]:
+        return overspeed_rule.limit_for(
+            _speed_limits(inside, index), self.info.max_speed_kmh, self.params.default_limit_kmh
+        )
 
     def _zones(self, s: Sample, inside: frozenset[str], index: ZoneIndex | None) -> list[Finding]:
         self.zones, events = membership.step(self.zones, s.t_s, inside, self.params.zones)
@@ -224,29 +274,45 @@ class VehicleRules:
                 out.append(Finding(e))
         return out
 
-    def _trip_step(self, trip: TripPlan, s: Sample, dist: float, along: float) -> list[Finding]:
+    def _trip_step(
+        self,
+        trip: TripPlan,
+        s: Sample,
+        b: _Batch,
+        k: int,
+        todo: tuple[bool, bool, bool],
+        out: list[Finding],
+    ) -> None:
+        """Silence, stops and corridor at one fix, those whose fast path did not apply."""
         p = self.params
-        events: list[Event] = []
-        self.silence, ev = silence_rule.step(self.silence, s, p.silence, last_fix_s=self.last_fix_s)
-        events += ev
-        self.stops, ev = stops_rule.step(self.stops, s, trip, p.stops)
-        events += ev
-        nxt, nxt_along = self._next_stop(trip)
-        self.corridor, ev = corridor_rule.step(
-            self.corridor, s, dist, along, nxt, p.corridor, stop_along_m=nxt_along
-        )
-        events += ev
+        if todo[0]:
+            self.silence, ev = silence_rule.step(
+                self.silence, s, p.silence, last_fix_s=self.last_fix_s
+            )
+            out.extend(_finding(e) for e in ev)
+        if todo[1]:
+            self.stops, ev = stops_rule.step(self.stops, s, trip, p.stops)
+            out.extend(_finding(e) for e in ev)
+        if todo[2]:
+            d = math.nan if b.dist is None else float(b.dist[k])
+            a = math.nan if b.along is None else float(b.along[k])
+            nxt, nxt_along = self._next_stop(trip)
+            self.corridor, ev = corridor_rule.step(
+                self.corridor, s, d, a, nxt, p.corridor, stop_along_m=nxt_along
+            )
+            out.extend(_finding(e) for e in ev)
+
+    def _schedule_step(self, trip: TripPlan, s: Sample, out: list[Finding]) -> None:
         self.schedule, ev = schedule_rule.step(
             self.schedule,
             s,
             trip,
             self.stops.departed_s,
             self.stops.arrived_stop_ids,
-            p.schedule,
+            self.params.schedule,
             busy_until_s=self.stops.serving_until_s(trip),
         )
-        events += ev
-        return [_finding(e) for e in events]
+        out.extend(_finding(e) for e in ev)
 
     def _next_stop(self, trip: TripPlan) -> tuple[PlannedStop | None, float | None]:
         done = self.stops.arrived_stop_ids
@@ -317,6 +383,46 @@ class VehicleRules:
         except (KeyError, TypeError, ValueError, GeofenceError):
             return cls.new(info, cfg)
         return rules
+
+
+class _Batch(NamedTuple):
+    """The accepted fixes of one batch, in time order, as float64 columns."""
+
+    t: NDArray[np.float64]
+    lat: NDArray[np.float64]
+    lon: NDArray[np.float64]
+    x: NDArray[np.float64]
+    y: NDArray[np.float64]
+    speed: NDArray[np.float64]
+    ign: NDArray[np.integer[Any]]
+    inside: list[frozenset[str]]
+    dist: NDArray[np.float64] | None
+    along: NDArray[np.float64] | None
+
+    def sample(self, k: int, received_s: float) -> Sample:
+        return Sample(
+            float(self.t[k]), float(self.lat[k]), float(self.lon[k]), float(self.x[k]),
+            float(self.y[k]), float(self.speed[k]), int(self.ign[k]), True, received_s,
+        )  # fmt: skip
+
+
+def _corridor_fast(
+    state: corridor_rule.CorridorState, b: _Batch, p: corridor_rule.CorridorParams
+) -> corridor_rule.CorridorState | None:
+    """The corridor state after the batch when no incident is open and every fix is on the
+    route (finite, within ``corridor_m``): then ``corridor.step`` only moves progress, the
+    same fold done here. None: step it. (Its place is ``deviation.corridor``; kept here
+    while that module has no owner.)"""
+    if b.dist is None or b.along is None:
+        return state  # no route: every distance is NaN and step changes nothing
+    if state.is_open or not (np.isfinite(b.dist).all() and np.isfinite(b.along).all()):
+        return None
+    if (b.dist > p.corridor_m).any():
+        return None
+    prog = state.progress_m
+    for a in b.along.tolist():
+        prog = a if prog is None else max(a, prog - p.back_m)
+    return corridor_rule.CorridorState(progress_m=prog, progress_t_s=float(b.t[-1]))
 
 
 def _zone(index: ZoneIndex, zone_id: str) -> Any:
