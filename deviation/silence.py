@@ -10,7 +10,6 @@ from before the trip does not make a trip silent the moment it starts.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -127,9 +126,12 @@ def fast_forward(
     active reaching ``silent_after_s``. None: step it fix by fix."""
     if state.silent_from_s is not None:
         return None
-    if state.active_since_s is None or len(t_s) == 0:
+    active = state.active_since_s
+    if active is None:
         return state
-    before = np.concatenate(([math.nan if last_fix_s is None else last_fix_s], t_s[:-1]))
-    since = np.fmax(before, state.active_since_s)  # fmax: no previous fix, no gap
-    gaps = (t_s - since)[~np.isnan(before)]
-    return None if (gaps >= params.silent_after_s).any() else state
+    prev = last_fix_s
+    for t in t_s.tolist():  # step's own arithmetic, without its events
+        if prev is not None and t - max(active, prev) >= params.silent_after_s:
+            return None
+        prev = t
+    return state

@@ -149,17 +149,19 @@ class StopState:
 
 
 class _Geo(NamedTuple):
-    """A plan's stop circles, computed once per plan rather than once per fix."""
+    """A plan's circles, computed once per plan rather than once per fix."""
 
-    circles: tuple[tuple[float, float, float], ...]  # (x, y, radius) in plan order
+    circles: tuple[tuple[float, float, float], ...]  # stops' (x, y, radius) in plan order
     pos: dict[int, int]  # stop id -> index in plan order
     service: tuple[float, ...]
-    xs: _F64
-    ys: _F64
-    rs: _F64
+    cx: _F64  # the stops' centres, then the depot's
+    cy: _F64
+    r2_in: _F64  # a squared distance below this is surely inside (see fast_forward)
+    r2_out: _F64  # above this, surely outside
 
 
 _GEO: dict[int, tuple[TripPlan, _Geo]] = {}  # by id(plan); the entry keeps the plan alive
+_EPS = 1e-9  # relative margin: numpy's and math's hypot may differ in the last bit
 
 
 def _geo(plan: TripPlan) -> _Geo:
@@ -169,14 +171,18 @@ def _geo(plan: TripPlan) -> _Geo:
     if len(_GEO) >= 4096:  # plans are replaced as trips end: forget the old ones
         _GEO.clear()
     circles = tuple((st.x_m, st.y_m, st.radius_m) for st in plan.stops)
-    cols = np.array(circles, dtype=np.float64).reshape(-1, 3)
+    depot = (plan.depot_x_m, plan.depot_y_m, plan.depot_radius_m)
+    cols = np.array([*circles, depot], dtype=np.float64)
+    r = cols[:, 2]
+    ok = r >= 0  # hypot <= a negative or NaN radius never holds: surely outside
     g = _Geo(
         circles,
         {st.stop_id: k for k, st in enumerate(plan.stops)},
         tuple(st.service_s for st in plan.stops),
         cols[:, 0].copy(),
         cols[:, 1].copy(),
-        cols[:, 2].copy(),
+        np.where(ok, r * r * (1 - _EPS), -1.0),
+        np.where(ok, r * r * (1 + _EPS), -1.0),
     )
     _GEO[id(plan)] = (plan, g)
     return g
@@ -212,18 +218,6 @@ def _runs(st: StopState, still: Still | None, idle: Still | None, t_s: float) ->
     )  # fmt: skip
 
 
-_EPS = 1e-9  # relative margin: vectorised distances decide only far from a circle's edge
-
-
-def _sides(px: _F64, py: _F64, cx: _F64, cy: _F64, r: _F64) -> tuple[NDArray[np.bool_], ...]:
-    """(surely inside, surely outside) per fix (rows) and circle (columns). numpy's and
-    math's hypot may differ in the last bit, so a fix within a relative 1e-9 of an edge is
-    neither, and the caller steps it like ``step`` would."""
-    d2 = (px[:, None] - cx[None, :]) ** 2 + (py[:, None] - cy[None, :]) ** 2
-    rr = np.where(r >= 0, r * r, -1.0)[None, :]
-    return d2 < rr * (1 - _EPS), (d2 > rr * (1 + _EPS)) | (r[None, :] < 0)
-
-
 def fast_forward(
     state: StopState,
     plan: TripPlan,
@@ -248,19 +242,21 @@ def fast_forward(
     g = _geo(plan)
     if any(sid not in g.pos for sid, _, _ in state.visiting):
         return None
-    dep = np.array([[plan.depot_x_m, plan.depot_y_m, plan.depot_radius_m]])
-    d_in, d_out = _sides(x_m, y_m, dep[:, 0], dep[:, 1], dep[:, 2])
-    if not (d_in if state.at_depot else d_out).all():
-        return None
-    s_in, s_out = _sides(x_m, y_m, g.xs, g.ys, g.rs)
-    visiting = [g.pos[sid] for sid, _, _ in state.visiting]
-    waiting = [k for k, st in enumerate(plan.stops) if st.stop_id not in state.arrived_stop_ids]
-    if not s_in[:, visiting].all() or not s_out[:, waiting].all():
-        return None
     stopped = np.isnan(speed_kmh) | (speed_kmh < params.stop_speed_kmh)
-    in_zone = d_in[:, 0] | s_in.any(axis=1)
-    if (stopped & ~in_zone).any() or (stopped & (ignition == 1)).any():
+    if (stopped & (ignition == 1)).any():
         return None
+    # Squared distances against margins: a fix within a relative 1e-9 of an edge is
+    # neither surely in nor surely out, and is left to ``step``'s own arithmetic.
+    d2 = (x_m[:, None] - g.cx) ** 2 + (y_m[:, None] - g.cy) ** 2
+    sure_in = d2 < g.r2_in
+    depot = len(g.circles)
+    must_in = [g.pos[sid] for sid, _, _ in state.visiting]
+    must_out = [k for k, st in enumerate(plan.stops) if st.stop_id not in state.arrived_stop_ids]
+    (must_in if state.at_depot else must_out).append(depot)
+    if not sure_in[:, must_in].all() or not (d2[:, must_out] > g.r2_out[must_out]).all():
+        return None
+    if stopped.any() and (stopped & ~sure_in.any(axis=1)).any():
+        return None  # could start an unplanned stop
     return _runs(state, None, None, float(t_s[-1]))
 
 

@@ -209,7 +209,11 @@ class VehicleRules:
         zones = over = silence = stops = corridor = None
         if self.fast_paths:
             zones = membership.fast_forward(self.zones, float(b.t[-1]), b.inside, p.zones)
-            lims = np.array([lim for lim, _ in limits], dtype=np.float64)
+            lims: NDArray[np.float64] | float = (
+                next(iter(known.values()))[0]
+                if len(known) == 1
+                else np.array([lim for lim, _ in limits], dtype=np.float64)
+            )
             over = overspeed_rule.fast_forward(self.overspeed, b.speed, lims, p.overspeed)
             if trip is not None:
                 silence = silence_rule.fast_forward(self.silence, b.t, self.last_fix_s, p.silence)
