@@ -229,19 +229,25 @@ def fast_forward(
     params: StopParams = StopParams(),
 ) -> StopState | None:
     """The state after the batch when ``step`` over it provably changes nothing but the
-    fix time and says nothing, else None (step it). That holds with no pending depot edge,
-    run or dwell; every fix on the depot's side it is on, inside every stop being visited
-    and outside every other unvisited stop; and no fix that could start an unplanned stop
-    (stopped outside every zone) or idling (stopped with ignition on)."""
+    fix time and says nothing, else None (step it). That holds with no pending depot edge
+    or run and no arrival falling due; every fix on the depot's side it is on, inside every
+    stop being visited or dwelt in and outside every other unvisited stop; and no fix that
+    could start an unplanned stop (stopped outside every zone) or idling (stopped with
+    ignition on)."""
     if len(t_s) == 0:
         return state
     if state.depot_edge_s is not None or state.still is not None or state.idle is not None:
         return None
-    if state.inside or any(out is not None for _, _, out in state.visiting):
+    if any(out is not None for _, _, out in (*state.inside, *state.visiting)):
         return None
+    if any(t_s[-1] - first >= params.arrival_dwell_s for _, first, _ in state.inside):
+        return None  # an arrival may fall due
     g = _geo(plan)
-    if any(sid not in g.pos for sid, _, _ in state.visiting):
+    if any(sid not in g.pos for sid, _, _ in (*state.inside, *state.visiting)):
         return None
+    dwelt = [g.pos[sid] for sid, _, _ in state.inside]
+    if dwelt != sorted(set(dwelt)) or state.arrived_stop_ids & {s for s, _, _ in state.inside}:
+        return None  # not as step keeps them: step would rewrite them
     stopped = np.isnan(speed_kmh) | (speed_kmh < params.stop_speed_kmh)
     if (stopped & (ignition == 1)).any():
         return None
@@ -250,8 +256,9 @@ def fast_forward(
     d2 = (x_m[:, None] - g.cx) ** 2 + (y_m[:, None] - g.cy) ** 2
     sure_in = d2 < g.r2_in
     depot = len(g.circles)
-    must_in = [g.pos[sid] for sid, _, _ in state.visiting]
-    must_out = [k for k, st in enumerate(plan.stops) if st.stop_id not in state.arrived_stop_ids]
+    must_in = [g.pos[sid] for sid, _, _ in (*state.inside, *state.visiting)]
+    done = state.arrived_stop_ids | {sid for sid, _, _ in state.inside}
+    must_out = [k for k, st in enumerate(plan.stops) if st.stop_id not in done]
     (must_in if state.at_depot else must_out).append(depot)
     if not sure_in[:, must_in].all() or not (d2[:, must_out] > g.r2_out[must_out]).all():
         return None
