@@ -167,10 +167,12 @@ def fast_forward(
     speed_kmh: NDArray[np.float64],
     limit_kmh: NDArray[np.float64] | float,
     params: OverspeedParams = OverspeedParams(),
-) -> OverspeedState | None:
-    """``state`` itself when stepping the batch (float64 speeds, the limit per fix or one
-    for all) provably changes nothing: no run or episode, and no fix over its threshold
-    (unknown speeds are skipped by ``step`` too). None: step it fix by fix."""
+) -> tuple[OverspeedState, int]:
+    """(state, n): stepping the first n fixes (float64 speeds, the limit per fix or one
+    for all) provably changes nothing, so ``state`` stands; step the rest. With no run or
+    episode, that is every fix before the first one over its threshold (unknown speeds
+    are skipped by ``step`` too)."""
     if state.over_since_s is not None or state.is_open:
-        return None
-    return None if (speed_kmh > np.multiply(limit_kmh, params.tolerance)).any() else state
+        return state, 0
+    over = speed_kmh > np.multiply(limit_kmh, params.tolerance)
+    return state, (int(np.argmax(over)) if over.any() else len(speed_kmh))

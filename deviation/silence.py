@@ -120,18 +120,20 @@ def fast_forward(
     t_s: NDArray[np.float64],
     last_fix_s: float | None,
     params: SilenceParams = SilenceParams(),
-) -> SilenceState | None:
-    """``state`` itself when stepping the batch (times non-decreasing, ``last_fix_s`` the
-    fix before it) provably says nothing: not silent, and no gap since the trip became
-    active reaching ``silent_after_s``. None: step it fix by fix."""
+) -> tuple[SilenceState, int]:
+    """(state, n): stepping the first n fixes (times non-decreasing, ``last_fix_s`` the
+    fix before them) provably says nothing, so ``state`` stands; step the rest. When not
+    silent, that is every fix before the first gap since the trip became active reaching
+    ``silent_after_s``."""
     if state.silent_from_s is not None:
-        return None
+        return state, 0
     active = state.active_since_s
+    times = t_s.tolist()
     if active is None:
-        return state
+        return state, len(times)
     prev = last_fix_s
-    for t in t_s.tolist():  # step's own arithmetic, without its events
+    for n, t in enumerate(times):  # step's own arithmetic, without its events
         if prev is not None and t - max(active, prev) >= params.silent_after_s:
-            return None
+            return state, n
         prev = t
-    return state
+    return state, len(times)

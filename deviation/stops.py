@@ -227,44 +227,37 @@ def fast_forward(
     speed_kmh: _F64,
     ignition: NDArray[np.integer[Any]],
     params: StopParams = StopParams(),
-) -> StopState | None:
-    """The state after the batch when ``step`` over it provably changes nothing but the
-    fix time and says nothing, else None (step it). That holds with no pending depot edge
-    or run and no arrival falling due; every fix on the depot's side it is on, inside every
-    stop being visited or dwelt in and outside every other unvisited stop; and no fix that
-    could start an unplanned stop (stopped outside every zone) or idling (stopped with
-    ignition on)."""
-    if len(t_s) == 0:
-        return state
+) -> tuple[StopState, int]:
+    """(state, n): ``step`` over the batch's first n fixes provably changes nothing but
+    the fix time and says nothing, and this is the state after them; step the rest. That
+    holds with no pending depot edge or run and no arrival falling due; a fix on the
+    depot's side it is on, inside every stop being visited or dwelt in and outside every
+    other unvisited stop; and not one that could start an unplanned stop (stopped outside
+    every zone) or idling (stopped with ignition on)."""
     if state.depot_edge_s is not None or state.still is not None or state.idle is not None:
-        return None
-    if any(out is not None for _, _, out in (*state.inside, *state.visiting)):
-        return None
-    if any(t_s[-1] - first >= params.arrival_dwell_s for _, first, _ in state.inside):
-        return None  # an arrival may fall due
+        return state, 0
     g = _geo(plan)
-    if any(sid not in g.pos for sid, _, _ in (*state.inside, *state.visiting)):
-        return None
+    kept = (*state.inside, *state.visiting)
+    if any(out is not None or sid not in g.pos for sid, _, out in kept):
+        return state, 0
     dwelt = [g.pos[sid] for sid, _, _ in state.inside]
     if dwelt != sorted(set(dwelt)) or state.arrived_stop_ids & {s for s, _, _ in state.inside}:
-        return None  # not as step keeps them: step would rewrite them
+        return state, 0  # not as step keeps them: step would rewrite them
     stopped = np.isnan(speed_kmh) | (speed_kmh < params.stop_speed_kmh)
-    if (stopped & (ignition == 1)).any():
-        return None
     # Squared distances against margins: a fix within a relative 1e-9 of an edge is
     # neither surely in nor surely out, and is left to ``step``'s own arithmetic.
     d2 = (x_m[:, None] - g.cx) ** 2 + (y_m[:, None] - g.cy) ** 2
     sure_in = d2 < g.r2_in
-    depot = len(g.circles)
-    must_in = [g.pos[sid] for sid, _, _ in (*state.inside, *state.visiting)]
+    must_in = [g.pos[sid] for sid, _, _ in kept]
     done = state.arrived_stop_ids | {sid for sid, _, _ in state.inside}
     must_out = [k for k, st in enumerate(plan.stops) if st.stop_id not in done]
-    (must_in if state.at_depot else must_out).append(depot)
-    if not sure_in[:, must_in].all() or not (d2[:, must_out] > g.r2_out[must_out]).all():
-        return None
-    if stopped.any() and (stopped & ~sure_in.any(axis=1)).any():
-        return None  # could start an unplanned stop
-    return _runs(state, None, None, float(t_s[-1]))
+    (must_in if state.at_depot else must_out).append(len(g.circles))  # the depot
+    quiet = sure_in[:, must_in].all(axis=1) & (d2[:, must_out] > g.r2_out[must_out]).all(axis=1)
+    quiet &= ~(stopped & ((ignition == 1) | ~sure_in.any(axis=1)))
+    for _, first, _ in state.inside:
+        quiet &= t_s - first < params.arrival_dwell_s  # no arrival falls due
+    n = len(t_s) if quiet.all() else int(np.argmin(quiet))
+    return (_runs(state, None, None, float(t_s[n - 1])) if n else state), n
 
 
 def _depot(

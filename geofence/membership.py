@@ -146,22 +146,26 @@ def step(
 
 def fast_forward(
     state: ZoneState,
-    last_t_s: float,
+    t_s: Sequence[float],
     insides: Sequence[frozenset[str]],
     params: ZoneParams = ZoneParams(),
-) -> ZoneState | None:
-    """``state`` itself when stepping fixes up to ``last_t_s`` inside ``insides`` provably
-    changes nothing: each fix is in exactly the zones the vehicle is confirmed inside (none
-    at all, the usual case), with no change pending and no dwell falling due. None: step."""
-    if not state.tracks:
-        return state if not any(insides) else None
-    ids = [t.zone_id for t in state.tracks]
+) -> tuple[ZoneState, int]:
+    """(state, n): stepping the first n fixes (times ``t_s``, inside ``insides``) provably
+    changes nothing and says nothing, so ``state`` stands; step the rest. A fix qualifies
+    when it is in exactly the zones the vehicle is confirmed inside (none at all, the
+    usual case), with no change pending and no dwell falling due."""
     for t in state.tracks:
         if not t.inside or t.pending_s is not None or t.entered_s is None:
-            return None
-        if not t.dwell_sent and last_t_s - t.entered_s >= params.dwell_s:
-            return None
+            return state, 0
+    ids = [t.zone_id for t in state.tracks]
     if ids != sorted(set(ids)):
-        return None  # step would re-sort them
+        return state, 0  # step would re-sort them
     confirmed = frozenset(ids)
-    return state if all(inside == confirmed for inside in insides) else None
+    for n, (t_s_n, inside) in enumerate(zip(t_s, insides, strict=True)):
+        if inside != confirmed or _dwell_due(state, t_s_n, params):
+            return state, n
+    return state, len(insides)
+
+
+def _dwell_due(state: ZoneState, t_s: float, p: ZoneParams) -> bool:
+    return any(not t.dwell_sent and t_s - (t.entered_s or 0.0) >= p.dwell_s for t in state.tracks)

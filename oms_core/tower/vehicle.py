@@ -197,49 +197,53 @@ class VehicleRules:
     def _walk(
         self, b: _Batch, received_s: float, index: ZoneIndex | None, trip: TripPlan | None
     ) -> list[Finding]:
-        """Rules whose fast path proves the batch changes nothing but the clock move on at
-        once; the others step fix by fix in the fixed order, and the schedule steps only
-        where it is not idle, so the findings are those of stepping every rule every fix."""
+        """Each rule's fast path moves it over the batch's first fixes where it proves
+        nothing but the clock changes; from its first eventful fix on, the rule steps fix
+        by fix in the fixed order, and the schedule steps only where it is not idle, so
+        the findings are those of stepping every rule over every fix."""
         p = self.params
         known: dict[frozenset[str], tuple[float, str]] = {}
         for z in b.inside:
             if z not in known:
                 known[z] = self._limit(z, index)
         limits = [known[z] for z in b.inside]
-        zones = over = silence = stops = corridor = None
+        zq = oq = sq = stq = cq = 0  # fixes each rule's fast path moved it over
         if self.fast_paths:
-            zones = membership.fast_forward(self.zones, float(b.t[-1]), b.inside, p.zones)
+            self.zones, zq = membership.fast_forward(self.zones, b.t.tolist(), b.inside, p.zones)
             lims: NDArray[np.float64] | float = (
                 next(iter(known.values()))[0]
                 if len(known) == 1
                 else np.array([lim for lim, _ in limits], dtype=np.float64)
             )
-            over = overspeed_rule.fast_forward(self.overspeed, b.speed, lims, p.overspeed)
+            self.overspeed, oq = overspeed_rule.fast_forward(
+                self.overspeed, b.speed, lims, p.overspeed
+            )
             if trip is not None:
-                silence = silence_rule.fast_forward(self.silence, b.t, self.last_fix_s, p.silence)
-                stops = stops_rule.fast_forward(
+                self.silence, sq = silence_rule.fast_forward(
+                    self.silence, b.t, self.last_fix_s, p.silence
+                )
+                self.stops, stq = stops_rule.fast_forward(
                     self.stops, trip, b.t, b.x, b.y, b.speed, b.ign, p.stops
                 )
-                corridor = _corridor_fast(self.corridor, b, p.corridor)
-        slow = zones is None or over is None
-        slow = slow or (trip is not None and None in (silence, stops, corridor))
+                self.corridor, cq = _corridor_fast(self.corridor, b, p.corridor)
+        n = len(b.t)
+        first = min(zq, oq, *((sq, stq, cq) if trip is not None else ()))
         out: list[Finding] = []
-        for k in range(len(b.t)):
+        for k in range(n):
             t_s = float(b.t[k])
             s = None
-            if slow:
+            if k >= first:
                 s = b.sample(k, received_s)
-                if zones is None:
+                if k >= zq:
                     out.extend(self._zones(s, b.inside[k], index))
-                if over is None:
+                if k >= oq:
                     lim, src = limits[k]
                     self.overspeed, ev = overspeed_rule.step(
                         self.overspeed, s, lim, src, p.overspeed
                     )
                     out.extend(_finding(e) for e in ev)
                 if trip is not None:
-                    todo = (silence is None, stops is None, corridor is None)
-                    self._trip_step(trip, s, b, k, todo, out)
+                    self._trip_step(trip, s, b, k, (k >= sq, k >= stq, k >= cq), out)
             if trip is not None and not (
                 self.fast_paths
                 and schedule_rule.idle(
@@ -253,11 +257,6 @@ class VehicleRules:
             ):
                 self._schedule_step(trip, b.sample(k, received_s) if s is None else s, out)
             self.last_fix_s = t_s
-        self.zones = self.zones if zones is None else zones
-        self.overspeed = self.overspeed if over is None else over
-        self.silence = self.silence if silence is None else silence
-        self.stops = self.stops if stops is None else stops
-        self.corridor = self.corridor if corridor is None else corridor
         return out
 
     def _limit(self, inside: frozenset[str], index: ZoneIndex | None) -> tuple[float, str]:
@@ -412,21 +411,23 @@ class _Batch(NamedTuple):
 
 def _corridor_fast(
     state: corridor_rule.CorridorState, b: _Batch, p: corridor_rule.CorridorParams
-) -> corridor_rule.CorridorState | None:
-    """The corridor state after the batch when no incident is open and every fix is on the
-    route (finite, within ``corridor_m``): then ``corridor.step`` only moves progress, the
-    same fold done here. None: step it. (Its place is ``deviation.corridor``; kept here
+) -> tuple[corridor_rule.CorridorState, int]:
+    """(state, n): with no incident open, ``corridor.step`` over fixes on the route
+    (finite, within ``corridor_m``) only moves progress; this is the same fold over the
+    first n such fixes. Step the rest. (Its place is ``deviation.corridor``; kept here
     while that module has no owner.)"""
     if b.dist is None or b.along is None:
-        return state  # no route: every distance is NaN and step changes nothing
-    if state.is_open or not (np.isfinite(b.dist).all() and np.isfinite(b.along).all()):
-        return None
-    if (b.dist > p.corridor_m).any():
-        return None
+        return state, len(b.t)  # no route: every distance is NaN and step changes nothing
+    if state.is_open:
+        return state, 0
+    ok = np.isfinite(b.dist) & np.isfinite(b.along) & (b.dist <= p.corridor_m)
+    n = len(ok) if ok.all() else int(np.argmin(ok))
+    if n == 0:
+        return state, 0
     prog = state.progress_m
-    for a in b.along.tolist():
+    for a in b.along[:n].tolist():
         prog = a if prog is None else max(a, prog - p.back_m)
-    return corridor_rule.CorridorState(progress_m=prog, progress_t_s=float(b.t[-1]))
+    return corridor_rule.CorridorState(progress_m=prog, progress_t_s=float(b.t[n - 1])), n
 
 
 def _zone(index: ZoneIndex, zone_id: str) -> Any:
