@@ -116,7 +116,7 @@ def _advance(
             )
         )  # fmt: skip
         return None
-    else:
+    elif tr.pending_s is not None:
         tr = replace(tr, pending_s=None)  # an excursion outside below min_outside_s
     entered = tr.entered_s if tr.entered_s is not None else t_s
     if not tr.dwell_sent and t_s - entered >= p.dwell_s:
