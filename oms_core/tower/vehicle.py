@@ -9,6 +9,7 @@ zones, overspeed) survive a change of trip; trip-level ones start afresh.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field, replace
@@ -173,6 +174,16 @@ class VehicleRules:
         if idx.size == 0:
             return out
         trip = self.info.trip
+        if (
+            trip is not None
+            and self.silence.active_since_s is None
+            and float(t[idx[-1]]) >= trip.planned_departure_s
+        ):
+            # The trip is under way by fix time even if no clock tick has seen it yet (a
+            # replay faster than the ticks): silence counts from its planned departure.
+            self.silence = dataclasses.replace(
+                self.silence, active_since_s=trip.planned_departure_s
+            )
         dist = along = None
         if trip is not None and self._route is not None:
             if self.stops.departed_s is None:
