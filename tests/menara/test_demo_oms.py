@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 from datetime import date
 
 import psycopg
@@ -14,7 +13,7 @@ from menara.cli import main
 from menara.settings import load
 from simulators.model import FleetConfig
 from simulators.routes import Route
-from tests.conftest import free_port, listeners_off_env
+from tests.menara import demo_env
 from tests.oms_core import OMS_TABLES
 
 pytestmark = pytest.mark.db
@@ -95,21 +94,7 @@ def test_menara_demo_drives_the_planned_trips(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _empty_oms(clean_db)
-    tag = f"demotest{uuid.uuid4().hex[:8]}"
-    env = {
-        **listeners_off_env(),
-        "MENARA_DB_DSN": clean_db,
-        "MENARA_T55_PORT": str(free_port()),
-        "MENARA_METRICS_PORT": "0",
-        "MENARA_TCP_HOST": "127.0.0.1",
-        "MENARA_MQTT_HOST": mqtt_broker[0],
-        "MENARA_MQTT_PORT": str(mqtt_broker[1]),
-        "MENARA_MQTT_TOPIC_PREFIX": tag,
-        "MENARA_MQTT_CLIENT_ID": tag,
-        "MENARA_MQTT_SESSION_EXPIRY_S": "0",
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
+    demo_env(monkeypatch, clean_db, mqtt_broker)
     assert main(["demo", "--duration", "5", "--vehicles", "8", "--garbage", "0"]) == 0
     out = capsys.readouterr().out
     assert "orders entered: 200 new" in out

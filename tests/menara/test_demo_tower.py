@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -17,7 +16,8 @@ from menara.cli import main
 from oms_core import trips
 from simulators.faults import Detour, LateDeparture, Silence, Speeding, UnplannedStop
 from simulators.trip_driver import DrivenStop, DrivenTrip, drive
-from tests.conftest import free_port, listeners_off_env
+from tests.conftest import free_port
+from tests.menara import demo_env
 from tests.oms_core import OMS_TABLES
 
 DAY = date(2026, 6, 3)
@@ -191,22 +191,7 @@ def test_menara_demo_raises_the_faults_alerts(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _empty_oms(clean_db)
-    tag = f"demotower{uuid.uuid4().hex[:8]}"
-    env = {
-        **listeners_off_env(),
-        "MENARA_DB_DSN": clean_db,
-        "MENARA_T55_PORT": str(free_port()),
-        "MENARA_GT06_PORT": str(free_port()),
-        "MENARA_METRICS_PORT": "0",
-        "MENARA_TCP_HOST": "127.0.0.1",
-        "MENARA_MQTT_HOST": mqtt_broker[0],
-        "MENARA_MQTT_PORT": str(mqtt_broker[1]),
-        "MENARA_MQTT_TOPIC_PREFIX": tag,
-        "MENARA_MQTT_CLIENT_ID": tag,
-        "MENARA_MQTT_SESSION_EXPIRY_S": "0",
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
+    demo_env(monkeypatch, clean_db, mqtt_broker, MENARA_GT06_PORT=free_port())
     args = ["demo", "--vehicles", "6", "--orders", "90", "--speedup", "1000"]
     assert main(args) == 0
     out = capsys.readouterr().out
