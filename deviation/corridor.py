@@ -332,6 +332,39 @@ def distances_for(
     return distances(corridor, xs, ys, min(lo, corridor.length_m), hi)
 
 
+def distances_before_departure(
+    corridor: Corridor,
+    t_s: ArrayLike,
+    xs: ArrayLike,
+    ys: ArrayLike,
+    at_depot: ArrayLike,
+    since_s: float | None,
+    params: CorridorParams = CorridorParams(),
+) -> tuple[_F64, _F64]:
+    """``distances`` for a batch of a vehicle that has not left its depot yet, where the
+    route's start and end meet. A fix at the depot is at the start (progress 0); a fix
+    outside it is at most as far along as it could have driven since the latest depot fix
+    before it (else since ``since_s``, else the batch's first fix). Otherwise a long wait
+    at the depot in one batch would latch progress onto the return leg's end."""
+    t = np.asarray(t_s, dtype=np.float64).reshape(-1)
+    x = np.asarray(xs, dtype=np.float64).reshape(-1)
+    y = np.asarray(ys, dtype=np.float64).reshape(-1)
+    home = np.asarray(at_depot, dtype=np.bool_).reshape(-1)
+    dist = np.full(t.shape, np.nan)
+    along = np.full(t.shape, np.nan)
+    if home.any():
+        lo, hi = window(0.0, 0.0, params)
+        dist[home], along[home] = distances(corridor, x[home], y[home], lo, hi)
+    away = ~home
+    if away.any():
+        start = t[0] if since_s is None else min(since_s, float(t[0]))
+        seen = np.where(home, t, -np.inf)
+        last_home = np.maximum(np.maximum.accumulate(seen), start)
+        lo, hi = window(0.0, float(np.max(t[away] - last_home[away])), params)
+        dist[away], along[away] = distances(corridor, x[away], y[away], lo, hi)
+    return dist, along
+
+
 def extra_time_s(
     sample: Sample,
     distance_m: float,

@@ -187,11 +187,11 @@ class VehicleRules:
         dist = along = None
         if trip is not None and self._route is not None:
             if self.stops.departed_s is None:
-                # At the depot the route's start and end meet: measure along its start,
-                # or progress could latch onto the return leg's end.
-                ts = t[idx]
-                lo, hi = corridor_rule.window(0.0, float(ts[-1] - ts[0]), p.corridor)
-                dist, along = corridor_rule.distances(self._route, x[idx], y[idx], lo, hi)
+                home = np.hypot(x[idx] - trip.depot_x_m, y[idx] - trip.depot_y_m)
+                dist, along = corridor_rule.distances_before_departure(
+                    self._route, t[idx], x[idx], y[idx], home <= trip.depot_radius_m,
+                    self.corridor.progress_t_s, p.corridor,
+                )  # fmt: skip
             else:
                 dist, along = corridor_rule.distances_for(
                     self.corridor, self._route, t[idx], x[idx], y[idx], p.corridor

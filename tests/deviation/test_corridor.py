@@ -21,6 +21,7 @@ from deviation.corridor import (
     CorridorParams,
     CorridorState,
     distances,
+    distances_before_departure,
     distances_for,
     extra_time_s,
     step,
@@ -399,3 +400,22 @@ def test_windowed_distances_match_shapely_on_the_window_substring(
     np.testing.assert_allclose(d, ref, atol=1e-6)
     assert ((a >= lo) & (a <= hi)).all()
     np.testing.assert_allclose(back, d, atol=1e-5)
+
+
+def test_a_long_wait_at_the_depot_stays_at_the_route_start() -> None:
+    """A round trip starts and ends at the depot. A batch holding a 40-minute wait there
+    and the first five minutes of driving must place the wait at progress 0, not at the
+    return leg's end (which would then measure the first leg as a deviation)."""
+    c = Corridor.from_xy([(0.0, 0.0), (8000.0, 0.0), (8000.0, 4000.0), (0.0, 2.0)])
+    wait_t = np.arange(0.0, 2400.0, 10.0)
+    drive_t = np.arange(2400.0, 2700.0, 10.0)
+    t = np.concatenate([wait_t, drive_t])
+    x = np.concatenate([np.full(wait_t.size, 1.0), (drive_t - 2400.0) * 10.0 + 60.0])
+    y = np.concatenate([np.full(wait_t.size, 1.5), np.zeros(drive_t.size)])
+    home = np.hypot(x, y) <= 50.0
+    d, a = distances_before_departure(c, t, x, y, home, None)
+    assert (a[home] < 10.0).all()  # the start, though the end is as near
+    np.testing.assert_allclose(a[~home], x[~home], atol=1e-6)
+    assert np.nanmax(d) < 2.0
+    wide = distances(c, x, y, *window(0.0, 2700.0))[1]
+    assert (wide[home] > c.length_m - 10.0).any()  # what a window over the batch did
