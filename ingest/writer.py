@@ -67,7 +67,7 @@ class Writer:
         batch_delay_ms: int = 50,
         max_pending: int = 100_000,
         on_registered: Callable[[str], None] | None = None,
-        on_committed: Callable[[Sequence[Batch]], Awaitable[None]] | None = None,
+        on_committed: Callable[[Sequence[Batch]], Awaitable[object]] | None = None,
     ) -> None:
         self._dsn = dsn
         self._counters = counters

@@ -43,6 +43,7 @@ from oms_core.api import make_app
 from oms_core.geocode import Geocoder
 from oms_core.planning.routes import road_providers
 from oms_core.tower.config import TowerConfig
+from oms_core.tower.pool import TowerPool
 from oms_core.tower.worker import Tower
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def make_writer(
     settings: Settings,
     counters: Counters,
     registry: DeviceRegistry,
-    on_committed: Callable[[Sequence[Batch]], Awaitable[None]] | None = None,
+    on_committed: Callable[[Sequence[Batch]], Awaitable[object]] | None = None,
 ) -> Writer:
     """The writer as configured, telling ``registry`` about devices it registers and
     handing committed fixes to ``on_committed`` (the tower)."""
@@ -82,16 +83,22 @@ def make_writer(
     )
 
 
-def make_tower(settings: Settings) -> Tower:
-    """The rule worker; its clock is the wall clock, or the newest fix time when
-    ``tower_clock`` is ``fleet`` (replays and sped-up simulations)."""
+def make_tower(settings: Settings) -> Tower | TowerPool:
+    """The rule workers: ``tower_processes`` processes, or in this process when 0. Their
+    clock is the wall clock, or the newest fix time when ``tower_clock`` is ``fleet``
+    (replays and sped-up simulations)."""
+    config = TowerConfig.from_settings(settings)
+    fleet = settings.tower_clock == "fleet"
+    if settings.tower_processes > 0:
+        return TowerPool(
+            settings.db_dsn, config=config, processes=settings.tower_processes, fleet_clock=fleet
+        )
     tower: Tower
 
     def fleet_clock() -> float:
         return tower.fleet_time_s
 
-    clock = fleet_clock if settings.tower_clock == "fleet" else time.time
-    tower = Tower(settings.db_dsn, config=TowerConfig.from_settings(settings), clock=clock)
+    tower = Tower(settings.db_dsn, config=config, clock=fleet_clock if fleet else time.time)
     return tower
 
 
@@ -132,7 +139,8 @@ async def serve(
 
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(make_deliverer(settings))
-        tower = await stack.enter_async_context(make_tower(settings))
+        tower = make_tower(settings)
+        await stack.enter_async_context(tower)
         writer = await stack.enter_async_context(
             make_writer(settings, counters, registry, on_committed=tower.feed)
         )

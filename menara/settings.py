@@ -192,6 +192,11 @@ class Settings:
         " wall, or fleet = the newest fix time seen (replays and sped-up simulations).",
         ("wall", "fleet"),
     )
+    tower_processes: int = _s(
+        1,
+        "Rule worker processes, vehicles split among them by id (0: the rules run inside"
+        " the service process, sharing its core with ingest).",
+    )
     public_url: str = _s(
         "", "Base URL people reach Menara at, for links in alert emails (empty: no links)."
     )

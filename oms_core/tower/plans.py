@@ -18,7 +18,7 @@ from psycopg.rows import dict_row
 from deviation.plan import PlannedStop, TripPlan
 from geofence.projection import LocalProjection
 
-__all__ = ["PlanSettings", "VehicleInfo", "load_vehicles"]
+__all__ = ["PlanSettings", "VehicleInfo", "device_vehicles", "load_vehicles"]
 
 Conn = psycopg.Connection[Any]
 
@@ -78,11 +78,18 @@ GROUP BY s.id ORDER BY s.trip_id, s.seq
 """
 
 
-def load_vehicles(conn: Conn, cfg: PlanSettings) -> dict[str, VehicleInfo]:
-    """Every tracked device → its vehicle and active trip (phones of trip drivers too)."""
+def load_vehicles(
+    conn: Conn, cfg: PlanSettings, partition: tuple[int, int] | None = None
+) -> dict[str, VehicleInfo]:
+    """Every tracked device → its vehicle and active trip (phones of trip drivers too);
+    with ``partition`` (k, n) only vehicles whose id is k modulo n."""
     with conn.cursor(row_factory=dict_row) as cur:
         vehicles = cur.execute(_VEHICLES).fetchall()
         trips = {r["vehicle_id"]: r for r in cur.execute(_TRIPS).fetchall()}
+        if partition is not None:
+            k, n = partition
+            vehicles = [v for v in vehicles if v["id"] % n == k]
+            trips = {vid: t for vid, t in trips.items() if vid % n == k}
         stops: dict[int, list[dict[str, Any]]] = {}
         for s in cur.execute(_STOPS, ([t["id"] for t in trips.values()],)).fetchall():
             stops.setdefault(s["trip_id"], []).append(s)
@@ -148,3 +155,19 @@ def _plan(
         avg_speed_kmh=cfg.avg_speed_kmh,
         road_factor=cfg.road_factor,
     )
+
+
+def device_vehicles(conn: Conn) -> dict[str, int]:
+    """Every tracked device → its vehicle id (as ``load_vehicles`` maps them, without
+    loading plans): what routes a device's fixes to its vehicle's rule worker."""
+    out: dict[str, int] = {}
+    for vid, device in conn.execute(
+        "SELECT id, tracker_device_id FROM vehicles WHERE tracker_device_id IS NOT NULL"
+    ).fetchall():
+        out[str(device)] = int(vid)
+    tracked = set(out.values())
+    with conn.cursor(row_factory=dict_row) as cur:
+        for t in cur.execute(_TRIPS).fetchall():
+            if t["phone_device_id"] and t["vehicle_id"] in tracked:
+                out.setdefault(str(t["phone_device_id"]), int(t["vehicle_id"]))
+    return out

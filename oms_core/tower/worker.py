@@ -70,8 +70,12 @@ class Tower:
         refresh_s: float = 10.0,
         persist_s: float = 5.0,
         max_queued: int = 256,
+        partition: tuple[int, int] | None = None,
     ) -> None:
+        """``partition`` (k, n): only the vehicles whose id is k modulo n (one of n rule
+        worker processes, see ``oms_core.tower.pool``)."""
         self._dsn = dsn
+        self._partition = partition
         self.config = config or TowerConfig()
         self._clock = clock
         self._tick_s, self._refresh_s, self._persist_s = tick_s, refresh_s, persist_s
@@ -118,20 +122,24 @@ class Tower:
         """Rounds of committed fixes waiting for the rules (the back-pressure gauge)."""
         return self._queue.qsize()
 
-    async def feed(self, batches: Sequence[FixBatch]) -> None:
-        """Queue committed batches for the rules; waits while the queue is full."""
+    async def feed(self, batches: Sequence[FixBatch]) -> int:
+        """Queue committed batches for the rules; waits while the queue is full. Returns
+        the feed's number, for ``drained_to``."""
         if self._task is None or self._task.done():
             raise RuntimeError("the tower is not running")
-        if not batches:
-            return
-        self._fed += 1
-        await self._queue.put(tuple(batches))
+        if batches:
+            self._fed += 1
+            await self._queue.put(tuple(batches))
+        return self._fed
 
     async def drain(self) -> None:
         """Wait until every batch fed so far has been evaluated and applied."""
-        target = self._fed
+        await self.drained_to(self._fed)
+
+    async def drained_to(self, fed: int) -> None:
+        """Wait until the feeds up to number ``fed`` have been evaluated and applied."""
         async with self._idle:
-            await self._idle.wait_for(lambda: self._done >= target)
+            await self._idle.wait_for(lambda: self._done >= fed)
 
     async def tick(self) -> None:
         """Run the clock rules now (tests and the demo call this; the task does it too)."""
@@ -192,6 +200,7 @@ class Tower:
             PlanSettings(
                 cfg.stop_radius_m, cfg.depot_radius_m, cfg.plan_avg_speed_kmh, cfg.plan_road_factor
             ),
+            self._partition,
         )
         zones = load_zones(conn)
         self._zones = ZoneIndex(zones) if zones else None

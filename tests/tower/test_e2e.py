@@ -70,6 +70,12 @@ async def read_stream(resp: aiohttp.ClientResponse, into: list[dict[str, Any]]) 
             into.append(json.loads(block.split("data: ", 1)[1]))
 
 
+def _stored(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT count(*) FROM positions").fetchone()
+    return 0 if row is None else int(row[0])
+
+
 def test_the_fleet_scenarios_reach_stream_webhook_and_email(clean_db: str) -> None:
     departure = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=100)
     fleet = build(clean_db, scenario.specs(departure))
@@ -109,6 +115,10 @@ def test_the_fleet_scenarios_reach_stream_webhook_and_email(clean_db: str) -> No
             unknown_devices="reject",
         )
         streamed: list[dict[str, Any]] = []
+
+        async def all_stored() -> bool:
+            return await asyncio.to_thread(_stored, clean_db) == len(fixes)
+
         try:
             async with running(cfg, Counters()), aiohttp.ClientSession() as http:
                 url = f"http://127.0.0.1:{api_port}/api/v1/alerts/stream"
@@ -129,6 +139,7 @@ def test_the_fleet_scenarios_reach_stream_webhook_and_email(clean_db: str) -> No
                         "the opened alerts at the webhook",
                     )
                     await until(lambda: len(box.got) >= EXPECTED_OPENS, 60, "the emails")
+                    await until(all_stored, 60, "every fix stored")
                     reader.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await reader

@@ -1,0 +1,76 @@
+"""Rule workers in their own processes: the scenarios through a two-process pool raise
+exactly the alerts the in-process tower raises, every fix is evaluated once by its
+vehicle's worker, and a worker that dies is started again from the saved states."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import signal
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from oms_core.tower.pool import TowerPool
+from simulators.vehicle import SimFix
+from tests.polling import until
+from tests.tower import scenario
+from tests.tower.test_tower import _alerts
+from tests.tower.world import build
+
+pytestmark = pytest.mark.db
+
+
+def test_two_worker_processes_raise_exactly_the_scenario_alerts(clean_db: str) -> None:
+    departure = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=100)
+    fleet = build(clean_db, scenario.specs(departure))
+    fixes = scenario.timeline(fleet)
+
+    async def go() -> None:
+        async with TowerPool(clean_db, processes=2, fleet_clock=True, tick_s=3600) as pool:
+            for chunk in scenario.chunks(fixes, 30.0):
+                if chunk:
+                    received = int(chunk[-1].fix_time.timestamp() * 1e6) + 1_000_000
+                    await pool.feed(scenario.batches(chunk, received))
+                    await pool.tick()
+            assert pool.counters["fixes_evaluated"] == len(fixes)
+            assert pool.counters["tower_errors"] == 0
+            assert pool.queued == 0
+
+    asyncio.run(go())
+    keys = scenario.stop_keys(fleet)
+    got: dict[str, set[tuple[str, str]]] = {plate: set() for plate in scenario.FAULTS}
+    for a in _alerts(clean_db):
+        key = a["dedupe_key"].split(":", 3)[3]
+        got[a["plate"]].add((a["type"], keys.get(key, key)))
+    assert got == scenario.EXPECTED
+    vehicles = {b.vehicle_id % 2 for b in fleet.trips.values()}
+    assert vehicles == {0, 1}  # both workers had vehicles to evaluate
+
+
+def test_a_dead_worker_is_started_again_and_evaluates_on(clean_db: str) -> None:
+    departure = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=100)
+    fleet = build(clean_db, scenario.specs(departure))
+    chunks = [c for c in scenario.chunks(scenario.timeline(fleet), 60.0) if c]
+
+    async def feed(pool: TowerPool, chunk: list[SimFix]) -> None:
+        received = int(chunk[-1].fix_time.timestamp() * 1e6) + 1_000_000
+        await pool.feed(scenario.batches(chunk, received))
+
+    async def go() -> None:
+        async with TowerPool(clean_db, processes=1, fleet_clock=True) as pool:
+            await feed(pool, chunks[0])
+            await pool.drain()
+            before = pool.counters["fixes_evaluated"]
+            assert before == len(chunks[0])
+            (child,) = [p for p in multiprocessing.active_children() if p.name == "menara-rules-0"]
+            assert child.pid is not None
+            os.kill(child.pid, signal.SIGKILL)
+            await until(lambda: pool.counters["worker_restarts"] == 1, 60, "the restart")
+            await until(lambda: pool.queued == 0, 60, "the new worker")
+            await feed(pool, chunks[1])
+            await pool.drain()
+            assert pool.counters["fixes_evaluated"] == before + len(chunks[1])
+
+    asyncio.run(go())
