@@ -334,6 +334,14 @@ def split_threads(
     return {"loop": loop, "threads": sum(used.values()), "service": loop + sum(used.values())}
 
 
+def rule_workers_cpu() -> dict[int, float]:
+    """CPU seconds of each rule worker process (``tower_processes``) by pid."""
+    import multiprocessing
+
+    kids = multiprocessing.active_children()
+    return {p.pid: cpu_s(p.pid) for p in kids if p.pid and p.name.startswith("menara-rules")}
+
+
 def _committed(counters: Any) -> int:
     return sum(
         n
@@ -405,7 +413,7 @@ async def run(plan: Plan, dsn: str, token: str) -> dict[str, Any]:
             reader = asyncio.create_task(read_stream(resp, streamed))
             sampler = asyncio.create_task(sample())
             poller.start()
-            me, pg0 = threads_cpu(), backends_cpu(dsn)
+            me, pg0, rules0 = threads_cpu(), backends_cpu(dsn), rule_workers_cpu()
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, __file__, "sender", str(t55), json.dumps(plan.__dict__),
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 26,
@@ -429,6 +437,7 @@ async def run(plan: Plan, dsn: str, token: str) -> dict[str, Any]:
                 "sender": sender_cpu,
                 **split_threads(me, threads_cpu(), poller.native_id),
                 "postgres": sum(t - pg0.get(pid, t) for pid, t in backends_cpu(dsn).items()),
+                "rules": sum(t - rules0.get(pid, 0.0) for pid, t in rule_workers_cpu().items()),
             }
             proc.stdin.close()
             await proc.wait()
@@ -562,9 +571,10 @@ def report(plan: Plan, dsn: str, out: dict[str, Any], command: str) -> None:
     per_fix = 1e6 / (plan.vehicles * plan.ticks)
     print(
         f"CPU over {wall:.0f} s ({wall * (os.cpu_count() or 1):.0f} core-seconds): sender"
-        f" {cpu['sender']:.1f} s, service (ingest, tower, API, stream reader)"
+        f" {cpu['sender']:.1f} s, service process (ingest, API, stream reader)"
         f" {cpu['service']:.1f} s = {cpu['service'] * per_fix:.0f} µs/fix (event loop"
-        f" {cpu['loop'] * per_fix:.0f}, worker threads: tower {cpu['threads'] * per_fix:.0f}),"
+        f" {cpu['loop'] * per_fix:.0f}, worker threads {cpu['threads'] * per_fix:.0f}),"
+        f" rule worker processes {cpu['rules']:.1f} s = {cpu['rules'] * per_fix:.0f} µs/fix,"
         f" PostgreSQL (this database's backends) {cpu['postgres']:.1f} s"
     )
     timeline(out)

@@ -177,6 +177,7 @@ class _Worker:
         self._sent = self._done = 0
         self._changed = asyncio.Event()
         self._stopping = False
+        self._restarting = False
         self._latest: Counter[str] = Counter()  # the running process's own counters
         self._earlier: Counter[str] = Counter()  # those of the processes before it
         self.fleet_time_s = 0.0
@@ -210,12 +211,16 @@ class _Worker:
         asyncio.get_running_loop().add_reader(parent.fileno(), self._readable)
 
     async def send(self, kind: str, payload: Any) -> None:
+        """Waits while the worker has ``max_in_flight`` rounds or is being restarted."""
         await self._wait(lambda: self.in_flight < self._max)
-        if self._conn is None:  # being restarted: the round is lost, the fixes are stored
+        if self._conn is None:  # could not be restarted: the fixes are stored, not evaluated
             self._own["rounds_lost"] += 1
             return
         self._sent += 1
-        self._conn.send((self._sent, kind, payload))
+        try:
+            self._conn.send((self._sent, kind, payload))
+        except OSError:  # it died since it last answered
+            self._died()
 
     async def drain(self) -> None:
         await self._wait(lambda: self._done >= self._sent)
@@ -237,7 +242,7 @@ class _Worker:
         conn.close()
 
     async def _wait(self, ready: Callable[[], bool]) -> None:
-        while not ready() and self._conn is not None:
+        while self._restarting or (self._conn is not None and not ready()):
             await self._changed.wait()
 
     def _notify(self) -> None:
@@ -274,10 +279,12 @@ class _Worker:
         self._own["worker_restarts"] += 1
         self._own["rounds_lost"] += self.in_flight
         self._done = self._sent
+        self._restarting = True
         task = asyncio.get_running_loop().create_task(self._restart())
         task.add_done_callback(self._restarted)
 
     def _restarted(self, task: asyncio.Task[None]) -> None:
+        self._restarting = False
         if not task.cancelled() and task.exception() is not None:
             self._own["tower_errors"] += 1
             log.error("rule worker %d could not be started again: %s; its vehicles' rules"
@@ -290,7 +297,8 @@ class _Worker:
         self._latest = Counter()
         if self._proc is not None:
             await asyncio.to_thread(self._proc.join, 10.0)
-        await self.start()
+        if not self._stopping:
+            await self.start()
 
 
 # -- in the worker process ------------------------------------------------------------
