@@ -1,9 +1,11 @@
 """Alert latency: from an over-limit fix leaving its tracker to its alert on the live stream.
 
     .venv/bin/python bench/bench_alert_latency.py [--vehicles 1000] [--hz 10] [--seconds 30]
+        [--tower-processes 1]
 
 ``menara.service.serve`` runs in this process on a throwaway database (T55 TCP listener,
-API with ``GET /api/v1/alerts/stream``; MQTT, metrics and other listeners off). A separate
+API with ``GET /api/v1/alerts/stream``; MQTT, metrics and other listeners off; the rules
+in ``--tower-processes`` worker processes, or in this process with 0). A separate
 sender process logs in ``--vehicles`` T55 trackers and sends ``--hz`` fixes a second each
 (one RMC sentence a fix, pre-encoded, paced in 10 ms slots so the load is even), for a
 warm-up, then a baseline phase with no speeding, then the measured phase in which 5% of
@@ -350,7 +352,7 @@ def _committed(counters: Any) -> int:
     )
 
 
-async def run(plan: Plan, dsn: str, token: str) -> dict[str, Any]:
+async def run(plan: Plan, dsn: str, token: str, tower_processes: int) -> dict[str, Any]:
     """Serve, stream, send, wait until everything is stored and evaluated; the raw data."""
     import aiohttp
 
@@ -381,6 +383,7 @@ async def run(plan: Plan, dsn: str, token: str) -> dict[str, Any]:
             "overspeed_min_s": 0.0,
             "default_speed_limit_kmh": LIMIT_KMH,
             "tcp_idle_timeout_s": 3600.0,
+            "tower_processes": tower_processes,
         },
     )
     counters = Counters()
@@ -628,6 +631,10 @@ def main() -> None:
     ap.add_argument("--hz", type=int, default=10, choices=(1, 2, 5, 10), help="fixes/s each")
     ap.add_argument("--seconds", type=float, default=30.0, help="length of each phase")
     ap.add_argument("--warm", type=float, default=5.0, help="warm-up seconds, not measured")
+    ap.add_argument(
+        "--tower-processes", type=int, default=1,
+        help="rule worker processes (the setting; 0 = rules inside the service process)",
+    )  # fmt: skip
     args = ap.parse_args()
     if args.vehicles < SPEEDER_EVERY:
         ap.error(f"--vehicles must be at least {SPEEDER_EVERY} (5% of them speed)")
@@ -642,7 +649,7 @@ def main() -> None:
     dsn = ADMIN_DSN.rpartition("/")[0] + "/" + name
     try:
         token = setup(dsn, plan)
-        out = asyncio.run(run(plan, dsn, token))
+        out = asyncio.run(run(plan, dsn, token, args.tower_processes))
         report(plan, dsn, out, "    .venv/bin/python " + " ".join(sys.argv))
     finally:
         with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
