@@ -233,7 +233,9 @@ def _move(conn: Conn, alert_id: int, action: Action, actor: str, comment: str) -
     state, column = _TARGET[action]
     with conn.transaction():
         row = _locked(conn, alert_id)
-        if state not in LEGAL_NEXT[row["state"]]:
+        if action == "acknowledge" and row["state"] == "escalated" and not row[column]:
+            state = "escalated"  # someone took the escalated alert: it stays escalated
+        elif state not in LEGAL_NEXT[row["state"]]:
             raise IllegalTransition(row["state"], state, LEGAL_NEXT[row["state"]], "alert")
         with conn.cursor(row_factory=dict_row) as cur:
             moved = cur.execute(
@@ -247,7 +249,9 @@ def _move(conn: Conn, alert_id: int, action: Action, actor: str, comment: str) -
 
 
 def acknowledge(conn: Conn, alert_id: int, actor: str, comment: str = "") -> dict[str, Any]:
-    """open → acknowledged; ``IllegalTransition`` (naming the legal moves) otherwise."""
+    """open → acknowledged; an escalated alert nobody acknowledged yet keeps its state
+    and gets its ``acknowledged_at`` (so time to acknowledge is known for it too);
+    ``IllegalTransition`` (naming the legal moves) otherwise."""
     return _move(conn, alert_id, "acknowledge", actor, comment)
 
 

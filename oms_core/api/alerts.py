@@ -229,8 +229,10 @@ OPERATIONS = (
         "Read an alert with its evidence and action log", _ROLES,
         dict([(200, ("the alert", "AlertDetail")), _NOT_FOUND]), params=_ID,
     ),
-    _move_op("acknowledge", store.acknowledge, "Acknowledge an open alert",
-             "the alert is not open (details name the legal moves)"),
+    _move_op("acknowledge", store.acknowledge,
+             "Acknowledge an open alert, or an escalated one nobody acknowledged",
+             "the alert was acknowledged already or is resolved (details name the legal"
+             " moves)"),
     _move_op("escalate", store.escalate, "Escalate an open or acknowledged alert",
              "the alert is escalated or resolved already"),
     _move_op("resolve", store.resolve, "Resolve an alert (final)", "the alert is resolved"),

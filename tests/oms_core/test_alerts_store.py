@@ -242,6 +242,15 @@ def test_overdue_open_alerts_escalate_once(conn: Conn, fleet: Fleet, world: Worl
     assert a["state"] == "escalated" and a["escalated_at"] is not None
     assert a["actions"][-1]["actor"] == "system"
     assert a["time_to_ack_s"] is None
+    taken = store.acknowledge(conn, late, "kim", "on it")  # someone takes it after all
+    assert taken["state"] == "escalated" and taken["time_to_ack_s"] > 0
+    with pytest.raises(IllegalTransition):
+        store.acknowledge(conn, late, "sam")  # once
+    with pytest.raises(IllegalTransition):
+        store.acknowledge(conn, acked, "sam")  # acknowledged before
+    assert store.escalate(conn, acked, "sam")["state"] == "escalated"
+    with pytest.raises(IllegalTransition):
+        store.acknowledge(conn, acked, "sam")  # acknowledged before it was escalated
 
 
 def test_changes_are_queued_for_delivery_and_announced(conn: Conn, fleet: Fleet) -> None:
