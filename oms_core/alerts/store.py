@@ -26,16 +26,19 @@ from oms_core.alerts import catalog, outbox
 from oms_core.errors import IllegalTransition, NotFound
 
 __all__ = [
+    "ANNOUNCED",
     "CHANNEL",
     "EVIDENCE_HEAD",
     "EVIDENCE_MAX",
     "LEGAL_NEXT",
+    "REPLAY_SQL",
     "STATES",
     "Action",
     "AlertFilter",
     "State",
     "acknowledge",
     "alert_json",
+    "announced_since",
     "comment",
     "dedupe_key",
     "escalate",
@@ -44,6 +47,7 @@ __all__ = [
     "list_alerts",
     "notification",
     "record",
+    "replayed",
     "resolve",
 ]
 
@@ -93,11 +97,15 @@ def alert_json(row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def notification(alert: Mapping[str, Any], event: str) -> str:
+def notification(alert: Mapping[str, Any], event: str, seq: int | None = None) -> str:
     """The compact JSON announced on ``CHANNEL``; long messages and order lists are cut
-    so it stays under PostgreSQL's 8000-byte limit."""
+    so it stays under PostgreSQL's 8000-byte limit. ``seq`` is the event's action log
+    id: the live stream's event id, from which a client that lost its connection asks
+    for what it missed (``announced_since``)."""
     keys = ("id", "type", "severity", "state", "vehicle_id", "trip_id", "stop_id", "depot_id")
     body: dict[str, Any] = {"event": event, **{k: alert.get(k) for k in keys}}
+    if seq is not None:
+        body["seq"] = seq
     body.update(
         order_ids=list(alert.get("order_ids", [])),
         message=alert.get("message", ""),
@@ -112,18 +120,45 @@ def notification(alert: Mapping[str, Any], event: str) -> str:
     return text
 
 
-def _announce(conn: Conn, row: Mapping[str, Any], event: str, *, deliver: bool = True) -> None:
+def _announce(
+    conn: Conn, row: Mapping[str, Any], event: str, actor: str, comment: str = ""
+) -> None:
+    """Log the change, queue it for delivery and announce it, in the caller's transaction."""
+    seq = _log(conn, row["id"], event, actor, comment)
     alert = alert_json(row)
-    if deliver:
-        outbox.enqueue(conn, alert, event)
-    conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, notification(alert, event)))
+    outbox.enqueue(conn, alert, event)
+    conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, notification(alert, event, seq)))
 
 
-def _log(conn: Conn, alert_id: int, action: str, actor: str, comment: str = "") -> None:
-    conn.execute(
-        "INSERT INTO alert_actions (alert_id, action, actor, comment) VALUES (%s, %s, %s, %s)",
+def _log(conn: Conn, alert_id: int, action: str, actor: str, comment: str = "") -> int:
+    row = conn.execute(
+        "INSERT INTO alert_actions (alert_id, action, actor, comment) VALUES (%s, %s, %s, %s)"
+        " RETURNING id",
         (alert_id, action, actor, comment),
-    )
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+ANNOUNCED = ("open", "clear", "acknowledge", "escalate", "resolve")
+REPLAY_SQL = """
+SELECT x.id AS seq, x.action, a.* FROM alert_actions x JOIN alerts a ON a.id = x.alert_id
+WHERE x.id > %s AND x.action = ANY(%s) ORDER BY x.id LIMIT %s
+"""
+
+
+def replayed(row: Mapping[str, Any]) -> str:
+    """A ``REPLAY_SQL`` row as its notification (the alert as it is now)."""
+    alert = {k: v for k, v in row.items() if k not in ("seq", "action")}
+    return notification(alert_json(alert), str(row["action"]), int(row["seq"]))
+
+
+def announced_since(conn: Conn, seq: int, limit: int = 500) -> list[str]:
+    """The notifications of the announced changes after action ``seq``, oldest first,
+    at most ``limit``; each carries the alert as it is now, with the event it missed."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(REPLAY_SQL, (seq, list(ANNOUNCED), limit)).fetchall()
+    return [replayed(r) for r in rows]
 
 
 def _merge_evidence(old: list[Any], new: Sequence[Mapping[str, Any]]) -> list[Any]:
@@ -193,8 +228,7 @@ def record(
                     ),
                 ).fetchone()  # fmt: skip
             if row is not None:
-                _log(conn, row["id"], "open", "rules")
-                _announce(conn, row, "open")
+                _announce(conn, row, "open", "rules")
                 return int(row["id"])
         live = _live(conn, key)
         if live is None:
@@ -216,8 +250,7 @@ def record(
             ).fetchone()  # fmt: skip
         assert row is not None  # locked above
         if closing:
-            _log(conn, row["id"], "clear", "rules")
-            _announce(conn, row, "clear")
+            _announce(conn, row, "clear", "rules")
         return int(row["id"])
 
 
@@ -243,8 +276,7 @@ def _move(conn: Conn, alert_id: int, action: Action, actor: str, comment: str) -
                 (state, alert_id),
             ).fetchone()
         assert moved is not None
-        _log(conn, alert_id, action, actor, comment)
-        _announce(conn, moved, action)
+        _announce(conn, moved, action, actor, comment)
     return alert_json(moved)
 
 
@@ -288,8 +320,7 @@ def escalate_overdue(conn: Conn, now: datetime, after_s: float) -> list[int]:
             (now, now - timedelta(seconds=after_s)),
         ).fetchall()
         for row in sorted(rows, key=lambda r: int(r["id"])):
-            _log(conn, row["id"], "escalate", "system", note)
-            _announce(conn, row, "escalate")
+            _announce(conn, row, "escalate", "system", note)
             moved.append(int(row["id"]))
     return moved
 

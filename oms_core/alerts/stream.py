@@ -3,8 +3,10 @@ every control-room client, each through its own bounded queue.
 
 A client that cannot keep up loses its OLDEST events (a live feed is about now; the
 newest state matters most) and is told how many it lost, so it can re-read
-``GET /alerts``. Notifications sent while the listener is reconnecting are lost the
-same way: clients re-read the list when the stream (re)connects.
+``GET /alerts``. Notifications sent while the listener was reconnecting are read back
+from the action log once it is back (``store.announced_since``, looking back
+``REPLAY_LOOKBACK`` ids, since transactions commit out of id order) and published
+unless already seen, so no client misses them.
 """
 
 from __future__ import annotations
@@ -13,17 +15,22 @@ import asyncio
 import json
 import logging
 import random
+from collections import deque
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 
-from oms_core.alerts.store import CHANNEL
+from oms_core.alerts.store import ANNOUNCED, CHANNEL, REPLAY_SQL, replayed
 
-__all__ = ["Hub", "Subscription"]
+__all__ = ["APPLICATION_NAME", "REPLAY_LOOKBACK", "Hub", "Subscription"]
 
 log = logging.getLogger(__name__)
+APPLICATION_NAME = "menara-alerts-listener"  # how operators find it in pg_stat_activity
+REPLAY_LOOKBACK = 1000  # action ids before the newest seen that may still commit late
+_REPLAY_MAX = 10_000  # events read back after one reconnect
 
 
 class Subscription:
@@ -80,7 +87,11 @@ class Hub:
         self.closed = False
         self.counters = {"notifications_in": 0, "events_out": 0, "queue_dropped": 0}
         self.counters["listener_reconnects"] = 0
+        self.counters["replayed"] = 0
         self._subs: set[Subscription] = set()
+        self._seen: deque[int] = deque(maxlen=4 * REPLAY_LOOKBACK)
+        self._seen_set: set[int] = set()
+        self._since: int | None = None  # the newest action id when first listening
 
     @contextmanager
     def subscribe(
@@ -105,12 +116,25 @@ class Hub:
         except ValueError:
             log.warning("ignored a %s notification that is not JSON: %.200r", CHANNEL, payload)
             return
+        if isinstance(alert, dict) and not self._first_time(alert.get("seq")):
+            return  # read back after a reconnect and announced as well
         # Raw line breaks in JSON are only whitespace; one line cannot break SSE framing.
         payload = "".join(payload.splitlines())
         for sub in list(self._subs):
             if isinstance(alert, dict) and sub.wants(alert):
                 sub.offer(payload)
                 self.counters["events_out"] += 1
+
+    def _first_time(self, seq: Any) -> bool:
+        if not isinstance(seq, int):
+            return True
+        if seq in self._seen_set:
+            return False
+        if len(self._seen) == self._seen.maxlen:
+            self._seen_set.discard(self._seen[0])
+        self._seen.append(seq)
+        self._seen_set.add(seq)
+        return True
 
     def close(self) -> None:
         """End every stream; later subscriptions end at once."""
@@ -124,8 +148,16 @@ class Hub:
         while True:
             info = self.conninfo() if callable(self.conninfo) else self.conninfo
             try:
-                async with await psycopg.AsyncConnection.connect(info, autocommit=True) as conn:
+                async with await psycopg.AsyncConnection.connect(
+                    info, autocommit=True, application_name=APPLICATION_NAME
+                ) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
+                    if self._since is None:  # the first time: from now on
+                        cur = await conn.execute("SELECT coalesce(max(id), 0) FROM alert_actions")
+                        self._since = int((await cur.fetchone() or (0,))[0])
+                    else:  # a reconnect: what was announced meanwhile
+                        newest = max(self._seen, default=self._since)
+                        await self._replay(conn, max(self._since, newest) - REPLAY_LOOKBACK)
                     self.listening.set()
                     delays = _delays(self.retry_initial_s, self.retry_max_s)
                     async for note in conn.notifies():
@@ -136,3 +168,11 @@ class Hub:
                 self.listening.clear()
             self.counters["listener_reconnects"] += 1
             await asyncio.sleep(next(delays))
+
+    async def _replay(self, conn: psycopg.AsyncConnection[Any], after: int) -> None:
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(REPLAY_SQL, (after, list(ANNOUNCED), _REPLAY_MAX))
+            rows = await cur.fetchall()
+        for row in rows:
+            self.publish(replayed(row))
+        self.counters["replayed"] += len(rows)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -34,6 +35,8 @@ HUB = web.AppKey("alerts_hub", Hub)
 KEEPALIVE_S = 15.0  # a comment line this often keeps proxies from closing an idle stream
 RETRY_MS = 3000  # EventSource reconnects after this long when the stream drops
 _LISTEN_WAIT_S = 5.0  # a new client waits this long for the listener before streaming
+_REPLAY_PAGE = 500  # store.announced_since's default page
+_REPLAY_MAX = 10_000  # events replayed to one reconnecting client at most
 _ROLES = frozenset({Role.DISPATCHER, Role.SUPERVISOR})
 _ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 _TYPE = {"type": "string", "pattern": "^[a-z0-9_]{1,64}$"}
@@ -134,12 +137,24 @@ async def stream_alerts(request: web.Request) -> web.StreamResponse:
             "X-Accel-Buffering": "no",  # nginx would buffer the stream otherwise
         }
     )
+    last = _last_event_id(request)
     with hub.subscribe(q.get("depot_id", ()), q.get("type", ())) as sub:
         with contextlib.suppress(TimeoutError):  # then stream anyway: events flow
             await asyncio.wait_for(hub.listening.wait(), _LISTEN_WAIT_S)  # once it is back
         await response.prepare(request)
         try:
             await response.write(f"retry: {RETRY_MS}\n: listening\n\n".encode())
+            sent: set[int] = set()  # replayed, so skipped when they come live as well
+            while last is not None:  # what this client missed, in pages
+                page = await run(request, functools.partial(store.announced_since, seq=last))
+                for text in page:
+                    alert = json.loads(text)
+                    last = int(alert["seq"])
+                    if sub.wants(alert):
+                        sent.add(last)
+                        await response.write(_event(text, last))
+                if len(page) < _REPLAY_PAGE or len(sent) >= _REPLAY_MAX:
+                    break
             reported = 0
             while True:
                 try:
@@ -153,10 +168,33 @@ async def stream_alerts(request: web.Request) -> web.StreamResponse:
                     lost = json.dumps({"dropped": sub.dropped - reported})
                     await response.write(f"event: dropped\ndata: {lost}\n\n".encode())
                     reported = sub.dropped
-                await response.write(f"event: alert\ndata: {payload}\n\n".encode())
+                seq = json.loads(payload).get("seq")
+                if seq not in sent:
+                    await response.write(_event(payload, seq))
         except ConnectionResetError:
             pass  # the client went away
     return response
+
+
+def _event(payload: str, seq: int | None) -> bytes:
+    ident = "" if seq is None else f"id: {seq}\n"
+    return f"event: alert\n{ident}data: {payload}\n\n".encode()
+
+
+def _last_event_id(request: web.Request) -> int | None:
+    """Where a reconnecting client left off: EventSource sends ``Last-Event-ID`` by
+    itself; a fresh page may pass ``?last_event_id=`` instead."""
+    raw = request.headers.get("Last-Event-ID", request.query.get("last_event_id", "")).strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise ApiError(
+            422,
+            "bad_last_event_id",
+            f"Last-Event-ID {raw[:40]!r} is not an event id this stream sent: drop it to"
+            " start from now, or pass the id: of the last event received",
+        )
+    return int(raw)
 
 
 _ID = (Param("id", "path", _ID_SCHEMA, "alert id"),)
@@ -184,12 +222,21 @@ _STREAM_PARAMS = (
         {"type": "string", "maxLength": 200},
         "the API token, for clients that cannot send headers (browsers' EventSource)",
     ),
+    Param(
+        "last_event_id",
+        "query",
+        {"type": "string", "pattern": "^[0-9]{1,18}$"},
+        "replay the events after this event id first (as the Last-Event-ID header does)",
+    ),
 )
 _NOT_FOUND = (404, ("no such alert", _ERR))
 _STREAM_DOC = (
     "Server-Sent Events (text/event-stream), never ending: `event: alert` with the JSON"
     " {event, id, type, severity, state, vehicle_id, trip_id, stop_id, depot_id, order_ids,"
-    " message, opened_at} for open, clear, acknowledge, escalate and resolve; `event:"
+    " message, opened_at, seq} for open, clear, acknowledge, escalate and resolve, each"
+    " with `id:` seq; a client that reconnects with `Last-Event-ID` (EventSource does so"
+    " by itself) or ?last_event_id= first gets the events it missed, each carrying the"
+    " alert as it is now; `event:"
     " dropped` with {dropped} when this client fell behind (the oldest events go: re-read"
     f" GET /alerts); a comment every {KEEPALIVE_S:.0f} s; `retry: {RETRY_MS}`. Browsers'"
     " EventSource cannot send headers: pass the token as ?access_token= instead.\n\n"

@@ -286,6 +286,11 @@ def test_changes_are_queued_for_delivery_and_announced(conn: Conn, fleet: Fleet)
         ("clear", "escalated"),
         ("resolve", "resolved"),
     ]
+    seqs = [r[0] for r in conn.execute(
+        "SELECT id FROM alert_actions WHERE alert_id = %s AND action <> 'comment' ORDER BY id",
+        (aid,),
+    ).fetchall()]  # fmt: skip
+    assert [n.pop("seq") for n in got] == seqs  # each names its action log entry
     assert got[0] == {
         "event": "open",
         "id": aid,

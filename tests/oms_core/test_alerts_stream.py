@@ -17,7 +17,7 @@ from psycopg_pool import ConnectionPool
 
 from geofence.model import Event
 from oms_core.alerts import store
-from oms_core.alerts.stream import Hub
+from oms_core.alerts.stream import APPLICATION_NAME, Hub, Subscription
 from oms_core.api import Role, create_token, make_app
 from oms_core.api.alerts import HUB
 from oms_core.api.spec import PREFIX
@@ -65,11 +65,13 @@ async def block(resp: aiohttp.ClientResponse) -> str:
 
 
 async def next_alert(resp: aiohttp.ClientResponse) -> dict[str, Any]:
-    """The next ``event: alert`` payload, skipping comments."""
+    """The next ``event: alert`` payload, skipping comments; its ``id:`` is its seq."""
     while True:
         text = await block(resp)
         if text.startswith("event: alert\n"):
-            data: dict[str, Any] = json.loads(text.removeprefix("event: alert\ndata: "))
+            fields = dict(line.split(": ", 1) for line in text.strip().splitlines())
+            data: dict[str, Any] = json.loads(fields["data"])
+            assert fields.get("id") == (str(data["seq"]) if "seq" in data else None)
             return data
 
 
@@ -170,8 +172,8 @@ def test_the_listener_comes_back_after_the_database_drops_it(clean_db: str) -> N
             async with await psycopg.AsyncConnection.connect(clean_db, autocommit=True) as c:
                 await c.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND query = %s",
-                    (f"LISTEN {store.CHANNEL}",),
+                    " WHERE datname = current_database() AND application_name = %s",
+                    (APPLICATION_NAME,),
                 )
                 await until(lambda: hub.counters["listener_reconnects"] >= 1, READ_S, "a drop")
                 await asyncio.wait_for(hub.listening.wait(), READ_S)
@@ -182,6 +184,91 @@ def test_the_listener_comes_back_after_the_database_drops_it(clean_db: str) -> N
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(scenario())
+
+
+async def _got(sub: Subscription) -> dict[str, Any]:
+    payload = await asyncio.wait_for(sub.get(), READ_S)
+    assert payload is not None, "the stream ended"
+    data: dict[str, Any] = json.loads(payload)
+    return data
+
+
+def test_alerts_announced_while_the_listener_was_away_still_reach_clients(
+    clean_db: str, world: World
+) -> None:
+    with psycopg.connect(world.dsn, autocommit=True) as conn:
+        f = add_fleet(conn, world)
+
+    async def scenario() -> None:
+        hub = Hub(clean_db, retry_initial_s=1.0, retry_max_s=1.0)
+        task = asyncio.create_task(hub.run())
+        try:
+            await asyncio.wait_for(hub.listening.wait(), READ_S)
+            with hub.subscribe() as sub:
+                first = await asyncio.to_thread(raise_alert, clean_db, f, "idling")
+                assert (await _got(sub))["id"] == first
+                async with await psycopg.AsyncConnection.connect(clean_db, autocommit=True) as c:
+                    await c.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND application_name = %s",
+                        (APPLICATION_NAME,),
+                    )
+                await until(lambda: hub.counters["listener_reconnects"] >= 1, READ_S, "a drop")
+                missed = await asyncio.to_thread(raise_alert, clean_db, f, "overspeed", 5)
+                assert not hub.listening.is_set()  # raised while nobody listened
+                got = await _got(sub)
+                assert (got["id"], got["event"]) == (missed, "open")
+                assert hub.counters["replayed"] >= 2  # the lookback re-read the first too
+                later = await asyncio.to_thread(raise_alert, clean_db, f, "unplanned_stop", 9)
+                got = await _got(sub)
+                assert got["id"] == later  # and the first was not sent twice
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(scenario())
+
+
+def test_a_reconnecting_client_gets_what_it_missed_once(api: Api) -> None:
+    with psycopg.connect(api.world.dsn, autocommit=True) as conn:
+        ams = add_fleet(conn, api.world)
+        rtm = second_depot(conn, api.world)
+    dsn, token = api.world.dsn, api.tokens[Role.DISPATCHER]
+    url = f"{api.url}/alerts/stream"
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession() as s:
+            params = {"depot_id": str(ams.depot_id), "access_token": token}
+            first = await s.get(url, params=params)
+            assert await block(first) == "retry: 3000\n: listening\n\n"
+            seen = await asyncio.to_thread(raise_alert, dsn, ams, "overspeed")
+            got = await next_alert(first)
+            assert got["id"] == seen
+            first.close()  # the connection drops; meanwhile:
+            missed = await asyncio.to_thread(raise_alert, dsn, ams, "idling", 1)
+            await asyncio.to_thread(raise_alert, dsn, rtm, "idling", 2)  # another depot
+
+            def ack() -> None:
+                with psycopg.connect(dsn, autocommit=True) as conn:
+                    store.acknowledge(conn, seen, "sam")
+
+            await asyncio.to_thread(ack)
+            again = await s.get(url, params=params, headers={"Last-Event-ID": str(got["seq"])})
+            assert await block(again) == "retry: 3000\n: listening\n\n"
+            replay = [await next_alert(again), await next_alert(again)]
+            assert [(a["id"], a["event"]) for a in replay] == [
+                (missed, "open"),
+                (seen, "acknowledge"),
+            ]
+            assert replay[0]["seq"] < replay[1]["seq"]
+            live = await asyncio.to_thread(raise_alert, dsn, ams, "silent_device", 3)
+            assert (await next_alert(again))["id"] == live  # nothing replayed twice
+            again.close()
+            bad = await s.get(url, params=params, headers={"Last-Event-ID": "yesterday"})
+            body = await bad.json()
+            assert (bad.status, body["error"]["code"]) == (422, "bad_last_event_id")
 
     asyncio.run(scenario())
 
