@@ -4,7 +4,7 @@ Run: ``.venv/bin/python bench/bench_rules.py [--vehicles N] [--segments S] [--re
 
 (a) Corridor: every vehicle has its own planned route (a random walk of ``--segments``
     500 m segments, metric) and sends a batch of fixes near it. Per batch and vehicle we
-    time ``deviation.corridor.distances`` (distance to the nearest segment and the
+    time ``deviation.route.distances`` (distance to the nearest segment and the
     along-route position) over the whole route and within the window a worker uses
     (``corridor.window`` from the vehicle's progress at the batch's first fix and the
     batch's duration), and in the same run the bare shapely baseline on the same
@@ -33,7 +33,7 @@ import shapely
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from deviation import corridor, overspeed, quality  # noqa: E402
+from deviation import corridor, overspeed, quality, route  # noqa: E402
 from geofence.model import Sample  # noqa: E402
 
 _F64 = np.ndarray[tuple[int, ...], np.dtype[np.float64]]
@@ -75,24 +75,24 @@ def best(fn: Callable[[], object], repeat: int) -> float:
 
 def bench_corridor(routes: list[_F64], per_batch: int, repeat: int) -> tuple[float, ...]:
     rng = np.random.default_rng(per_batch)
-    corridors = [corridor.Corridor.from_xy(r) for r in routes]
+    corridors = [route.Corridor.from_xy(r) for r in routes]
     lines = shapely.linestrings(routes)
     shapely.prepare(lines)
     fixes = [make_fixes(r, per_batch, rng) for r in routes]
     total = len(routes) * per_batch
     params = corridor.CorridorParams()
     windows = [
-        corridor.window(float(corridor.distances(c, xs[:1], ys[:1])[1][0]), 5.0 * xs.size, params)
+        corridor.window(float(route.distances(c, xs[:1], ys[:1])[1][0]), 5.0 * xs.size, params)
         for c, (xs, ys) in zip(corridors, fixes, strict=True)
     ]
 
     def ours() -> None:
         for c, (xs, ys) in zip(corridors, fixes, strict=True):
-            corridor.distances(c, xs, ys)
+            route.distances(c, xs, ys)
 
     def windowed() -> None:
         for c, (xs, ys), (lo, hi) in zip(corridors, fixes, windows, strict=True):
-            corridor.distances(c, xs, ys, lo, hi)
+            route.distances(c, xs, ys, lo, hi)
 
     def dwithin() -> None:
         for line, (xs, ys) in zip(lines, fixes, strict=True):
@@ -103,7 +103,7 @@ def bench_corridor(routes: list[_F64], per_batch: int, repeat: int) -> tuple[flo
             shapely.distance(line, shapely.points(xs, ys))
 
     ours()  # compile / load the cached kernel outside the timing
-    d_ours, _ = corridor.distances(corridors[0], *fixes[0])
+    d_ours, _ = route.distances(corridors[0], *fixes[0])
     d_ref = shapely.distance(lines[0], shapely.points(*fixes[0]))
     assert np.allclose(d_ours, d_ref, atol=1e-6), "corridor distances disagree with shapely"
     return tuple(total / best(f, repeat) for f in (ours, windowed, dwithin, distance))
@@ -111,7 +111,7 @@ def bench_corridor(routes: list[_F64], per_batch: int, repeat: int) -> tuple[flo
 
 def bench_chain(routes: list[_F64], per_batch: int, rounds: int, repeat: int, mode: str) -> float:
     rng = np.random.default_rng(5)
-    corridors = [corridor.Corridor.from_xy(r) for r in routes]
+    corridors = [route.Corridor.from_xy(r) for r in routes]
     batches = []
     for v, r in enumerate(routes):
         xs, ys = make_fixes(r, per_batch * rounds, rng)

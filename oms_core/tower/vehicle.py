@@ -26,64 +26,19 @@ from deviation import schedule as schedule_rule
 from deviation import silence as silence_rule
 from deviation import stops as stops_rule
 from deviation.plan import PlannedStop, TripPlan
+from deviation.route import Corridor, stops_along
 from geofence import membership
 from geofence.errors import GeofenceError, UnknownZone
 from geofence.index import ZoneIndex
 from geofence.model import Event, Phase, Sample
 from geofence.projection import LocalProjection
-from oms_core.tower.config import TowerConfig
+from oms_core.tower.config import Params, TowerConfig
 from oms_core.tower.effects import Finding
 from oms_core.tower.plans import VehicleInfo
 
-__all__ = ["RESTRICTED", "Params", "VehicleRules"]
+__all__ = ["RESTRICTED", "VehicleRules"]
 
 RESTRICTED = "restricted_zone"
-
-
-@dataclass(frozen=True, slots=True)
-class Params:
-    """Every rule's parameters, built once from the tower's configuration."""
-
-    quality: quality_rule.QualityParams
-    zones: membership.ZoneParams
-    overspeed: overspeed_rule.OverspeedParams
-    corridor: corridor_rule.CorridorParams
-    stops: stops_rule.StopParams
-    schedule: schedule_rule.ScheduleParams
-    silence: silence_rule.SilenceParams
-    default_limit_kmh: float
-
-    @classmethod
-    def of(cls, c: TowerConfig) -> Params:
-        return cls(
-            quality=quality_rule.QualityParams(
-                c.max_implied_speed_kmh, c.stale_fix_s, c.future_fix_s
-            ),
-            zones=membership.ZoneParams(c.zone_min_inside_s, c.zone_min_outside_s),
-            overspeed=overspeed_rule.OverspeedParams(c.overspeed_tolerance, c.overspeed_min_s),
-            corridor=corridor_rule.CorridorParams(
-                c.corridor_m,
-                c.corridor_clear_m,
-                c.corridor_min_s,
-                c.corridor_min_fixes,
-                avg_speed_kmh=c.plan_avg_speed_kmh,
-                road_factor=c.plan_road_factor,
-            ),
-            stops=stops_rule.StopParams(
-                arrival_dwell_s=c.arrival_dwell_s,
-                min_outside_s=c.zone_min_outside_s,
-                stop_speed_kmh=c.stop_speed_kmh,
-                unplanned_stop_radius_m=c.unplanned_stop_radius_m,
-                unplanned_stop_s=c.unplanned_stop_s,
-                idle_s=c.idle_s,
-                max_gap_s=c.silent_after_s,
-            ),
-            schedule=schedule_rule.ScheduleParams(
-                c.departure_grace_s, c.eta_margin_s, c.eta_interval_s
-            ),
-            silence=silence_rule.SilenceParams(c.silent_after_s),
-            default_limit_kmh=c.default_speed_limit_kmh,
-        )
 
 
 @dataclass(slots=True)
@@ -102,7 +57,7 @@ class VehicleRules:
     silence: silence_rule.SilenceState = field(default_factory=silence_rule.SilenceState)
     last_fix_s: float | None = None
     fast_paths: bool = True  # off: every rule steps every fix (the reference they must equal)
-    _route: corridor_rule.Corridor | None = None
+    _route: Corridor | None = None
     _stops_along: tuple[float, ...] = ()
     _route_xy: tuple[tuple[float, float], ...] = ()
 
@@ -122,8 +77,8 @@ class VehicleRules:
                 self.corridor = self.corridor.replanned()  # progress meant the old route
             self._route_xy = trip.route_xy
             if len(trip.route_xy) >= 2:
-                self._route = corridor_rule.Corridor.from_xy(trip.route_xy)
-                self._stops_along = corridor_rule.stops_along(self._route, trip.stops)
+                self._route = Corridor.from_xy(trip.route_xy)
+                self._stops_along = stops_along(self._route, trip.stops)
             else:
                 self._route, self._stops_along = None, ()
         return self
@@ -236,7 +191,9 @@ class VehicleRules:
                 self.stops, stq = stops_rule.fast_forward(
                     self.stops, trip, b.t, b.x, b.y, b.speed, b.ign, p.stops
                 )
-                self.corridor, cq = _corridor_fast(self.corridor, b, p.corridor)
+                self.corridor, cq = corridor_rule.fast_forward(
+                    self.corridor, b.t, b.dist, b.along, p.corridor
+                )
         n = len(b.t)
         first = min(zq, oq, *((sq, stq, cq) if trip is not None else ()))
         out: list[Finding] = []
@@ -418,27 +375,6 @@ class _Batch(NamedTuple):
             float(self.t[k]), float(self.lat[k]), float(self.lon[k]), float(self.x[k]),
             float(self.y[k]), float(self.speed[k]), int(self.ign[k]), True, received_s,
         )  # fmt: skip
-
-
-def _corridor_fast(
-    state: corridor_rule.CorridorState, b: _Batch, p: corridor_rule.CorridorParams
-) -> tuple[corridor_rule.CorridorState, int]:
-    """(state, n): with no incident open, ``corridor.step`` over fixes on the route
-    (finite, within ``corridor_m``) only moves progress; this is the same fold over the
-    first n such fixes. Step the rest. (Its place is ``deviation.corridor``; kept here
-    while that module has no owner.)"""
-    if b.dist is None or b.along is None:
-        return state, len(b.t)  # no route: every distance is NaN and step changes nothing
-    if state.is_open:
-        return state, 0
-    ok = np.isfinite(b.dist) & np.isfinite(b.along) & (b.dist <= p.corridor_m)
-    n = len(ok) if ok.all() else int(np.argmin(ok))
-    if n == 0:
-        return state, 0
-    prog = state.progress_m
-    for a in b.along[:n].tolist():
-        prog = a if prog is None else max(a, prog - p.back_m)
-    return corridor_rule.CorridorState(progress_m=prog, progress_t_s=float(b.t[n - 1])), n
 
 
 def _zone(index: ZoneIndex, zone_id: str) -> Any:

@@ -15,21 +15,19 @@ import shapely.ops
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-import deviation.corridor as corridor_module
+import deviation.route as route_module
 from deviation.corridor import (
-    Corridor,
     CorridorParams,
     CorridorState,
-    distances,
     distances_before_departure,
     distances_for,
     extra_time_s,
     step,
-    stops_along,
     window,
 )
 from deviation.errors import RouteError
 from deviation.plan import PlannedStop
+from deviation.route import Corridor, distances, stops_along
 from geofence.model import Sample
 from menara.settings import Settings
 
@@ -245,7 +243,7 @@ def test_distances_take_lists_or_arrays_through_one_compiled_signature() -> None
     distances(STRAIGHT, np.arange(3), np.arange(3, dtype=np.float32))
     with pytest.raises(ValueError, match="differ in length"):
         distances(STRAIGHT, [1.0], [1.0, 2.0])
-    signatures = getattr(corridor_module._nearest, "signatures", None)
+    signatures = getattr(route_module._nearest, "signatures", None)
     if signatures is None:
         pytest.skip("NUMBA_DISABLE_JIT: nothing is compiled")
     assert len(signatures) == 1, signatures
