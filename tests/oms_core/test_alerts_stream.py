@@ -75,6 +75,15 @@ async def next_alert(resp: aiohttp.ClientResponse) -> dict[str, Any]:
             return data
 
 
+async def drop_listener(c: psycopg.AsyncConnection[Any]) -> None:
+    """End the hub's LISTEN connection from the database side (as a failover would)."""
+    await c.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND application_name = %s",
+        (APPLICATION_NAME,),
+    )
+
+
 def test_alerts_reach_the_clients_whose_filter_they_pass(api: Api) -> None:
     with psycopg.connect(api.world.dsn, autocommit=True) as conn:
         ams = add_fleet(conn, api.world)
@@ -170,11 +179,7 @@ def test_the_listener_comes_back_after_the_database_drops_it(clean_db: str) -> N
         try:
             await asyncio.wait_for(hub.listening.wait(), READ_S)
             async with await psycopg.AsyncConnection.connect(clean_db, autocommit=True) as c:
-                await c.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND application_name = %s",
-                    (APPLICATION_NAME,),
-                )
+                await drop_listener(c)
                 await until(lambda: hub.counters["listener_reconnects"] >= 1, READ_S, "a drop")
                 await asyncio.wait_for(hub.listening.wait(), READ_S)
                 with hub.subscribe() as sub:
@@ -210,11 +215,7 @@ def test_alerts_announced_while_the_listener_was_away_still_reach_clients(
                 first = await asyncio.to_thread(raise_alert, clean_db, f, "idling")
                 assert (await _got(sub))["id"] == first
                 async with await psycopg.AsyncConnection.connect(clean_db, autocommit=True) as c:
-                    await c.execute(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                        " WHERE datname = current_database() AND application_name = %s",
-                        (APPLICATION_NAME,),
-                    )
+                    await drop_listener(c)
                 await until(lambda: hub.counters["listener_reconnects"] >= 1, READ_S, "a drop")
                 missed = await asyncio.to_thread(raise_alert, clean_db, f, "overspeed", 5)
                 assert not hub.listening.is_set()  # raised while nobody listened
