@@ -95,6 +95,10 @@ class TowerPool:
         self._devices = await asyncio.to_thread(self._load_devices)
         self._workers = [_Worker(o, self._max_in_flight, self._own) for o in self._options]
         await asyncio.gather(*(w.start() for w in self._workers))
+        log.info(
+            "rules: %d worker process(es), %d tracked devices",
+            len(self._workers), len(self._devices),
+        )  # fmt: skip
         self._refresher = asyncio.create_task(self._refresh_loop(), name="menara-tower-pool")
         return self
 
@@ -207,7 +211,14 @@ class _Worker:
                 f"rule worker {k} did not start within {_START_TIMEOUT_S:.0f} s;"
                 " see its log above (database reachable? schema upgraded?)"
             )
-        self._answer(parent.recv())
+        try:
+            self._answer(parent.recv())
+        except EOFError:
+            await asyncio.to_thread(proc.join, 10.0)
+            raise RuntimeError(
+                f"rule worker {k} exited while starting (exit code {proc.exitcode});"
+                " see its log above"
+            ) from None
         asyncio.get_running_loop().add_reader(parent.fileno(), self._readable)
 
     async def send(self, kind: str, payload: Any) -> None:

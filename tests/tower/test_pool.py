@@ -10,6 +10,7 @@ import os
 import signal
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 
 from oms_core.tower.pool import TowerPool
@@ -73,3 +74,19 @@ def test_a_dead_worker_is_started_again_and_evaluates_on(clean_db: str) -> None:
             assert pool.counters["fixes_evaluated"] == before + len(chunks[1])
 
     asyncio.run(go())
+
+
+def test_a_worker_that_cannot_start_says_so(clean_db: str) -> None:
+    """Half-migrated database: the routing table is there, the rule states are not."""
+
+    async def go() -> None:
+        async with TowerPool(clean_db, processes=1):
+            pass
+
+    with psycopg.connect(clean_db, autocommit=True) as conn:
+        conn.execute("ALTER TABLE rule_state RENAME TO rule_state_away")
+        try:
+            with pytest.raises(RuntimeError, match="rule worker 0 exited while starting"):
+                asyncio.run(go())
+        finally:
+            conn.execute("ALTER TABLE rule_state_away RENAME TO rule_state")
