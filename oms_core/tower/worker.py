@@ -37,7 +37,7 @@ from oms_core.tower.plans import PlanSettings, VehicleInfo, load_vehicles
 from oms_core.tower.vehicle import VehicleRules
 from oms_core.zones_store import load_zones
 
-__all__ = ["FixBatch", "Tower"]
+__all__ = ["FixBatch", "Tower", "round_members"]
 
 log = logging.getLogger(__name__)
 Conn = psycopg.Connection[Any]
@@ -229,18 +229,18 @@ class Tower:
         grouped: dict[str, list[FixBatch]] = {}
         for b in batches:
             grouped.setdefault(b.device_id, []).append(b)
-        per_vehicle: dict[int, tuple[str, VehicleInfo, list[effects.Finding]]] = {}
+        tracked: list[tuple[str, VehicleInfo, FixArray, float]] = []
         for device_id, group in grouped.items():
             fixes = group[0].fixes if len(group) == 1 else np.concatenate([b.fixes for b in group])
             info = self._vehicles.get(device_id)
             if info is None:
                 self.counters["fixes_untracked"] += len(fixes)
                 continue
+            tracked.append((device_id, info, fixes, max(b.received_us for b in group) / 1e6))
+        members = round_members(self._zones, [t[2] for t in tracked])
+        per_vehicle: dict[int, tuple[str, VehicleInfo, list[effects.Finding]]] = {}
+        for (device_id, info, fixes, received_s), zones in zip(tracked, members, strict=True):
             rules = self._rules[info.vehicle_id]
-            received_s = max(b.received_us for b in group) / 1e6
-            lat = np.asarray(fixes["lat"], dtype=np.float64)
-            lon = np.asarray(fixes["lon"], dtype=np.float64)
-            zones = self._zones.members(lat, lon) if self._zones is not None else None
             found = rules.process(fixes, received_s, zones, self._zones)
             self.fleet_time_s = max(self.fleet_time_s, rules.last_fix_s or 0.0)
             self.counters["fixes_evaluated"] += len(fixes)
@@ -301,6 +301,22 @@ class Tower:
             for vid in sorted(vehicle_ids):
                 if vid in self._rules:
                     self._save(conn, vid)
+
+
+def round_members(
+    index: ZoneIndex | None, fixes: Sequence[FixArray]
+) -> list[list[frozenset[str]] | None]:
+    """Each batch's zone membership, from one index call over the whole round (per
+    batch, the index's numpy overhead would cost more than its work)."""
+    if index is None:
+        return [None] * len(fixes)
+    if not fixes:
+        return []
+    lat = np.concatenate([np.asarray(f["lat"], dtype=np.float64) for f in fixes])
+    lon = np.concatenate([np.asarray(f["lon"], dtype=np.float64) for f in fixes])
+    found = index.members(lat, lon)
+    ends = np.cumsum([len(f) for f in fixes]).tolist()
+    return [found[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
 
 
 def _count_quality(conn: Conn, device_id: str, found: Sequence[effects.Finding]) -> None:
