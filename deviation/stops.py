@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import numpy as np
+from numba import njit
 from numpy.typing import NDArray
 
 from deviation.plan import PlannedStop, TripPlan
@@ -188,21 +189,51 @@ def fast_forward(
     dwelt = [g.pos[sid] for sid, _, _ in state.inside]
     if dwelt != sorted(set(dwelt)) or state.arrived_stop_ids & {s for s, _, _ in state.inside}:
         return state, 0  # not as step keeps them: step would rewrite them
-    stopped = np.isnan(speed_kmh) | (speed_kmh < params.stop_speed_kmh)
-    # Squared distances against margins: a fix within a relative 1e-9 of an edge is
-    # neither surely in nor surely out, and is left to ``step``'s own arithmetic.
-    d2 = (x_m[:, None] - g.cx) ** 2 + (y_m[:, None] - g.cy) ** 2
-    sure_in = d2 < g.r2_in
-    must_in = [g.pos[sid] for sid, _, _ in kept]
+    must_in = np.zeros(len(g.circles) + 1, dtype=np.bool_)  # the stops, then the depot
+    must_in[[g.pos[sid] for sid, _, _ in kept]] = True
     done = state.arrived_stop_ids | {sid for sid, _, _ in state.inside}
-    must_out = [k for k, st in enumerate(plan.stops) if st.stop_id not in done]
-    (must_in if state.at_depot else must_out).append(len(g.circles))  # the depot
-    quiet = sure_in[:, must_in].all(axis=1) & (d2[:, must_out] > g.r2_out[must_out]).all(axis=1)
-    quiet &= ~(stopped & ((ignition == 1) | ~sure_in.any(axis=1)))
-    for _, first, _ in state.inside:
-        quiet &= t_s - first < params.arrival_dwell_s  # no arrival falls due
-    n = len(t_s) if quiet.all() else int(np.argmin(quiet))
+    must_out = np.array([st.stop_id not in done for st in plan.stops] + [False])
+    must_in[-1], must_out[-1] = state.at_depot, not state.at_depot
+    firsts = np.array([first for _, first, _ in state.inside], dtype=np.float64)
+    n = _quiet_prefix(
+        np.ascontiguousarray(t_s, dtype=np.float64),
+        np.ascontiguousarray(x_m, dtype=np.float64),
+        np.ascontiguousarray(y_m, dtype=np.float64),
+        np.ascontiguousarray(speed_kmh, dtype=np.float64),
+        np.ascontiguousarray(ignition, dtype=np.int64),
+        g.cx, g.cy, g.r2_in, g.r2_out, must_in, must_out, firsts,
+        float(params.arrival_dwell_s), float(params.stop_speed_kmh),
+    )  # fmt: skip
     return (_runs(state, None, None, float(t_s[n - 1])) if n else state), n
+
+
+@njit(cache=True)
+def _quiet_prefix(
+    t: _F64, x: _F64, y: _F64, speed: _F64, ign: NDArray[np.int64],
+    cx: _F64, cy: _F64, r2_in: _F64, r2_out: _F64,
+    must_in: NDArray[np.bool_], must_out: NDArray[np.bool_], firsts: _F64,
+    dwell_s: float, stop_kmh: float,
+) -> int:  # fmt: skip
+    """How many leading fixes are quiet (``fast_forward``'s conditions, per fix): surely
+    inside every ``must_in`` circle and outside every ``must_out`` one (squared distances
+    against margins: a fix within a relative 1e-9 of an edge is left to ``step``), not
+    stopped with ignition on or outside every circle, and no dwell reaching arrival."""
+    for i in range(t.shape[0]):
+        any_in = False
+        for k in range(cx.shape[0]):
+            dx, dy = x[i] - cx[k], y[i] - cy[k]
+            d2 = dx * dx + dy * dy
+            sure_in = d2 < r2_in[k]
+            any_in = any_in or sure_in
+            if (must_in[k] and not sure_in) or (must_out[k] and not d2 > r2_out[k]):
+                return i
+        stopped = math.isnan(speed[i]) or speed[i] < stop_kmh
+        if stopped and (ign[i] == 1 or not any_in):
+            return i
+        for f in firsts:
+            if not t[i] - f < dwell_s:
+                return i
+    return int(t.shape[0])
 
 
 def _depot(
