@@ -7,13 +7,16 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import pickle
 import signal
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import psycopg
 import pytest
 
-from oms_core.tower.pool import TowerPool
+from decoders.model import empty_fixes
+from oms_core.tower.pool import TowerPool, _Round
 from simulators.vehicle import SimFix
 from tests.polling import until
 from tests.tower import scenario
@@ -90,3 +93,21 @@ def test_a_worker_that_cannot_start_says_so(clean_db: str) -> None:
                 asyncio.run(go())
         finally:
             conn.execute("ALTER TABLE rule_state_away RENAME TO rule_state")
+
+
+def test_a_round_crosses_the_pipe_whole() -> None:
+    """Packed into one buffer and unpacked in the worker: the same batches, in order."""
+    rng = np.random.default_rng(3)
+    batches = []
+    for i, n in enumerate([1, 3, 1, 7, 2]):
+        f = empty_fixes(n)
+        f["fix_time_us"] = rng.integers(0, 2**50, n)
+        f["lat"], f["lon"] = rng.uniform(-90, 90, n), rng.uniform(-180, 180, n)
+        batches.append(scenario.FixBatch(f"DEV-{i % 3}", f, 1_000 + i))
+    back = pickle.loads(pickle.dumps(_Round.pack(batches))).unpack()
+    assert [(b.device_id, b.received_us) for b in back] == [
+        (b.device_id, b.received_us) for b in batches
+    ]
+    for got, sent in zip(back, batches, strict=True):
+        assert got.fixes.tobytes() == sent.fixes.tobytes()
+        assert got.fixes.flags.writeable
