@@ -103,17 +103,26 @@ def trip(i: int, rng: np.random.Generator, fixes: int) -> tuple[VehicleInfo, Fix
 
 
 def run_rules(
-    rules: list[VehicleRules], fixes: list[FixArray], index: ZoneIndex, batch: int
+    rules: list[VehicleRules],
+    fixes: list[FixArray],
+    index: ZoneIndex,
+    batch: int,
+    per_round: bool = True,
 ) -> tuple[float, int, int]:
-    """CPU seconds, fixes and findings for every batch of every vehicle, round robin."""
+    """CPU seconds, fixes and findings for every batch of every vehicle, round robin;
+    zone membership per round (as the worker does) or, to compare, per vehicle batch."""
     n = len(fixes[0])
     done = found = 0
     start = time.process_time()
     for lo in range(0, n, batch):
         round_ = [f[lo : lo + batch] for f in fixes]
-        for r, b, members in zip(rules, round_, round_members(index, round_), strict=True):
+        if per_round:
+            members = round_members(index, round_)
+        else:
+            members = [index.members(b["lat"], b["lon"]) for b in round_]
+        for r, b, m in zip(rules, round_, members, strict=True):
             rcv = b["fix_time_us"][-1] / 1e6 + 1.0
-            found += len(r.process(b, rcv, members, index))
+            found += len(r.process(b, rcv, m, index))
             done += len(b)
     return time.process_time() - start, done, found
 
@@ -176,6 +185,8 @@ def main() -> None:
     run_rules(warm, fixes[:5], index, args.batch)  # compile the numba kernels
     rules = [VehicleRules.new(info, cfg) for info in infos]
     cpu, n, found = run_rules(rules, fixes, index, args.batch)
+    rules = [VehicleRules.new(info, cfg) for info in infos]
+    pb_cpu, pb_n, _ = run_rules(rules, fixes, index, args.batch, per_round=False)
     base_cpu, base_n = run_baseline(
         [i.trip for i in infos if i.trip], fixes, [z.geometry for z in zones], args.batch
     )
@@ -184,6 +195,7 @@ def main() -> None:
     print(f"date {datetime.now(UTC):%Y-%m-%d}, {args.vehicles} vehicles, batch {args.batch}")
     print(f"  all rules (VehicleRules.process + zone index): {ours:>10,.0f} fixes/s per core")
     print(f"    findings: {found} events over {n} fixes")
+    print(f"  same, zone index called per vehicle batch: {pb_n / pb_cpu:>10,.0f} fixes/s")
     print(f"  baseline bare shapely (STRtree+contains_xy, dwithin): {base:>10,.0f} fixes/s")
     print(f"  floor (one Sample per fix, no rule): {flo:>10,.0f} fixes/s")
     print(f"  ratio all rules / shapely geometry only: {ours / base:.2f}x")
