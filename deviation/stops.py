@@ -268,7 +268,9 @@ def _planned(
     """Geofence arrival after ``arrival_dwell_s`` inside and departure after
     ``min_outside_s`` outside; excursions shorter than ``min_outside_s`` (GPS jitter at the
     border) interrupt neither the dwell nor the visit. A visit holds back arrivals at the
-    stops around it until it departs or its service time is over (``_hold``)."""
+    stops around it until it departs or its service time is over (``_hold``); a stop it
+    held then arrives only once the vehicle has stayed ``arrival_dwell_s`` beyond that (a
+    van lingering a moment at a customer is not serving the order planned there later)."""
     if not state.visiting and not state.inside and not any(ins):
         return state  # the common case on the road: nothing to remember
     g = _geo(plan)
@@ -302,7 +304,8 @@ def _planned(
             if stop.stop_id in was_inside and s.t_s - left < p.min_outside_s:
                 inside.append((stop.stop_id, first, left))  # a brief excursion: border jitter
             continue
-        if held or s.t_s - first < p.arrival_dwell_s:
+        if held or s.t_s - max(first, release) < p.arrival_dwell_s:
+            # after a visit here lets go, the vehicle must stay a full dwell for this one
             inside.append((stop.stop_id, first, None))
             held = True  # a later stop here waits for this one
             continue

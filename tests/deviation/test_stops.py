@@ -200,6 +200,21 @@ def test_a_later_stop_at_the_same_place_waits_for_its_turn() -> None:
     assert state.arrived_stop_ids == frozenset({11, 12, 13})
 
 
+def test_lingering_after_the_service_is_not_serving_a_later_stop_there() -> None:
+    """11 and 13 share x=1000 (service 600 s): the van stays 20 s past 11's service and
+    leaves. 13 has not been served; it arrives when the van comes back after 12."""
+    plan = with_stops(stop(11, 1, 1000), stop(12, 2, 2000), stop(13, 3, 1000))
+    tl = [*drive(0, 0, 1000), *wait(110, 710, 1000), *drive(710, 1000, 2000)]
+    tl += [*wait(810, 1500, 2000), *drive(1500, 2000, 1000), *wait(1610, 1900, 1000)]
+    state, events = run(tl, plan)
+    assert brief(events, "stop_arrival", "stop_out_of_sequence") == [
+        ("stop_arrival", "info", 90, "11"),
+        ("stop_arrival", "info", 800, "12"),  # x=1900 at t=800
+        ("stop_arrival", "info", 1590, "13"),  # coming back, in sequence
+    ]
+    assert state.arrived_stop_ids == frozenset({11, 12, 13})
+
+
 def test_the_lowest_seq_arrives_first_when_circles_overlap() -> None:
     """Stop 12's circle (x=900) is entered at t=80, stop 11's (x=1000) at t=90: 11 arrives
     first, 12 after 11's service, and nothing is out of sequence."""
