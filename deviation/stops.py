@@ -108,6 +108,7 @@ class _Geo(NamedTuple):
     cy: _F64
     r2_in: _F64  # a squared distance below this is surely inside (see fast_forward)
     r2_out: _F64  # above this, surely outside
+    memo: list[Any]  # one slot: fast_forward's last masks (see _masks)
 
 
 _GEO: dict[int, tuple[TripPlan, _Geo]] = {}  # by id(plan); the entry keeps the plan alive
@@ -133,6 +134,7 @@ def _geo(plan: TripPlan) -> _Geo:
         cols[:, 1].copy(),
         np.where(ok, r * r * (1 - _EPS), -1.0),
         np.where(ok, r * r * (1 + _EPS), -1.0),
+        [None],
     )
     _GEO[id(plan)] = (plan, g)
     return g
@@ -183,33 +185,58 @@ def fast_forward(
     if state.depot_edge_s is not None or state.still is not None or state.idle is not None:
         return state, 0
     g = _geo(plan)
-    kept = (*state.inside, *state.visiting)
-    if any(out is not None or sid not in g.pos for sid, _, out in kept):
+    masks = _masks(g, plan, state)
+    if masks is None:
         return state, 0
-    dwelt = [g.pos[sid] for sid, _, _ in state.inside]
-    if dwelt != sorted(set(dwelt)) or state.arrived_stop_ids & {s for s, _, _ in state.inside}:
-        return state, 0  # not as step keeps them: step would rewrite them
-    must_in = np.zeros(len(g.circles) + 1, dtype=np.bool_)  # the stops, then the depot
-    must_in[[g.pos[sid] for sid, _, _ in kept]] = True
-    done = state.arrived_stop_ids | {sid for sid, _, _ in state.inside}
-    must_out = np.array([st.stop_id not in done for st in plan.stops] + [False])
-    must_in[-1], must_out[-1] = state.at_depot, not state.at_depot
-    firsts = np.array([first for _, first, _ in state.inside], dtype=np.float64)
+    must_in, must_out, firsts = masks
     n = _quiet_prefix(
         np.ascontiguousarray(t_s, dtype=np.float64),
         np.ascontiguousarray(x_m, dtype=np.float64),
         np.ascontiguousarray(y_m, dtype=np.float64),
         np.ascontiguousarray(speed_kmh, dtype=np.float64),
-        np.ascontiguousarray(ignition, dtype=np.int64),
+        np.ascontiguousarray(ignition),
         g.cx, g.cy, g.r2_in, g.r2_out, must_in, must_out, firsts,
         float(params.arrival_dwell_s), float(params.stop_speed_kmh),
     )  # fmt: skip
     return (_runs(state, None, None, float(t_s[n - 1])) if n else state), n
 
 
+_Masks = tuple[NDArray[np.bool_], NDArray[np.bool_], _F64]
+
+
+def _masks(g: _Geo, plan: TripPlan, state: StopState) -> _Masks | None:
+    """``fast_forward``'s per-circle conditions for this state (None: it does not apply).
+    They change only with the stop fields, which ``step`` passes on untouched while
+    nothing happens, so the last answer is kept per plan and reused while they are the
+    very same objects (most batches of a vehicle)."""
+    key = (state.inside, state.visiting, state.arrived_stop_ids, state.at_depot)
+    last = g.memo[0]
+    if last is not None:
+        k = last[0]
+        if k[0] is key[0] and k[1] is key[1] and k[2] is key[2] and k[3] is key[3]:
+            return last[1]  # type: ignore[no-any-return]
+    kept = (*state.inside, *state.visiting)
+    masks: _Masks | None = None
+    dwelt = [g.pos.get(sid, -1) for sid, _, _ in state.inside]
+    if (
+        not any(out is not None or sid not in g.pos for sid, _, out in kept)
+        and dwelt == sorted(set(dwelt))
+        and not state.arrived_stop_ids & {s for s, _, _ in state.inside}
+    ):  # else step would rewrite the lists
+        must_in = np.zeros(len(g.circles) + 1, dtype=np.bool_)  # the stops, then the depot
+        must_in[[g.pos[sid] for sid, _, _ in kept]] = True
+        done = state.arrived_stop_ids | {sid for sid, _, _ in state.inside}
+        must_out = np.array([st.stop_id not in done for st in plan.stops] + [False])
+        must_in[-1], must_out[-1] = state.at_depot, not state.at_depot
+        firsts = np.array([first for _, first, _ in state.inside], dtype=np.float64)
+        masks = (must_in, must_out, firsts)
+    g.memo[0] = (key, masks)
+    return masks
+
+
 @njit(cache=True)
 def _quiet_prefix(
-    t: _F64, x: _F64, y: _F64, speed: _F64, ign: NDArray[np.int64],
+    t: _F64, x: _F64, y: _F64, speed: _F64, ign: NDArray[np.integer[Any]],
     cx: _F64, cy: _F64, r2_in: _F64, r2_out: _F64,
     must_in: NDArray[np.bool_], must_out: NDArray[np.bool_], firsts: _F64,
     dwell_s: float, stop_kmh: float,

@@ -39,6 +39,8 @@ from oms_core.tower.plans import VehicleInfo
 __all__ = ["RESTRICTED", "VehicleRules"]
 
 RESTRICTED = "restricted_zone"
+ZONES, OVERSPEED, SILENCE, STOPS, CORRIDOR = range(5)  # the fast-pathed rules, in step order
+_RULES = (ZONES, OVERSPEED, SILENCE, STOPS, CORRIDOR)
 
 
 @dataclass(slots=True)
@@ -163,55 +165,44 @@ class VehicleRules:
     def _walk(
         self, b: _Batch, received_s: float, index: ZoneIndex | None, trip: TripPlan | None
     ) -> list[Finding]:
-        """Each rule's fast path moves it over the batch's first fixes where it proves
-        nothing but the clock changes; from its first eventful fix on, the rule steps fix
-        by fix in the fixed order, and the schedule steps only where it is not idle, so
-        the findings are those of stepping every rule over every fix."""
+        """Each rule's fast path moves it over the fixes where it proves nothing but the
+        clock changes; at an eventful fix the rule steps, and its fast path takes over
+        again from the next fix (a stop arrival no longer costs the rest of the batch a
+        step per fix). Rules step in the fixed order at each fix, and the schedule steps
+        only where it is not idle, so the findings are those of stepping every rule over
+        every fix."""
         p = self.params
         known: dict[frozenset[str], tuple[float, str]] = {}
         for z in b.inside:
             if z not in known:
                 known[z] = self._limit(z, index)
         limits = [known[z] for z in b.inside]
-        zq = oq = sq = stq = cq = 0  # fixes each rule's fast path moved it over
-        if self.fast_paths:
-            self.zones, zq = membership.fast_forward(self.zones, b.t.tolist(), b.inside, p.zones)
-            lims: NDArray[np.float64] | float = (
-                next(iter(known.values()))[0]
-                if len(known) == 1
-                else np.array([lim for lim, _ in limits], dtype=np.float64)
-            )
-            self.overspeed, oq = overspeed_rule.fast_forward(
-                self.overspeed, b.speed, lims, p.overspeed
-            )
-            if trip is not None:
-                self.silence, sq = silence_rule.fast_forward(
-                    self.silence, b.t, self.last_fix_s, p.silence
-                )
-                self.stops, stq = stops_rule.fast_forward(
-                    self.stops, trip, b.t, b.x, b.y, b.speed, b.ign, p.stops
-                )
-                self.corridor, cq = corridor_rule.fast_forward(
-                    self.corridor, b.t, b.dist, b.along, p.corridor
-                )
-        n = len(b.t)
-        first = min(zq, oq, *((sq, stq, cq) if trip is not None else ()))
+        lims: NDArray[np.float64] | float = (
+            next(iter(known.values()))[0]
+            if len(known) == 1
+            else np.array([lim for lim, _ in limits], dtype=np.float64)
+        )
+        times = b.t.tolist()
+        rules = _RULES if trip is not None else _RULES[:2]
+        # up to which fix each rule's fast path has moved it (zones, overspeed, silence,
+        # stops, corridor); a rule steps at fix k when k has reached its mark
+        done = [self._forward(r, b, 0, times, lims, trip) for r in rules]
         out: list[Finding] = []
-        for k in range(n):
-            t_s = float(b.t[k])
+        for k, t_s in enumerate(times):
             s = None
-            if k >= first:
+            if k >= min(done):
                 s = b.sample(k, received_s)
-                if k >= zq:
+                stepped = [r for r in rules if k >= done[r]]
+                if ZONES in stepped:
                     out.extend(self._zones(s, b.inside[k], index))
-                if k >= oq:
+                if OVERSPEED in stepped:
                     lim, src = limits[k]
                     self.overspeed, ev = overspeed_rule.step(
                         self.overspeed, s, lim, src, p.overspeed
                     )
                     out.extend(_finding(e) for e in ev)
                 if trip is not None:
-                    self._trip_step(trip, s, b, k, (k >= sq, k >= stq, k >= cq), out)
+                    self._trip_step(trip, s, b, k, stepped, out)
             if trip is not None and not (
                 self.fast_paths
                 and schedule_rule.idle(
@@ -225,7 +216,50 @@ class VehicleRules:
             ):
                 self._schedule_step(trip, b.sample(k, received_s) if s is None else s, out)
             self.last_fix_s = t_s
+            if s is not None and k + 1 < len(times):
+                for r in stepped:
+                    done[r] = self._forward(r, b, k + 1, times, lims, trip)
         return out
+
+    def _forward(
+        self,
+        rule: int,
+        b: _Batch,
+        lo: int,
+        times: list[float],
+        lims: NDArray[np.float64] | float,
+        trip: TripPlan | None,
+    ) -> int:
+        """Move ``rule`` by its fast path over the fixes from ``lo`` on; the fix index it
+        must step next (``lo`` when its fast path does not apply or fast paths are off)."""
+        if not self.fast_paths:
+            return lo
+        p, n = self.params, 0
+        if rule == ZONES:
+            self.zones, n = membership.fast_forward(self.zones, times[lo:], b.inside[lo:], p.zones)
+        elif rule == OVERSPEED:
+            lim = lims if isinstance(lims, float) else lims[lo:]
+            self.overspeed, n = overspeed_rule.fast_forward(
+                self.overspeed, b.speed[lo:], lim, p.overspeed
+            )
+        elif trip is None:
+            return lo
+        elif rule == SILENCE:
+            self.silence, n = silence_rule.fast_forward(
+                self.silence, b.t[lo:], self.last_fix_s, p.silence
+            )
+        elif rule == STOPS:
+            self.stops, n = stops_rule.fast_forward(
+                self.stops, trip, b.t[lo:], b.x[lo:], b.y[lo:], b.speed[lo:], b.ign[lo:],
+                p.stops,
+            )  # fmt: skip
+        else:
+            dist = None if b.dist is None else b.dist[lo:]
+            along = None if b.along is None else b.along[lo:]
+            self.corridor, n = corridor_rule.fast_forward(
+                self.corridor, b.t[lo:], dist, along, p.corridor
+            )
+        return lo + n
 
     def _limit(self, inside: frozenset[str], index: ZoneIndex | None) -> tuple[float, str]:
         return overspeed_rule.limit_for(
@@ -251,20 +285,20 @@ class VehicleRules:
         s: Sample,
         b: _Batch,
         k: int,
-        todo: tuple[bool, bool, bool],
+        todo: list[int],
         out: list[Finding],
     ) -> None:
         """Silence, stops and corridor at one fix, those whose fast path did not apply."""
         p = self.params
-        if todo[0]:
+        if SILENCE in todo:
             self.silence, ev = silence_rule.step(
                 self.silence, s, p.silence, last_fix_s=self.last_fix_s
             )
             out.extend(_finding(e) for e in ev)
-        if todo[1]:
+        if STOPS in todo:
             self.stops, ev = stops_rule.step(self.stops, s, trip, p.stops)
             out.extend(_finding(e) for e in ev)
-        if todo[2]:
+        if CORRIDOR in todo:
             d = math.nan if b.dist is None else float(b.dist[k])
             a = math.nan if b.along is None else float(b.along[k])
             nxt, nxt_along = self._next_stop(trip)
