@@ -10,7 +10,11 @@ COPY deviation deviation
 COPY oms_core oms_core
 COPY dashboards dashboards
 COPY simulators simulators
-RUN pip install --no-cache-dir . && python -c "import decoders.nmea"
-ENV NUMBA_CACHE_DIR=/tmp/numba-cache
+# The numba kernels compile into the image (the service's own warm-up at start then
+# reads them in milliseconds; on a different CPU it compiles them again before listening).
+ENV NUMBA_CACHE_DIR=/app/numba-cache
+RUN pip install --no-cache-dir . && python -c "from decoders import PROTOCOLS; \
+from decoders.warmup import warm_up; from oms_core.tower.warmup import warm_up as rules; \
+warm_up(PROTOCOLS); rules()"
 EXPOSE 5005 5027 5027/udp 5023 5013 5001 5055 9464
 CMD ["menara", "serve"]

@@ -26,6 +26,7 @@ import psycopg
 from aiohttp import web
 
 from decoders import PROTOCOLS, teltonika
+from decoders.warmup import warm_up
 from ingest import backoff
 from ingest.counters import Counters
 from ingest.devices import DeviceRegistry
@@ -136,6 +137,10 @@ async def serve(
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         known = await registry.refresh(conn)
     log.info("devices: %d known, unknown devices: %s", known, settings.unknown_devices)
+    # Before any device connects: a first packet would otherwise compile on the event loop.
+    log.info("decoders: preparing kernels (after an install they compile: up to a minute)")
+    took = await asyncio.to_thread(warm_up, PROTOCOLS)
+    log.info("decoders: ready in %.1f s", took)
 
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(make_deliverer(settings))

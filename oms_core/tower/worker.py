@@ -35,6 +35,7 @@ from oms_core.tower import effects
 from oms_core.tower.config import TowerConfig
 from oms_core.tower.plans import PlanSettings, VehicleInfo, load_vehicles
 from oms_core.tower.vehicle import VehicleRules
+from oms_core.tower.warmup import warm_up
 from oms_core.zones_store import load_zones
 
 __all__ = ["FixBatch", "Tower", "round_members"]
@@ -94,6 +95,8 @@ class Tower:
         self.fleet_time_s = 0.0  # the newest fix time evaluated (the "fleet" clock)
 
     async def __aenter__(self) -> Self:
+        took = await asyncio.to_thread(warm_up, self.config)  # not in the first round
+        log.log(logging.INFO if took >= 1.0 else logging.DEBUG, "rules compiled in %.1f s", took)
         self._conn = await asyncio.to_thread(psycopg.connect, self._dsn, autocommit=True)
         await asyncio.to_thread(self._refresh)
         self._task = asyncio.create_task(self._run(), name="menara-tower")
