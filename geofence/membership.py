@@ -152,20 +152,38 @@ def fast_forward(
 ) -> tuple[ZoneState, int]:
     """(state, n): stepping the first n fixes (times ``t_s``, inside ``insides``) provably
     changes nothing and says nothing, so ``state`` stands; step the rest. A fix qualifies
-    when it is in exactly the zones the vehicle is confirmed inside (none at all, the
-    usual case), with no change pending and no dwell falling due."""
+    when it is in exactly the zones the vehicle is confirmed or pending inside (none at
+    all, the usual case) and out of those it is pending to leave, before any pending
+    change is confirmed and any dwell falls due (``_advance``'s own arithmetic)."""
+    expect: list[str] = []
+    dwell_from: list[float] = []  # entered_s of confirmed tracks whose dwell is unsent
+    entering: list[float] = []  # pending_s of pending entries
+    leaving: list[float] = []  # pending_s of pending exits
     for t in state.tracks:
-        if not t.inside or t.pending_s is not None or t.entered_s is None:
-            return state, 0
+        if t.pending_s is None:
+            if not t.inside or t.entered_s is None:
+                return state, 0
+            expect.append(t.zone_id)
+            if not t.dwell_sent:
+                dwell_from.append(t.entered_s)
+        elif t.inside:
+            leaving.append(t.pending_s)
+        else:
+            expect.append(t.zone_id)
+            entering.append(t.pending_s)
     ids = [t.zone_id for t in state.tracks]
     if ids != sorted(set(ids)):
         return state, 0  # step would re-sort them
-    confirmed = frozenset(ids)
+    confirmed = frozenset(expect)
+    timed = dwell_from or entering or leaving
+    p = params
     for n, (t_s_n, inside) in enumerate(zip(t_s, insides, strict=True)):
-        if inside != confirmed or _dwell_due(state, t_s_n, params):
+        if inside != confirmed:
+            return state, n
+        if timed and (
+            any(t_s_n - e >= p.dwell_s for e in dwell_from)
+            or any(t_s_n - since >= p.min_inside_s for since in entering)
+            or any(t_s_n - since >= p.min_outside_s for since in leaving)
+        ):
             return state, n
     return state, len(insides)
-
-
-def _dwell_due(state: ZoneState, t_s: float, p: ZoneParams) -> bool:
-    return any(not t.dwell_sent and t_s - (t.entered_s or 0.0) >= p.dwell_s for t in state.tracks)

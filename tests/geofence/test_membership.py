@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from geofence import GeofenceError, ZoneParams, ZoneState, step
+from geofence.membership import fast_forward
 from geofence.model import Event
 
 P = ZoneParams(min_inside_s=20.0, min_outside_s=30.0, dwell_s=300.0)
@@ -138,3 +139,39 @@ def test_enters_and_exits_alternate_per_zone(gaps: list[tuple[float, frozenset[s
             len(kinds) % 2
         )
     assert state.inside() == frozenset(k for k, v in seen.items() if len(v) % 2)
+
+
+@settings(max_examples=500)
+@given(
+    st.lists(st.tuples(st.sampled_from([0.0, 5.0, 10.0, 20.0, 30.0, 300.0]),
+                       st.sampled_from([NONE, A, B, AB])), max_size=60),
+    st.integers(0, 60),
+)  # fmt: skip
+@example([(0.0, A), (20.0, A)], 1)  # a pending entry confirmed in the batch
+@example([(0.0, A), (20.0, A), (10.0, NONE), (30.0, NONE)], 3)  # a pending exit confirmed
+@example([(0.0, A), (20.0, A), (280.0, A), (10.0, A)], 3)  # a dwell falling due
+def test_fast_forward_then_steps_equal_stepping_every_fix(
+    gaps: list[tuple[float, frozenset[str]]], cut: int
+) -> None:
+    """Any state (pending entries and exits, unsent dwells) reached by stepping: the fast
+    path over a batch, then stepping what it left, says and keeps what stepping says."""
+    times, t = [], 0.0
+    for dt, _ in gaps:
+        t += dt
+        times.append(t)
+    insides = [inside for _, inside in gaps]
+    lo = cut % (len(gaps) + 1)
+    state: ZoneState = ZoneState()
+    for k in range(lo):
+        state, _ = step(state, times[k], insides[k], P)
+    slow, slow_events = state, []
+    for k in range(lo, len(gaps)):
+        slow, ev = step(slow, times[k], insides[k], P)
+        slow_events += ev
+    fast, n = fast_forward(state, times[lo:], insides[lo:], P)
+    fast_events = []
+    for k in range(lo + n, len(gaps)):
+        fast, ev = step(fast, times[k], insides[k], P)
+        fast_events += ev
+    assert fast_events == slow_events
+    assert fast == slow
