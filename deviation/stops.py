@@ -179,8 +179,9 @@ def fast_forward(
     """(state, n): ``step`` over the batch's first n fixes provably changes nothing but
     the fix time and says nothing, and this is the state after them; step the rest. That
     holds with no pending depot edge or run and no arrival falling due; a fix on the
-    depot's side it is on, inside every stop being visited or dwelt in and outside every
-    other unvisited stop; and not one that could start an unplanned stop (stopped outside
+    depot's side it is on, inside every stop being visited or dwelt in (outside those it
+    stepped out of, until that lasts ``min_outside_s``) and outside every other unvisited
+    stop; and not one that could start an unplanned stop (stopped outside
     every zone) or idling (stopped with ignition on)."""
     if state.depot_edge_s is not None or state.still is not None or state.idle is not None:
         return state, 0
@@ -188,20 +189,20 @@ def fast_forward(
     masks = _masks(g, plan, state)
     if masks is None:
         return state, 0
-    must_in, must_out, firsts = masks
+    must_in, must_out, firsts, outs = masks
     n = _quiet_prefix(
         np.ascontiguousarray(t_s, dtype=np.float64),
         np.ascontiguousarray(x_m, dtype=np.float64),
         np.ascontiguousarray(y_m, dtype=np.float64),
         np.ascontiguousarray(speed_kmh, dtype=np.float64),
         np.ascontiguousarray(ignition),
-        g.cx, g.cy, g.r2_in, g.r2_out, must_in, must_out, firsts,
-        float(params.arrival_dwell_s), float(params.stop_speed_kmh),
+        g.cx, g.cy, g.r2_in, g.r2_out, must_in, must_out, firsts, outs,
+        float(params.arrival_dwell_s), float(params.min_outside_s), float(params.stop_speed_kmh),
     )  # fmt: skip
     return (_runs(state, None, None, float(t_s[n - 1])) if n else state), n
 
 
-_Masks = tuple[NDArray[np.bool_], NDArray[np.bool_], _F64]
+_Masks = tuple[NDArray[np.bool_], NDArray[np.bool_], _F64, _F64]
 
 
 def _masks(g: _Geo, plan: TripPlan, state: StopState) -> _Masks | None:
@@ -219,17 +220,20 @@ def _masks(g: _Geo, plan: TripPlan, state: StopState) -> _Masks | None:
     masks: _Masks | None = None
     dwelt = [g.pos.get(sid, -1) for sid, _, _ in state.inside]
     if (
-        not any(out is not None or sid not in g.pos for sid, _, out in kept)
+        all(sid in g.pos for sid, _, _ in kept)
         and dwelt == sorted(set(dwelt))
         and not state.arrived_stop_ids & {s for s, _, _ in state.inside}
     ):  # else step would rewrite the lists
         must_in = np.zeros(len(g.circles) + 1, dtype=np.bool_)  # the stops, then the depot
-        must_in[[g.pos[sid] for sid, _, _ in kept]] = True
+        must_in[[g.pos[sid] for sid, _, out in kept if out is None]] = True
         done = state.arrived_stop_ids | {sid for sid, _, _ in state.inside}
-        must_out = np.array([st.stop_id not in done for st in plan.stops] + [False])
-        must_in[-1], must_out[-1] = state.at_depot, not state.at_depot
-        firsts = np.array([first for _, first, _ in state.inside], dtype=np.float64)
-        masks = (must_in, must_out, firsts)
+        away = {sid for sid, _, out in kept if out is not None}  # stepped out, not yet left
+        must_out = np.array([st.stop_id not in done or st.stop_id in away for st in plan.stops])
+        must_in[-1] = state.at_depot
+        must_out = np.append(must_out, not state.at_depot)
+        firsts = np.array([f for _, f, out in state.inside if out is None], dtype=np.float64)
+        outs = np.array([out for _, _, out in kept if out is not None], dtype=np.float64)
+        masks = (must_in, must_out, firsts, outs)
     g.memo[0] = (key, masks)
     return masks
 
@@ -238,13 +242,14 @@ def _masks(g: _Geo, plan: TripPlan, state: StopState) -> _Masks | None:
 def _quiet_prefix(
     t: _F64, x: _F64, y: _F64, speed: _F64, ign: NDArray[np.integer[Any]],
     cx: _F64, cy: _F64, r2_in: _F64, r2_out: _F64,
-    must_in: NDArray[np.bool_], must_out: NDArray[np.bool_], firsts: _F64,
-    dwell_s: float, stop_kmh: float,
+    must_in: NDArray[np.bool_], must_out: NDArray[np.bool_], firsts: _F64, outs: _F64,
+    dwell_s: float, outside_s: float, stop_kmh: float,
 ) -> int:  # fmt: skip
     """How many leading fixes are quiet (``fast_forward``'s conditions, per fix): surely
     inside every ``must_in`` circle and outside every ``must_out`` one (squared distances
     against margins: a fix within a relative 1e-9 of an edge is left to ``step``), not
-    stopped with ignition on or outside every circle, and no dwell reaching arrival."""
+    stopped with ignition on or outside every circle, no dwell reaching arrival and no
+    step out of a stop (since ``outs``) lasting long enough to be a departure."""
     for i in range(t.shape[0]):
         any_in = False
         for k in range(cx.shape[0]):
@@ -259,6 +264,9 @@ def _quiet_prefix(
             return i
         for f in firsts:
             if not t[i] - f < dwell_s:
+                return i
+        for o in outs:
+            if not t[i] - o < outside_s:
                 return i
     return int(t.shape[0])
 
