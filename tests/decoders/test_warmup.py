@@ -4,18 +4,13 @@ an MQTT phone sends compiles no further kernel specialisation."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from decoders import PROTOCOLS
 from decoders.warmup import warm_up
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.fresh import run_json
 
 SCRIPT = r"""
 import json, random
@@ -47,11 +42,7 @@ print(json.dumps({"before": before, "after": compiled()}))
 
 @pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1", reason="nothing compiles")
 def test_after_the_warm_up_live_traffic_compiles_nothing() -> None:
-    out = subprocess.run(
-        [sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=600
-    )
-    assert out.returncode == 0, out.stderr
-    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    seen = run_json(SCRIPT)
     assert min(seen["before"]) >= 1  # both kernels compiled by the warm-up
     assert seen["after"] == seen["before"]
 

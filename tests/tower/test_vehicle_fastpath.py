@@ -25,17 +25,14 @@ from shapely import box
 
 from decoders.model import FixArray, empty_fixes
 from deviation import overspeed, silence, stops
-from deviation.plan import PlannedStop, TripPlan
 from geofence import ZoneIndex, membership
-from geofence.projection import LocalProjection
 from geofence.zones import Zone
 from oms_core.tower.config import TowerConfig
 from oms_core.tower.effects import Finding
 from oms_core.tower.plans import VehicleInfo
 from oms_core.tower.vehicle import VehicleRules
+from oms_core.tower.warmup import PROJ, T0, straight_trip
 
-PROJ = LocalProjection(52.0, 5.0)
-T0 = 1_780_000_000.0
 STOP_XS = (1000.0, 1000.0, 2000.0, 2100.0, 3000.0)  # 1 and 2 share a place, 3 and 4 overlap
 PLACES: tuple[float, ...] = (
     0.0,
@@ -72,20 +69,7 @@ INDEX = ZoneIndex(
 
 
 def plan(vehicle_limit: float | None) -> VehicleInfo:
-    stops = []
-    for k, x in enumerate(STOP_XS, start=1):
-        lat, lon = _latlon(x, 0.0)
-        t = T0 + 300.0 * k
-        stops.append(
-            PlannedStop(k, k, lat, lon, x, 0.0, 150.0, t, t + 60, 60.0, t - 600, t + 300, (k,))
-        )
-    trip = TripPlan(
-        trip_id=1, vehicle_id=1, depot_id=1, device_id="V1", projection=PROJ,
-        route_xy=((0.0, 0.0), (8000.0, 0.0), (0.0, 0.0)), stops=tuple(stops),
-        depot_lat=52.0, depot_lon=5.0, depot_x_m=0.0, depot_y_m=0.0, depot_radius_m=300.0,
-        planned_departure_s=T0 + 60, planned_return_s=T0 + 3600, max_speed_kmh=vehicle_limit,
-    )  # fmt: skip
-    return VehicleInfo(1, "V1", "V 1", 1, vehicle_limit, trip)
+    return straight_trip(STOP_XS, 8000.0, vehicle_limit)
 
 
 Move = tuple[float, int, float, float, float, int, int]

@@ -4,18 +4,13 @@ batches (the fast-path test's world) compiles no further specialisation."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from oms_core.tower.config import TowerConfig
 from oms_core.tower.warmup import warm_up
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.fresh import run_json
 
 SCRIPT = r"""
 import json, math
@@ -43,11 +38,7 @@ print(json.dumps({"before": before, "after": [len(k.signatures) for k in KERNELS
 
 @pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1", reason="nothing compiles")
 def test_after_the_warm_up_a_real_trip_compiles_nothing() -> None:
-    out = subprocess.run(
-        [sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=600
-    )
-    assert out.returncode == 0, out.stderr
-    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    seen = run_json(SCRIPT)
     assert min(seen["before"]) >= 1
     assert seen["after"] == seen["before"]
 
