@@ -50,9 +50,18 @@ def _teltonika(fix: SimFix, serial: int) -> bytes:
         course_deg=round(fix.course_deg) % 360,
         satellites=fix.satellites,
         speed_kmh=round(fix.speed_kmh),
-        io={239: 1, 240: int(fix.speed_kmh > 0), 21: 4, 66: 13800},
+        io=_teltonika_io(fix),
     )
     return teltonika_out.avl_packet([rec], codec=8)
+
+
+def _teltonika_io(fix: SimFix) -> dict[int, int]:
+    """IO 239 carries the fix's ignition (left out when the tracker does not know it),
+    240 movement, 21 GSM signal, 66 external voltage (mV)."""
+    io = {240: int(fix.speed_kmh > 0), 21: 4, 66: 13800}
+    if fix.ignition is not None:
+        io[239] = int(fix.ignition)
+    return io
 
 
 def _gt06(fix: SimFix, serial: int) -> bytes:

@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from decoders import menara_json, t55
+from decoders import menara_json, t55, teltonika
 from decoders.model import Fix, Session
 from simulators import nmea_out
+from simulators.dialects import DIALECTS
 from simulators.routes import JAKARTA_ROUTES
 from simulators.vehicle import SimFix, Vehicle, garbage_line
 
@@ -56,3 +57,17 @@ def test_json_payload_decodes_to_the_driven_fix() -> None:
         (got,) = decoded.fix_list()
         _same(got, want)
         assert json.loads(want.json())["fix_time"].endswith("Z")
+
+
+@pytest.mark.parametrize(("ignition", "decoded"), [(True, 1), (False, 0), (None, -1)])
+def test_teltonika_trackers_report_the_ignition_they_have(
+    ignition: bool | None, decoded: int
+) -> None:
+    """A van standing at a customer with the engine off must not read as idling (the
+    dialect once sent IO 239 = 1 whatever the fix said)."""
+    fix = SimFix("356307042441013", START, -6.2, 106.8, 0.0, 90.0, 8.0, 9, 0.9, ignition)
+    frame = DIALECTS["teltonika"].encode(fix, 0)
+    frames, rest = teltonika.split_frames(frame)
+    out = teltonika.decode_frames(frames, session=Session(device_id=fix.device_id))
+    assert rest == b""
+    assert out.fixes["ignition"].tolist() == [decoded]
