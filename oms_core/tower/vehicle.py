@@ -238,7 +238,7 @@ class VehicleRules:
         if rule == ZONES:
             self.zones, n = membership.fast_forward(self.zones, times[lo:], b.inside[lo:], p.zones)
         elif rule == OVERSPEED:
-            lim = lims if isinstance(lims, float) else lims[lo:]
+            lim = lims[lo:] if isinstance(lims, np.ndarray) else lims
             self.overspeed, n = overspeed_rule.fast_forward(
                 self.overspeed, b.speed[lo:], lim, p.overspeed
             )

@@ -199,3 +199,16 @@ def test_edges_are_stepped_not_guessed() -> None:
     assert _run(info, fixes, [7], [False], True, False) == _run(
         info, fixes, [7], [False], False, False
     )
+
+
+def test_a_whole_number_speed_limit_is_a_limit_like_any_other() -> None:
+    """A limit given as an int (``TowerConfig(default_speed_limit_kmh=90)``) resumes the
+    overspeed fast path after an eventful fix as a float one does."""
+    found = []
+    for limit in (90, 90.0):
+        rules = VehicleRules.new(plan(None), TowerConfig(default_speed_limit_kmh=limit))
+        fixes = road(0, 10, 28.8)
+        said = rules.process(fixes, T0 + 60, None)  # leaves the depot: stepped, then resumes
+        found.append(_canon(said))
+    assert found[0] == found[1]
+    assert found[0] != "[]"
