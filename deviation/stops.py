@@ -181,8 +181,8 @@ def fast_forward(
     holds with no pending depot edge or run and no arrival falling due; a fix on the
     depot's side it is on, inside every stop being visited or dwelt in (outside those it
     stepped out of, until that lasts ``min_outside_s``) and outside every other unvisited
-    stop; and not one that could start an unplanned stop (stopped outside
-    every zone) or idling (stopped with ignition on)."""
+    stop; and not one that could start an unplanned stop (stopped outside every zone) or
+    idling (stopped with ignition on)."""
     if state.depot_edge_s is not None or state.still is not None or state.idle is not None:
         return state, 0
     g = _geo(plan)
