@@ -198,7 +198,47 @@ class Settings:
         " the service process, sharing its core with ingest).",
     )
     public_url: str = _s(
-        "", "Base URL people reach Menara at, for links in alert emails (empty: no links)."
+        "",
+        "Base URL people reach Menara at, for links in emails, customer messages and driver"
+        " sign-in links (empty: http://<tcp_host>:<api_port>, fine on one machine only).",
+    )
+    file_dir: str = _s(
+        "menara-files",
+        "Directory of ePOD and complaint images, stored by SHA-256 (relative to the working"
+        " directory; mount durable or S3-backed storage here in production).",
+    )
+    upload_max_bytes: int = _s(
+        8388608, "Largest image upload (signature, photo) in bytes; larger gets 413."
+    )
+    upload_max_pixels: int = _s(
+        40000000, "Most pixels (width × height) an uploaded image may have; more gets 413."
+    )
+    epod_signature_required: bool = _s(
+        True, "A delivered or partly delivered order needs the recipient's signature."
+    )
+    epod_max_distance_m: float = _s(
+        250.0,
+        "ePOD check: a delivery farther than this from its stop (phone or vehicle position)"
+        " is flagged for review.",
+    )
+    epod_max_clock_skew_s: float = _s(
+        300.0, "ePOD check: a phone clock off by more than this is flagged for review."
+    )
+    redelivery_after_h: float = _s(
+        24.0,
+        "A failed or short delivery's re-delivery order gets the same window this many hours"
+        " later (the dispatcher may change it before verifying).",
+    )
+    driver_link_ttl_s: float = _s(
+        86400.0, "How long a driver's one-time sign-in link stays valid (seconds)."
+    )
+    public_rate_per_min: int = _s(
+        120,
+        "Requests per minute per client address on public routes (tracking pages, complaints,"
+        " driver sign-in); beyond it 429 (0: no limit).",
+    )
+    notify_eta_window_min: int = _s(
+        60, "Width of the arrival window customer messages give around the ETA (minutes)."
     )
     smtp_host: str = _s("127.0.0.1", "SMTP server for alert emails to depot supervisors.")
     smtp_port: int = _s(25, "SMTP port (0 turns alert email off).")
@@ -211,6 +251,13 @@ class Settings:
         9464, "Prometheus text metrics on http://<tcp_host>:<port>/metrics (0: off)."
     )
     log_level: str = _s("INFO", "Logging level.", ("DEBUG", "INFO", "WARNING", "ERROR"))
+
+    def base_url(self) -> str:
+        """Where people reach Menara: ``public_url``, else the API on this machine."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.tcp_host in ("0.0.0.0", "::", "") else self.tcp_host
+        return f"http://{host}:{self.api_port or 8080}"
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied and checked."""

@@ -80,6 +80,7 @@ class Order:
     created_at: datetime
     updated_at: datetime
     lines: tuple[Line, ...]
+    follow_up_of: int | None = None  # the order whose failed or short attempt this redoes
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,12 +26,17 @@ __all__ = [
     "dispatch_trip",
     "get_trip",
     "list_trips",
+    "record_departure",
     "start_trip",
 ]
 
 Conn = psycopg.Connection[Any]
 S = OrderState
-TRIP_MOVES = {"planned": ("dispatched",), "dispatched": ("in_progress",)}
+TRIP_MOVES = {
+    "planned": ("dispatched",),
+    "dispatched": ("in_progress",),
+    "in_progress": ("completed",),
+}
 
 
 class TripRefused(OmsError):
@@ -150,6 +155,19 @@ def dispatch_trip(conn: Conn, trip_id: int, *, actor: str) -> Trip:
     return _move_trip(conn, trip_id, "planned", "dispatched", S.DISPATCHED, actor)
 
 
-def start_trip(conn: Conn, trip_id: int, *, actor: str) -> Trip:
-    """Dispatched trip → in progress (left the depot), its orders → out for delivery."""
-    return _move_trip(conn, trip_id, "dispatched", "in_progress", S.OUT_FOR_DELIVERY, actor)
+def start_trip(conn: Conn, trip_id: int, *, actor: str, at: datetime | None = None) -> Trip:
+    """Dispatched trip → in progress (left the depot), its orders → out for delivery;
+    ``at`` (when it left) is kept as the trip's ``actual_departure``."""
+    with conn.transaction():
+        trip = _move_trip(conn, trip_id, "dispatched", "in_progress", S.OUT_FOR_DELIVERY, actor)
+        if at is not None:
+            record_departure(conn, trip_id, at)
+        return trip
+
+
+def record_departure(conn: Conn, trip_id: int, at: datetime) -> None:
+    """Keep the earliest time anyone saw the trip leave the depot (geofence or driver)."""
+    conn.execute(
+        "UPDATE trips SET actual_departure = least(actual_departure, %s) WHERE id = %s",
+        (at, trip_id),
+    )

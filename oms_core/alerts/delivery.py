@@ -54,12 +54,12 @@ _MIN_WAIT_S = 0.01
 
 _CLAIM = """
 WITH due AS (
-    SELECT id FROM alert_deliveries
+    SELECT id FROM deliveries
     WHERE state = 'pending' AND next_attempt_at <= now()
     ORDER BY next_attempt_at, id LIMIT %(n)s
     FOR UPDATE SKIP LOCKED
 ), claimed AS (
-    UPDATE alert_deliveries d
+    UPDATE deliveries d
     SET attempts = d.attempts + 1, next_attempt_at = now() + make_interval(secs => %(lease)s)
     FROM due WHERE d.id = due.id
     RETURNING d.id, d.channel, d.event, d.email, d.payload, d.attempts, d.webhook_id
@@ -68,18 +68,18 @@ SELECT c.*, w.url, w.secret, w.active FROM claimed c
 LEFT JOIN webhooks w ON w.id = c.webhook_id ORDER BY c.id
 """
 _DELIVERED = """
-UPDATE alert_deliveries SET state = 'delivered', delivered_at = now(), last_error = ''
+UPDATE deliveries SET state = 'delivered', delivered_at = now(), last_error = ''
 WHERE id = %(id)s AND state = 'pending' AND attempts = %(attempts)s
 """
 _FAILED = """
-UPDATE alert_deliveries
+UPDATE deliveries
 SET state = CASE WHEN %(final)s THEN 'failed' ELSE 'pending' END, last_error = %(error)s,
     next_attempt_at = now() + make_interval(secs => %(delay)s)
 WHERE id = %(id)s AND state = 'pending' AND attempts = %(attempts)s
 """
 _DUE_IN = """
 SELECT extract(epoch FROM min(next_attempt_at) - now())::float8
-FROM alert_deliveries WHERE state = 'pending'
+FROM deliveries WHERE state = 'pending'
 """
 
 

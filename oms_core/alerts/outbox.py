@@ -24,16 +24,17 @@ def enqueue(conn: psycopg.Connection[Any], alert: Mapping[str, Any], event: str)
     queued = 0
     if event in WEBHOOK_EVENTS:
         cur = conn.execute(
-            "INSERT INTO alert_deliveries (alert_id, event, channel, webhook_id, payload)"
+            "INSERT INTO deliveries (alert_id, event, channel, webhook_id, payload)"
             " SELECT %s, %s, 'webhook', w.id, %s::jsonb FROM webhooks w"
-            " WHERE w.active AND (w.depot_id IS NULL OR w.depot_id = %s)"
+            " WHERE w.active AND w.purpose = 'alerts'"
+            " AND (w.depot_id IS NULL OR w.depot_id = %s)"
             " AND (w.types IS NULL OR %s = ANY (w.types))",
             (alert["id"], event, payload, alert.get("depot_id"), alert["type"]),
         )
         queued += cur.rowcount
     if event in EMAIL_EVENTS and alert.get("depot_id") is not None:
         cur = conn.execute(
-            "INSERT INTO alert_deliveries (alert_id, event, channel, email, payload)"
+            "INSERT INTO deliveries (alert_id, event, channel, email, payload)"
             " SELECT %s, %s, 'email', c.email, %s::jsonb FROM depot_contacts c"
             " WHERE c.depot_id = %s AND c.role = 'supervisor'",
             (alert["id"], event, payload, alert["depot_id"]),

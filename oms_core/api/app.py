@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from psycopg_pool import ConnectionPool
 from oms_core.api import (
     alerts,
     customers,
+    driver,
     fleet,
     imports,
     orders,
@@ -26,8 +28,9 @@ from oms_core.api import (
     zones,
 )
 from oms_core.api.auth import lookup
-from oms_core.api.context import CTX, PRINCIPAL, Context, run
+from oms_core.api.context import CTX, PRINCIPAL, Context, Execution, run
 from oms_core.api.errors import ApiError, Handler, error_middleware
+from oms_core.api.pages import add_pages
 from oms_core.api.spec import PREFIX, Operation, document
 from oms_core.geocode import Geocoder
 from oms_core.planning.matrix import MatrixProvider
@@ -45,6 +48,7 @@ OPERATIONS: tuple[Operation, ...] = (
     *fleet.OPERATIONS,
     *plans.OPERATIONS,
     *tracking.OPERATIONS,
+    *driver.OPERATIONS,
     *alerts.OPERATIONS,
     *zones.OPERATIONS,
     *webhooks.OPERATIONS,
@@ -67,6 +71,7 @@ def make_app(
     geocoder: Geocoder | None = None,
     matrix: MatrixProvider | None = None,
     routes: RouteProvider | None = None,
+    execution: Execution | None = None,
 ) -> web.Application:
     """The OMS API under ``/api/v1``.
 
@@ -76,7 +81,10 @@ def make_app(
     passed to ``oms_core.verify.verify`` (defaults: one hour, 50 km from the depot).
     ``geocoder`` finds coordinates for addresses sent without them (default none: such
     customer addresses are refused); ``matrix`` and ``routes`` give plans their travel
-    times and trip geometry (default: haversine and straight legs).
+    times and trip geometry (default: haversine and straight legs). ``execution`` holds
+    the driver app's and public pages' settings: where files are stored, upload caps,
+    the ePOD checks, link lifetimes, the public rate limit and the positions sink
+    (default: files under ./menara-files, the settings' defaults, no positions).
     """
     owned = isinstance(pool, str)
     if isinstance(pool, str):
@@ -85,7 +93,8 @@ def make_app(
     app = web.Application(
         client_max_size=max_body_bytes, middlewares=[error_middleware, _auth(by_id)]
     )
-    app[CTX] = Context(pool, now, min_lead_s, service_area, geocoder, matrix, routes)
+    ctx = Context(pool, now, min_lead_s, service_area, geocoder, matrix, routes)
+    app[CTX] = ctx if execution is None else replace(ctx, execution=execution)
     alerts.attach_stream(app)  # the live alert stream's shared LISTEN
     for op in OPERATIONS:
         app.router.add_route(op.method, PREFIX + _route(op), op.handler, name=op.operation_id)
@@ -95,6 +104,7 @@ def make_app(
         return web.json_response(spec)
 
     app.router.add_get(PREFIX + "/openapi.json", openapi, name="openapi")
+    add_pages(app)
     if owned:
         app.cleanup_ctx.append(_pool_lifetime)
     return app

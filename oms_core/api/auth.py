@@ -14,7 +14,19 @@ from typing import Any
 
 import psycopg
 
-__all__ = ["TOKEN_PREFIX", "Principal", "Role", "create_token", "hash_token", "lookup", "revoke"]
+from oms_core.errors import NotFound
+
+__all__ = [
+    "TOKEN_PREFIX",
+    "Principal",
+    "Role",
+    "create_sign_in_code",
+    "create_token",
+    "hash_token",
+    "lookup",
+    "redeem_sign_in_code",
+    "revoke",
+]
 
 TOKEN_PREFIX = "mnr_"  # makes leaked tokens easy to spot in logs and secret scanners
 
@@ -74,3 +86,35 @@ def lookup(conn: psycopg.Connection[Any], secret: str) -> Principal | None:
         (hash_token(secret),),
     ).fetchone()
     return None if row is None else Principal(row[0], row[1], Role(row[2]), row[3])
+
+
+def create_sign_in_code(conn: psycopg.Connection[Any], driver_id: int, ttl_s: float) -> str:
+    """A one-time sign-in code for the driver, valid ``ttl_s`` seconds; only its SHA-256
+    is stored. ``NotFound`` for an unknown driver."""
+    code = secrets.token_urlsafe(24)
+    with conn.transaction():
+        if conn.execute("SELECT 1 FROM drivers WHERE id = %s", (driver_id,)).fetchone() is None:
+            raise NotFound(f"no driver {driver_id}")
+        conn.execute(
+            "INSERT INTO driver_sign_in_links (driver_id, code_hash, expires_at)"
+            " VALUES (%s, %s, now() + make_interval(secs => %s))",
+            (driver_id, hash_token(code), ttl_s),
+        )
+    return code
+
+
+def redeem_sign_in_code(conn: psycopg.Connection[Any], code: str) -> tuple[str, int, str] | None:
+    """Exchange a live, unused code for a new driver token: (secret, driver id, name).
+    None when the code is unknown, used or expired (one answer for all three)."""
+    with conn.transaction():
+        row = conn.execute(
+            "UPDATE driver_sign_in_links l SET used_at = now() FROM drivers d"
+            " WHERE l.code_hash = %s AND l.used_at IS NULL AND l.expires_at > now()"
+            " AND d.id = l.driver_id RETURNING d.id, d.name",
+            (hash_token(code),),
+        ).fetchone()
+        if row is None:
+            return None
+        driver_id, name = int(row[0]), str(row[1])
+        secret = create_token(conn, f"driver {driver_id} ({name}) phone", Role.DRIVER, driver_id)
+    return secret, driver_id, name

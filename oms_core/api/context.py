@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -19,14 +19,45 @@ from oms_core.api.auth import Principal
 from oms_core.api.errors import ApiError, invalid
 from oms_core.api.schemas import SCHEMAS
 from oms_core.api.validate import validate
+from oms_core.execution.epod import EpodRules
+from oms_core.files import FileStore
 from oms_core.geocode import AddressNotFound, GeocodeError, Geocoder
 from oms_core.planning.matrix import MatrixProvider
 from oms_core.planning.routes import RouteProvider
 from oms_core.verify import ServiceArea
 
-__all__ = ["CTX", "PRINCIPAL", "Context", "geocode", "geocode_refusal", "read_json", "run"]
+__all__ = [
+    "CTX",
+    "PRINCIPAL",
+    "Context",
+    "Execution",
+    "PositionSink",
+    "geocode",
+    "geocode_refusal",
+    "read_json",
+    "run",
+]
 
 T = TypeVar("T")
+# Hands a phone's OsmAnd request body to ingest (device id, body) and answers its HTTP
+# status and reason: how the driver page's positions reach the writer without the order
+# core importing ingest (``menara.service`` wires it).
+PositionSink = Callable[[str, bytes], Awaitable[tuple[int, str]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """What the driver app, ePOD files and the public pages need (defaults as in
+    ``menara.settings``)."""
+
+    files: FileStore
+    upload_max_bytes: int = 8_388_608
+    upload_max_pixels: int = 40_000_000
+    epod: EpodRules = field(default_factory=EpodRules)
+    sign_in_ttl_s: float = 86_400.0
+    base_url: str = "http://127.0.0.1:8080"  # links people open: sign-in, tracking
+    positions: PositionSink | None = None  # None: the driver page's positions get 503
+    public_rate_per_min: int = 120  # per client address on public routes; 0: no limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +71,7 @@ class Context:
     geocoder: Geocoder | None = None  # None: addresses need lat/lon
     matrix: MatrixProvider | None = None  # None: the planner's default (haversine)
     routes: RouteProvider | None = None  # None: straight legs
+    execution: Execution = field(default_factory=lambda: Execution(FileStore("menara-files")))
 
 
 CTX = web.AppKey("oms_context", Context)

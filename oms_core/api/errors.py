@@ -17,6 +17,8 @@ from aiohttp import web
 from oms_core.api.validate import FieldProblem
 from oms_core.dispatch import DayAlreadyPlanned, PlanRejected
 from oms_core.errors import IllegalTransition, InsufficientStock, InvalidOrder, NotFound, OmsError
+from oms_core.execution.actions import IdempotencyConflict
+from oms_core.files import UploadRefused
 from oms_core.fleet import FleetConflict
 from oms_core.trips import TripRefused
 
@@ -83,7 +85,9 @@ def _from_domain(exc: OmsError) -> web.Response:
             "available": exc.available,
         }
         return error_response(409, exc.code, f"{exc}: restock or reduce the order", [stock])
-    if isinstance(exc, FleetConflict | TripRefused | DayAlreadyPlanned):
+    if isinstance(exc, UploadRefused):
+        return error_response(exc.status, exc.code, str(exc))
+    if isinstance(exc, FleetConflict | TripRefused | DayAlreadyPlanned | IdempotencyConflict):
         return error_response(409, exc.code, str(exc))
     if isinstance(exc, InvalidOrder):
         problems = [{"code": p.code, "message": p.message} for p in exc.problems]

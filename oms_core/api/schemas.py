@@ -11,6 +11,7 @@ from typing import Any
 
 from oms_core.api.schema_parts import obj, ref
 from oms_core.api.schemas_alerts import ALERTS_SCHEMAS
+from oms_core.api.schemas_driver import DRIVER_SCHEMAS
 from oms_core.api.schemas_fleet import FLEET_SCHEMAS
 from oms_core.api.schemas_webhooks import WEBHOOKS_SCHEMAS
 from oms_core.api.schemas_zones import ZONES_SCHEMAS
@@ -216,4 +217,5 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     **ZONES_SCHEMAS,
     **ALERTS_SCHEMAS,
     **WEBHOOKS_SCHEMAS,
+    **DRIVER_SCHEMAS,
 }

@@ -135,7 +135,7 @@ def _deliveries(conn: Conn, q: dict[str, Any], webhook_id: int | None) -> dict[s
     limit = q.get("limit", 50)
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
-            f"SELECT {_DELIVERY_COLUMNS} FROM alert_deliveries"
+            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries"
             " WHERE (%(w)s::bigint IS NULL OR webhook_id = %(w)s)"
             " AND (%(s)s::text IS NULL OR state = %(s)s)"
             " AND (%(c)s::text IS NULL OR channel = %(c)s)"
@@ -177,7 +177,7 @@ async def retry_delivery(request: web.Request) -> web.Response:
     def retry(conn: Conn) -> dict[str, Any]:
         with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
             row = cur.execute(
-                "SELECT d.state, w.active FROM alert_deliveries d"
+                "SELECT d.state, w.active FROM deliveries d"
                 " LEFT JOIN webhooks w ON w.id = d.webhook_id WHERE d.id = %s FOR UPDATE OF d",
                 (did,),
             ).fetchone()
@@ -192,7 +192,7 @@ async def retry_delivery(request: web.Request) -> web.Response:
                     409, "webhook_inactive", "its webhook is inactive: register the URL again"
                 )
             done = cur.execute(
-                "UPDATE alert_deliveries SET state = 'pending', attempts = 0,"
+                "UPDATE deliveries SET state = 'pending', attempts = 0,"
                 f" next_attempt_at = now() WHERE id = %s RETURNING {_DELIVERY_COLUMNS}",
                 (did,),
             ).fetchone()

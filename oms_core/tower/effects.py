@@ -13,15 +13,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 
 from geofence.model import Event
-from oms_core import orders, trips
+from oms_core import trips
 from oms_core.alerts import store
-from oms_core.errors import OmsError
-from oms_core.states import OrderState
+from oms_core.errors import NotFound, OmsError
+from oms_core.execution.arrival import record_arrival
 from oms_core.tower.plans import VehicleInfo
 
 __all__ = ["ACTOR", "Finding", "apply"]
@@ -89,9 +90,9 @@ def _orders_at_risk(conn: Conn, vehicle: VehicleInfo, stop_id: int | None, e: Ev
 def _fact(conn: Conn, trip_id: int, e: Event) -> None:
     d = e.data
     if e.kind == "depot_departure":
-        _start(conn, trip_id)
+        _start(conn, trip_id, datetime.fromtimestamp(float(d["departed_s"]), UTC))
     elif e.kind == "stop_arrival":
-        _arrive(conn, trip_id, int(d["stop_id"]), d)
+        _arrive(conn, int(d["stop_id"]), d)
     elif e.kind == "stop_departure":
         conn.execute(
             "UPDATE stops SET actual_departure = to_timestamp(%s) WHERE id = %s AND trip_id = %s"
@@ -109,31 +110,21 @@ def _fact(conn: Conn, trip_id: int, e: Event) -> None:
             )
 
 
-def _start(conn: Conn, trip_id: int) -> None:
+def _start(conn: Conn, trip_id: int, at: datetime) -> None:
     row = conn.execute("SELECT state FROM trips WHERE id = %s", (trip_id,)).fetchone()
     if row is not None and row[0] == "dispatched":
         try:
-            trips.start_trip(conn, trip_id, actor=ACTOR)
+            trips.start_trip(conn, trip_id, actor=ACTOR, at=at)
         except OmsError as exc:
             log.warning("trip %s left the depot but could not start: %s", trip_id, exc)
+    elif row is not None:
+        trips.record_departure(conn, trip_id, at)  # the driver's tap started it
 
 
-def _arrive(conn: Conn, trip_id: int, stop_id: int, d: Mapping[str, Any]) -> None:
-    cur = conn.execute(
-        "UPDATE stops SET actual_arrival = to_timestamp(%s), arrival_method = 'geofence',"
-        " out_of_sequence = %s WHERE id = %s AND trip_id = %s AND actual_arrival IS NULL",
-        (d["arrived_s"], bool(d.get("out_of_sequence", False)), stop_id, trip_id),
-    )
-    if cur.rowcount == 0:
-        return  # already arrived (a driver tap, or a replay)
-    for (oid,) in conn.execute(
-        "SELECT so.order_id FROM stop_orders so JOIN orders o ON o.id = so.order_id"
-        " WHERE so.stop_id = %s AND o.state = 'out_for_delivery' ORDER BY so.order_id",
-        (stop_id,),
-    ).fetchall():
-        try:
-            orders.transition(
-                conn, int(oid), OrderState.ARRIVED, actor=ACTOR, reason=f"stop {stop_id}"
-            )
-        except OmsError as exc:
-            log.warning("order %s arrived at stop %s but could not move: %s", oid, stop_id, exc)
+def _arrive(conn: Conn, stop_id: int, d: Mapping[str, Any]) -> None:
+    at = datetime.fromtimestamp(float(d["arrived_s"]), UTC)
+    oos = bool(d.get("out_of_sequence", False))
+    try:
+        record_arrival(conn, stop_id, at, "geofence", actor=ACTOR, out_of_sequence=oos)
+    except NotFound:
+        log.warning("arrival at stop %s, which no longer exists", stop_id)

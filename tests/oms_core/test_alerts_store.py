@@ -269,7 +269,7 @@ def test_changes_are_queued_for_delivery_and_announced(conn: Conn, fleet: Fleet)
     raise_(conn, fleet, "close", 9)
     store.resolve(conn, aid, "sam")
     rows = conn.execute(
-        "SELECT event, channel FROM alert_deliveries WHERE alert_id = %s ORDER BY id", (aid,)
+        "SELECT event, channel FROM deliveries WHERE alert_id = %s ORDER BY id", (aid,)
     ).fetchall()
     assert rows == [
         ("open", "webhook"),

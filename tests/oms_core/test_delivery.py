@@ -95,7 +95,7 @@ def add_webhook(conn: Conn, url: str, secret: str = SECRET) -> int:
 def delivery(conn: Conn, alert_id: int) -> dict[str, Any]:
     """The alert's one delivery row."""
     with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
-        rows = cur.execute("SELECT * FROM alert_deliveries WHERE alert_id = %s", (alert_id,))
+        rows = cur.execute("SELECT * FROM deliveries WHERE alert_id = %s", (alert_id,))
         (only,) = rows.fetchall()
         return only
 
@@ -334,7 +334,7 @@ def test_two_workers_never_send_one_row_twice(conn: Conn, world: World) -> None:
 
                 def all_delivered() -> bool:
                     row = conn.execute(
-                        "SELECT count(*) FROM alert_deliveries WHERE state = 'delivered'"
+                        "SELECT count(*) FROM deliveries WHERE state = 'delivered'"
                     ).fetchone()
                     return row == (n,)
 
