@@ -171,12 +171,32 @@ class HttpListener:
         return self._answer(503, "not accepting data now, retry later", close=True)
 
     async def _serve(self, request: web.Request, body: bytes) -> web.Response:
-        peer = _peer(request)
-        frame = _frame(request, body)
+        status, text, close = await self._process(_frame(request, body), _peer(request))
+        return self._answer(status, text, close=close)
+
+    async def submit(self, frame: bytes, peer: str) -> tuple[int, str]:
+        """Store one request's data that reached Menara another way (the driver page posts
+        its phone's positions to the API): the same decode, identity rules, commit and
+        answer a phone gets here, as (HTTP status, reason)."""
+        if not self._accepting():
+            return 503, "not accepting data now, retry later"
+        self._owed += 1
+        self._idle.clear()
+        try:
+            status, text, _ = await self._process(frame, peer)
+        finally:
+            self._owed -= 1
+            if self._owed == 0:
+                self._idle.set()
+        self._count("http_responses", status=str(status))
+        return status, text[:_REASON_CHARS]
+
+    async def _process(self, frame: bytes, peer: str) -> tuple[int, str, bool]:
+        """(status, reason, close the connection) for one request's data."""
         self._count("bytes_in", len(frame))
         if not frame.strip():
             self._count("empty_requests")
-            return self._answer(400, "empty request: send id, lat, lon and timestamp")
+            return 400, "empty request: send id, lat, lon and timestamp", False
         self._count("frames_in")
         decoded = self._decode(frame, peer)
         device_id = decoded.device_id or ""
@@ -197,18 +217,18 @@ class HttpListener:
                     await self._writer.drain()  # commits go in order: ours is in by now
             except TimeoutError:  # put/drain only wait: cancelling them takes nothing back
                 self._count("http_commit_timeouts")
-                return self._answer(503, "storage is slow, retry later", close=True)
+                return 503, "storage is slow, retry later", True
             except Exception as exc:
                 self._fail(exc)
-                return self._answer(503, "storage unavailable, retry later", close=True)
+                return 503, "storage unavailable, retry later", True
         if len(batch.fixes):
-            return self._answer(200, "")
+            return 200, "", False
         if len(decoded.fixes):
-            return self._answer(403, f"unknown device {device_id}")
+            return 403, f"unknown device {device_id}", False
         if decoded.rejects:
             first = decoded.rejects[0]
-            return self._answer(400, f"{first.code}: {first.detail}")
-        return self._answer(400, "no position in request")
+            return 400, f"{first.code}: {first.detail}", False
+        return 400, "no position in request", False
 
     def _decode(self, frame: bytes, peer: str) -> Decoded:
         """Decode one request with a fresh session: HTTP carries no connection identity."""

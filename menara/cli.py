@@ -112,11 +112,17 @@ def _parser() -> argparse.ArgumentParser:
     tk = sub.add_parser("token", help="create or revoke an API token")
     tksub = tk.add_subparsers(dest="token_command", required=True)
     tc = tksub.add_parser("create", help="print a new token's secret (shown only once)")
-    tc.add_argument("--name", required=True, help="who uses it (recorded in the audit trail)")
+    tc.add_argument("--name", help="who uses it (recorded in the audit trail); not with --link")
     tc.add_argument(
         "--role", required=True, choices=("dispatcher", "supervisor", "driver", "customer")
     )
     tc.add_argument("--driver-id", type=int, default=None, help="required for --role driver")
+    tc.add_argument(
+        "--link",
+        action="store_true",
+        help="--role driver: print a one-time sign-in link for the driver's phone instead"
+        " (valid driver_link_ttl_s; the phone gets its own token when it opens it)",
+    )
     tr = tksub.add_parser("revoke", help="revoke the token with this secret")
     tr.add_argument("secret")
 
@@ -171,14 +177,17 @@ def _dispatch(args: argparse.Namespace, cfg: Settings) -> int:
     if args.command == "token":
         from menara import token_cmd
 
-        create = args.token_command == "create"
-        return token_cmd.run(
-            args.token_command,
-            args.name if create else args.secret,
-            args.role if create else "",
-            args.driver_id if create else None,
-            cfg,
-        )
+        if args.token_command == "revoke":
+            return token_cmd.run("revoke", args.secret, "", None, cfg)
+        if args.link:
+            if args.role != "driver" or args.driver_id is None:
+                print("menara token: --link needs --role driver --driver-id N", file=sys.stderr)
+                return 2
+            return token_cmd.link(args.driver_id, cfg)
+        if not args.name:
+            print("menara token: give --name (who uses the token)", file=sys.stderr)
+            return 2
+        return token_cmd.run("create", args.name, args.role, args.driver_id, cfg)
     if args.command == "plan":
         from menara import plan_cmd
 

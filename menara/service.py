@@ -21,6 +21,7 @@ import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from datetime import timedelta
 
 import psycopg
 from aiohttp import web
@@ -29,7 +30,7 @@ from decoders import PROTOCOLS, teltonika
 from decoders.warmup import warm_up
 from ingest import backoff
 from ingest.counters import Counters
-from ingest.devices import DeviceRegistry
+from ingest.devices import Admission, DeviceRegistry
 from ingest.http import HttpListener
 from ingest.metrics import Gauge, MetricsServer
 from ingest.model import Batch
@@ -41,6 +42,9 @@ from menara import db
 from menara.settings import Settings
 from oms_core.alerts.delivery import Deliverer
 from oms_core.api import make_app
+from oms_core.api.context import Execution, PositionSink
+from oms_core.execution.epod import EpodRules
+from oms_core.files import FileStore
 from oms_core.geocode import Geocoder
 from oms_core.planning.routes import road_providers
 from oms_core.tower.config import TowerConfig
@@ -103,6 +107,49 @@ def make_tower(settings: Settings) -> Tower | TowerPool:
     return tower
 
 
+def make_execution(settings: Settings, positions: PositionSink | None) -> Execution:
+    """The driver app's, ePOD files' and public pages' settings for the API."""
+    return Execution(
+        files=FileStore(settings.file_dir),
+        upload_max_bytes=settings.upload_max_bytes,
+        upload_max_pixels=settings.upload_max_pixels,
+        epod=EpodRules(
+            signature_required=settings.epod_signature_required,
+            max_distance_m=settings.epod_max_distance_m,
+            max_clock_skew_s=settings.epod_max_clock_skew_s,
+            redelivery_after=timedelta(hours=settings.redelivery_after_h),
+        ),
+        sign_in_ttl_s=settings.driver_link_ttl_s,
+        base_url=settings.base_url(),
+        positions=positions,
+        public_rate_per_min=settings.public_rate_per_min,
+    )
+
+
+def phone_sink(dsn: str, registry: DeviceRegistry, intake: HttpListener) -> PositionSink:
+    """Where the driver page's positions go: the OsmAnd intake, as the driver's phone
+    device, which is registered (protocol osmand) on its first position unless an
+    operator disabled it."""
+
+    async def sink(device_id: str, frame: bytes) -> tuple[int, str]:
+        if registry.admit(device_id) is not Admission.KNOWN:
+            async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+                await conn.execute(
+                    "INSERT INTO devices (device_id, protocol, label) VALUES (%s, 'osmand',"
+                    " 'driver phone (driver app)') ON CONFLICT (device_id) DO NOTHING",
+                    (device_id,),
+                )
+                cur = await conn.execute(
+                    "SELECT enabled FROM devices WHERE device_id = %s", (device_id,)
+                )
+                row = await cur.fetchone()
+            if row is not None and row[0]:
+                registry.mark_registered(device_id)
+        return await intake.submit(frame, "driver-app")
+
+    return sink
+
+
 def make_deliverer(settings: Settings) -> Deliverer:
     """Alert delivery: webhooks and supervisor email from the outbox."""
     return Deliverer(
@@ -150,6 +197,7 @@ async def serve(
             make_writer(settings, counters, registry, on_committed=tower.feed)
         )
         listeners: list[TcpListener | HttpListener | UdpListener] = []
+        phones: HttpListener | None = None  # the OsmAnd intake, for the driver page too
         for name, setting in LISTENER_PORTS.items():
             port = int(getattr(settings, setting))
             if port <= 0:
@@ -178,6 +226,8 @@ async def serve(
                     counters=counters,
                 )
             listeners.append(await stack.enter_async_context(listener))
+            if name == "osmand":
+                phones = listener if isinstance(listener, HttpListener) else None
             kind = "tcp" if name in TCP_PORTS else "http"
             log.info("%s listening on %s %s:%d", name, kind, settings.tcp_host, listener.port)
         if settings.teltonika_udp_port > 0:
@@ -199,18 +249,37 @@ async def serve(
                 avg_speed_kmh=settings.plan_avg_speed_kmh,
             )
             geocoder = Geocoder(settings.geocoder_url) if settings.geocoder_url else None
+            if phones is None:  # no OsmAnd port: the driver page's positions still go in
+                phones = HttpListener(
+                    codec=PROTOCOLS["osmand"],
+                    host=settings.tcp_host,
+                    port=0,
+                    max_body_bytes=settings.http_max_body_bytes,
+                    commit_timeout_s=settings.http_commit_timeout_s,
+                    writer=writer,
+                    registry=registry,
+                    counters=counters,
+                )
             app = make_app(
                 dsn,
                 max_body_bytes=settings.api_max_body_bytes,
                 geocoder=geocoder,
                 matrix=matrix,
                 routes=routes,
+                execution=make_execution(settings, phone_sink(dsn, registry, phones)),
             )
             api = web.AppRunner(app, access_log=None)
             await api.setup()
             stack.push_async_callback(api.cleanup)
             await web.TCPSite(api, settings.tcp_host, settings.api_port).start()
             log.info("api on http://%s:%d/api/v1", settings.tcp_host, settings.api_port)
+            log.info("driver app on %s/driver/", settings.base_url())
+            if not settings.public_url:
+                log.warning(
+                    "public_url is not set: customer and driver links point at %s, which only"
+                    " this machine can open; set public_url to the address people reach",
+                    settings.base_url(),
+                )
         mqtt: MqttIngest | None = None
         if settings.mqtt_port > 0:
             mqtt = MqttIngest(

@@ -75,6 +75,12 @@ async def read_form(request: web.Request, *, file_fields: frozenset[str], max_by
                 raise ApiError(400, "bad_form", "every form part needs a name")
             if part.name in file_fields:
                 form.files[part.name] = await _read_part(part, max_bytes, "file")
+            elif part.filename is not None:
+                expected = ", ".join(sorted(file_fields)) or "none"
+                raise ApiError(
+                    422, "unknown_field",
+                    f"the form sends a file as {part.name!r}; file fields here: {expected}",
+                )  # fmt: skip
             else:
                 raw = await _read_part(part, MAX_TEXT_BYTES, "field")
                 form.texts[part.name] = raw.decode("utf-8", errors="strict")

@@ -18,7 +18,7 @@ from oms_core.states import PaymentMethod
 
 NOW = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
 DEPOT_LAT, DEPOT_LON = 52.3700, 4.9000
-OMS_TABLES = "customers, products, depots, vehicles, drivers"
+OMS_TABLES = "customers, products, depots, vehicles, drivers, files"
 
 
 @dataclass(frozen=True)
