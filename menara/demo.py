@@ -30,7 +30,7 @@ from typing import Any
 import psycopg
 
 from ingest.counters import Counters
-from menara import db, demo_oms, demo_tower, service
+from menara import db, demo_drivers, demo_oms, demo_outcomes, demo_tower, service
 from menara.settings import Settings
 from oms_core.errors import OmsError
 from oms_core.planning.matrix import HaversineMatrix
@@ -45,6 +45,7 @@ from simulators.vehicle import SimFix
 DEMO_PLAN_LIMIT_S = 5.0
 FALLBACK_DURATION_S = 60.0  # how long the stock routes are driven without --duration
 STALE_MARGIN_S = 600.0  # stale_fix_s covers the replayed span and this
+DRIVER_GRACE_MIN = 10  # fleet minutes the drivers get after the last fix (back at the depot)
 SETTLE_S = 15.0  # at most this long waiting for the writer after the fleet stops
 TOWER_GRACE_S = 2.0  # then this long for the tower's last evaluation and tick
 LATENCY_S = 2.5  # wall seconds a fix may take from a simulated link to the tower
@@ -219,9 +220,36 @@ async def _replay(
     counters, stop, halt = Counters(), asyncio.Event(), asyncio.Event()
     _install_stop(halt)
     started_at = datetime.now(UTC)
-    svc = await start_service(cfg.replace(tower_clock="fleet", stale_fix_s=stale), counters, stop)
-    if svc is None:
-        return 1
+    with demo_outcomes.mail_sink() as mail_port:
+        served = cfg.replace(
+            tower_clock="fleet",
+            stale_fix_s=stale,
+            api_port=cfg.api_port or demo_outcomes.free_port(),  # the drivers need the API
+            smtp_host="127.0.0.1",
+            smtp_port=mail_port,
+        )
+        svc = await start_service(served, counters, stop)
+        if svc is None:
+            return 1
+        return await _drive_day(served, fleet, spoken, replay, svc, (counters, stop, halt),
+                                duration_s=duration_s, started_at=started_at)  # fmt: skip
+
+
+async def _drive_day(
+    cfg: Settings,
+    fleet: FleetConfig,
+    spoken: dict[str, str],
+    replay: demo_tower.Replay,
+    svc: asyncio.Task[None],
+    events: tuple[Counters, asyncio.Event, asyncio.Event],
+    *,
+    duration_s: float | None,
+    started_at: datetime,
+) -> int:
+    """Send the day's fixes while the drivers work it through the driver app; then the
+    summaries."""
+    counters, stop, halt = events
+    s, span = replay.speedup, replay.span_s
     groups = demo_tower.links(replay.fixes, spoken, cfg, fleet)
     bound = span / s if duration_s is None else min(span / s, duration_s)
     links = ", ".join(f"{k} ({len({f.device_id for f in g})} vans)" for k, g, _ in groups)
@@ -234,9 +262,19 @@ async def _replay(
     if duration_s is not None:
         loop.call_later(duration_s, halt.set)
     ids = [t.device_id for t in replay.trips]
+    trip_ids = [t.trip_id for t in replay.trips]
     with psycopg.connect(cfg.db_dsn, autocommit=True) as conn:
-        feed = demo_tower.AlertFeed(conn, [t.trip_id for t in replay.trips], tz=demo_oms.JAKARTA)
+        feed = demo_tower.AlertFeed(conn, trip_ids, tz=demo_oms.JAKARTA)
+        api = f"http://127.0.0.1:{cfg.api_port}/api/v1"
+        scripts = demo_drivers.scripts(replay.trips, replay.fixes)
+        drivers = demo_drivers.Drivers(api, replay.trips, scripts, say=_say)
+        drivers.prepare(conn)
+        _driver_app_hint(conn, cfg, trip_ids)
         t0 = loop.time()
+
+        def fleet_now() -> datetime:
+            return first + timedelta(seconds=min((loop.time() - t0) * s, span))
+
         senders = [
             asyncio.create_task(
                 _send(g, delay_s=(g[0].fix_time - first).total_seconds() / s, halt=halt,
@@ -244,13 +282,20 @@ async def _replay(
             )
             for _, g, kw in groups
         ]  # fmt: skip
-        status = _status(counters)
-        while not all(t.done() for t in senders):
-            await asyncio.wait(senders, timeout=1.0)
-            fleet_at = first + timedelta(seconds=min((loop.time() - t0) * s, span))
-            print(status(fleet_at.astimezone(demo_oms.JAKARTA)), flush=True)
-            for line in await asyncio.to_thread(feed.poll):
-                print(line, flush=True)
+        status = _status(counters, drivers)
+        async with drivers:
+            tapping = asyncio.create_task(drivers.follow(fleet_now, halt))
+            while not all(t.done() for t in senders):
+                await asyncio.wait(senders, timeout=1.0)
+                print(status(fleet_now().astimezone(demo_oms.JAKARTA)), flush=True)
+                for line in await asyncio.to_thread(feed.poll):
+                    print(line, flush=True)
+            halt.set()
+            await tapping
+            # the last van's driver taps "back at the depot" a minute after it is back
+            end = fleet_now() + (timedelta(minutes=DRIVER_GRACE_MIN) if duration_s is None
+                                 else timedelta(0))  # fmt: skip
+            await drivers.until(min(end, replay.fixes[-1].fix_time + timedelta(minutes=10)))
         sent = 0
         for task in senders:
             try:
@@ -263,12 +308,32 @@ async def _replay(
         await svc
         for line in feed.poll():
             print(line)
-    summary(cfg.db_dsn, ids, started_at, sent, counters)
-    demo_tower.alert_summary(feed, replay)
+        summary(cfg.db_dsn, ids, started_at, sent, counters)
+        demo_tower.alert_summary(feed, replay)
+        for line in demo_outcomes.delivery_summary(conn, trip_ids, cfg.base_url()):
+            print(line)
     return 0
 
 
-def _status(counters: Counters) -> Callable[[datetime], str]:
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _driver_app_hint(conn: psycopg.Connection[Any], cfg: Settings, trip_ids: list[int]) -> None:
+    row = conn.execute(
+        "SELECT driver_id FROM trips WHERE id = ANY(%s) AND driver_id IS NOT NULL ORDER BY id"
+        " LIMIT 1",
+        (trip_ids,),
+    ).fetchone()
+    if row is not None:
+        print(
+            f"drivers work their trips through the driver app ({cfg.base_url()}/driver/);"
+            f" sign a phone in as one: menara token create --role driver --driver-id {row[0]}"
+            " --link"
+        )
+
+
+def _status(counters: Counters, drivers: demo_drivers.Drivers) -> Callable[[datetime], str]:
     last = {"t": time.monotonic(), "in": 0, "stored": 0}
     started = last["t"]
 
@@ -281,6 +346,7 @@ def _status(counters: Counters) -> Callable[[datetime], str]:
         return (
             f"[{now - started:5.0f}s] fleet {fleet_at:%H:%M}  received {got:>7} ({rate_in:5.0f}/s)"
             f"  stored {stored:>7} ({rate_st:5.0f}/s)  rejects {counters.get('rejects')}"
+            f"  delivered {drivers.counts['delivered'] + drivers.counts['partially_delivered']}"
         )
 
     return line
@@ -315,12 +381,15 @@ def _planned_trips(
     """Today's orders planned and dispatched; None (drive the stock routes) when planning
     fails or plans nothing, with the reason printed."""
     today = datetime.now(demo_oms.JAKARTA).date()
-    print(f"order side: {today} (Asia/Jakarta): entering orders, planning, dispatching")
     try:
         with psycopg.connect(cfg.db_dsn, autocommit=True) as conn:
+            day = demo_oms.demo_day(conn, today)
+            again = "" if day == today else f" (today's deliveries are done: the next day, {day})"
+            print(f"order side: {today} (Asia/Jakarta){again}: entering orders, planning,"
+                  " dispatching")  # fmt: skip
             planned = demo_oms.seed_and_plan(
                 conn,
-                day=today,
+                day=day,
                 device_ids=ids,
                 orders=orders,
                 time_limit_s=min(cfg.plan_time_limit_s, DEMO_PLAN_LIMIT_S),

@@ -33,7 +33,7 @@ from oms_core.model import LineIn, OrderIn
 from oms_core.planning.matrix import MatrixProvider
 from oms_core.states import OrderState, PaymentMethod, PaymentState
 
-__all__ = ["JAKARTA", "ORDER_CUTOFF", "PlannedTrip", "seed_and_plan"]
+__all__ = ["JAKARTA", "ORDER_CUTOFF", "PlannedTrip", "demo_day", "seed_and_plan"]
 
 Conn = psycopg.Connection[Any]
 Progress = Callable[[str], None]
@@ -232,8 +232,9 @@ def _customers(conn: Conn, seed: int) -> list[_Customer]:
             continue
         cid = _one(
             conn,
-            "INSERT INTO customers (name, email, phone) VALUES (%s, %s, %s) RETURNING id",
-            (f"Demo customer {n:02d}", email, f"+62 21 555 {n:04d}"),
+            "INSERT INTO customers (name, email, phone, notify_prefs, language)"
+            " VALUES (%s, %s, %s, '{\"email\": true}', %s) RETURNING id",
+            (f"Demo customer {n:02d}", email, f"+62 21 555 {n:04d}", "en" if n % 4 == 0 else "id"),
         )
         aid = _one(
             conn,
@@ -295,6 +296,25 @@ def _enter_orders(
         orders.transition(conn, order.id, OrderState.RESERVED, actor=ACTOR, reason="demo stock")
         new += 1
     return new
+
+
+def demo_day(conn: Conn, today: date) -> date:
+    """The day the demo plans: today, or the first day after it whose demo trips are not
+    all finished (a demo run that delivered everything leaves its day completed; the next
+    run brings a new day's orders, replayed at the same hours)."""
+    day = today
+    while True:
+        states = {
+            r[0]
+            for r in conn.execute(
+                "SELECT t.state FROM trips t JOIN depots d ON d.id = t.depot_id"
+                " WHERE d.name = %s AND t.day = %s",
+                (DEPOT_NAME, day),
+            )
+        }
+        if not states or states - {"completed", "cancelled"}:
+            return day
+        day += timedelta(days=1)
 
 
 def _planned(conn: Conn, day: date, depot: int) -> bool:

@@ -112,11 +112,19 @@ def load_trips(conn: Conn, trip_ids: Sequence[int]) -> list[DemoTrip]:
             depot_lat=float(lat),
             depot_lon=float(lon),
             route=t.route_geometry,
-            stops=tuple(DrivenStop(s.lat, s.lon, float(s.service_time_s)) for s in t.stops),
+            stops=tuple(
+                DrivenStop(s.lat, s.lon, float(s.service_time_s), _serve_from(s)) for s in t.stops
+            ),
             planned_departure=t.planned_departure,
         )
         out.append(DemoTrip(trip_id, int(vehicle_id), str(plate), driven, vertex_m))
     return sorted(out, key=lambda d: d.device_id)
+
+
+def _serve_from(s: trips.Stop) -> datetime:
+    """The plan's service start at a stop: its departure less its service time (a van
+    there before it waits, as the plan does, for the window to open)."""
+    return s.planned_departure - timedelta(seconds=s.service_time_s)
 
 
 def _vertex_m(lat0: float, lon0: float, route: Sequence[tuple[float, float]]) -> tuple[float, ...]:
@@ -242,14 +250,16 @@ def rebase(conn: Conn, trip_ids: Sequence[int], offset: timedelta) -> None:
     with conn.transaction():
         conn.execute(
             "UPDATE trips SET planned_departure = planned_departure + %s,"
-            " planned_return = planned_return + %s WHERE id = ANY(%s)",
+            " planned_return = planned_return + %s, loaded_at = NULL, actual_departure = NULL"
+            " WHERE id = ANY(%s)",
             (offset, offset, ids),
         )
         conn.execute(
             "UPDATE stops SET planned_arrival = planned_arrival + %s,"
             " planned_departure = planned_departure + %s, window_start = window_start + %s,"
             " window_end = window_end + %s, actual_arrival = NULL, actual_departure = NULL,"
-            " arrival_method = NULL, eta = NULL, eta_updated_at = NULL, out_of_sequence = false"
+            " arrival_method = NULL, geofence_arrival = NULL, driver_arrival = NULL, eta = NULL,"
+            " eta_updated_at = NULL, out_of_sequence = false"
             " WHERE trip_id = ANY(%s)",
             (offset, offset, offset, offset, ids),
         )
@@ -299,7 +309,8 @@ def prepare(
     window_s: float | None,
 ) -> Replay | None:
     """Drive the trips (faults included), move the day so it ends about when the replay
-    does, and return it; None (with the reason printed) when it cannot be driven."""
+    does, and return it; None (with the reason printed) when it cannot be driven. The
+    demo vans' positions stored for the replayed hours (by an earlier run) are dropped."""
     cruise = cfg.plan_avg_speed_kmh / cfg.plan_road_factor  # the planner's travel times
     try:
         with psycopg.connect(cfg.db_dsn, autocommit=True) as conn:
@@ -314,6 +325,12 @@ def prepare(
                 first, last, speedup=speedup, now=datetime.now(UTC), window_s=window_s
             )
             rebase(conn, [t.trip_id for t in driven], offset)
+            # An earlier run replayed over the same hours: its positions would stand in
+            # for this run's (a fix is stored once per device and time).
+            conn.execute(
+                "DELETE FROM positions WHERE device_id = ANY(%s) AND fix_time BETWEEN %s AND %s",
+                ([t.device_id for t in driven], first + offset, last + offset),
+            )
     except (SimulatorError, OmsError, psycopg.Error) as exc:
         print(f"replay: cannot drive the planned trips ({exc}); driving the stock routes")
         return None

@@ -1,6 +1,7 @@
 """Orders: entry, state transitions with their side effects, reads and the audit trail.
 
-Every change is one transaction that locks the order row (``SELECT … FOR UPDATE``),
+Every change is one transaction that locks the order row (``SELECT … FOR NO KEY
+UPDATE``: rows that only reference the order, such as its audit rows, are not held up),
 checks the state machine, writes the audit row and applies the stock side effect, so a
 refused change leaves state, audit and stock exactly as they were. ``transition`` is the
 primitive; callers move draft orders to verified through ``verify.verify``, which checks
@@ -275,7 +276,7 @@ def get_order(conn: Conn, order_id: int, *, for_update: bool = False) -> Order:
 
 
 def _load(conn: Conn, order_id: int, *, lock: bool = False) -> Order:
-    query = "SELECT * FROM orders WHERE id = %s" + (" FOR UPDATE" if lock else "")
+    query = "SELECT * FROM orders WHERE id = %s" + (" FOR NO KEY UPDATE" if lock else "")
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(query, (order_id,)).fetchone()
     if row is None:

@@ -130,7 +130,7 @@ def _move_trip(
     """
     with conn.transaction():
         row = conn.execute(
-            "SELECT state FROM trips WHERE id = %s FOR UPDATE", (trip_id,)
+            "SELECT state FROM trips WHERE id = %s FOR NO KEY UPDATE", (trip_id,)
         ).fetchone()
         if row is None:
             raise NotFound(f"no trip {trip_id}")

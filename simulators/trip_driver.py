@@ -58,11 +58,14 @@ class TripError(SimulatorError, ValueError):
 
 @dataclass(frozen=True, slots=True)
 class DrivenStop:
-    """A planned stop: where, and how long the vehicle stands there (seconds)."""
+    """A planned stop: where, and how long the vehicle stands there (seconds). With
+    ``serve_from`` (the plan's service start) a vehicle there early waits for it, as the
+    plan has it wait for the customer's window to open."""
 
     lat: float
     lon: float
     service_s: float
+    serve_from: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,9 +147,10 @@ def _ceil_to_grid(s: float, anchor: float, step: float) -> float:
 
 def _stills(
     trip: DrivenTrip, path: _Path, faults: Sequence[Fault]
-) -> list[tuple[float, float, bool]]:
-    """(distance, duration, ignition) of every stand-still on the road, in driving order."""
-    out: list[tuple[float, int, float, bool]] = []
+) -> list[tuple[float, float, bool, float | None]]:
+    """(distance, duration, ignition, serve from) of every stand-still on the road, in
+    driving order; serve from is seconds after the planned departure (stops only)."""
+    out: list[tuple[float, int, float, bool, float | None]] = []
     d = 0.0
     for n, stop in enumerate(trip.stops):
         x, y = (stop.lon - path.lon0) * path.kx, (stop.lat - path.lat0) * path.ky
@@ -156,14 +160,17 @@ def _stills(
                 f"trip of {trip.device_id}: stop {n} is {gap:.0f} m from the route"
                 f" (limit {MAX_STOP_GAP_M:.0f} m); pass a route that goes through it"
             )
-        if stop.service_s > 0:
-            out.append((d, 0, stop.service_s, False))
+        ready = None
+        if stop.serve_from is not None:
+            ready = (stop.serve_from - trip.planned_departure).total_seconds()
+        if stop.service_s > 0 or ready is not None:
+            out.append((d, 0, stop.service_s, False, ready))
     for f in faults:
         if isinstance(f, UnplannedStop):
-            out.append((f.after_m, 1, f.duration_s, f.ignition))
+            out.append((f.after_m, 1, f.duration_s, f.ignition, None))
         elif isinstance(f, Idle) and f.at != "depot":
-            out.append((float(f.at), 1, f.duration_s, True))
-    return [(d, s, ign) for d, _, s, ign in sorted(out, key=lambda e: (e[0], e[1]))]
+            out.append((float(f.at), 1, f.duration_s, True, None))
+    return [(d, s, ign, r) for d, _, s, ign, r in sorted(out, key=lambda e: (e[0], e[1]))]
 
 
 def _starts_m(f: Fault) -> float:
@@ -196,13 +203,14 @@ def _plan(
         phases.append(_Phase(dep - idle, dep, 0.0, 0.0, True))
     stills = _stills(trip, path, faults)
     fast = [f for f in faults if isinstance(f, Speeding)]
-    cuts = {0.0, path.length_m, *(d for d, _, _ in stills)}
+    cuts = {0.0, path.length_m, *(d for d, _, _, _ in stills)}
     for f in fast:
         cuts |= {min(f.after_m, path.length_m), min(f.after_m + f.length_m, path.length_m)}
     t, pending = dep, list(stills)
     for a, b in itertools.pairwise(sorted(cuts)):
         while pending and pending[0][0] <= a:
-            d, dur, ign = pending.pop(0)
+            d, dur, ign, ready = pending.pop(0)
+            dur += 0.0 if ready is None else max(0.0, ready - t)  # early: wait, then serve
             phases.append(_Phase(t, t + dur, d, d, ign))
             t += dur
         mid = (a + b) / 2
@@ -210,7 +218,8 @@ def _plan(
         dt = (b - a) / (max(speeds) if speeds else cruise_mps)
         phases.append(_Phase(t, t + dt, a, b, True))
         t += dt
-    for d, dur, ign in pending:
+    for d, dur, ign, ready in pending:
+        dur += 0.0 if ready is None else max(0.0, ready - t)
         phases.append(_Phase(t, t + dur, d, d, ign))
         t += dur
     phases.append(_Phase(t, t + after_s, path.length_m, path.length_m, False))

@@ -6,7 +6,8 @@ transaction, storing its answer; a retry with the same key and body gets that an
 back and does nothing, and the same key with a different body is refused
 (``idempotency_key_reused``). Two copies racing meet at the unique index: the second
 waits for the first to commit, then replays its answer. A refused action rolls back
-with its key, so sending it again after fixing the cause works.
+with its key, so sending it again after fixing the cause works; one that deadlocked with
+the control tower (both touch stops and orders) is rolled back and run again.
 
 Times: the phone says when the driver tapped (``phone_time``, its own clock) and when
 it sent the request (``sent_at``). Their difference to the server's clock at receipt is
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,8 +35,10 @@ from oms_core.errors import InvalidOrder, OmsError, Problem
 
 __all__ = ["MAX_AGE", "Action", "ActionIn", "IdempotencyConflict", "perform", "request_digest"]
 
+log = logging.getLogger(__name__)
 Conn = psycopg.Connection[Any]
 MAX_AGE = timedelta(days=2)  # a phone offline longer than this has lost its day's context
+ATTEMPTS = 3  # a deadlock with the control tower rolls the action back: it is run again
 
 
 class IdempotencyConflict(OmsError):
@@ -114,6 +118,27 @@ def perform(
     transaction and returns the JSON-ready answer; a retry gets the stored answer."""
     digest = request_digest(a.body)
     at, skew = _placed(a, now)
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return _once(conn, a, work, digest, now, at, skew, (trip_id, stop_id, order_id))
+        except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+            if attempt == ATTEMPTS:
+                raise
+            log.info("driver action %s met a concurrent change; trying again", a.key)
+    raise AssertionError("unreachable")
+
+
+def _once(
+    conn: Conn,
+    a: ActionIn,
+    work: Callable[[Conn, Action], Mapping[str, Any]],
+    digest: str,
+    now: datetime,
+    at: datetime,
+    skew: float | None,
+    subject: tuple[int | None, int | None, int | None],
+) -> tuple[dict[str, Any], bool]:
+    trip_id, stop_id, order_id = subject
     with conn.transaction():
         row = conn.execute(
             "INSERT INTO driver_actions (driver_id, idempotency_key, kind, trip_id, stop_id,"

@@ -45,7 +45,7 @@ def record_arrival(
     with conn.transaction():
         row = conn.execute(
             "SELECT actual_arrival, geofence_arrival, driver_arrival FROM stops"
-            " WHERE id = %s FOR UPDATE",
+            " WHERE id = %s FOR NO KEY UPDATE",
             (stop_id,),
         ).fetchone()
         if row is None:

@@ -56,7 +56,7 @@ def own_trip(conn: Conn, trip_id: int, driver_id: int, *, lock: bool = False) ->
     """The state of the driver's trip ``trip_id`` (``NotFound`` if not theirs)."""
     row = conn.execute(
         "SELECT state FROM trips WHERE id = %s AND driver_id = %s"
-        + (" FOR UPDATE" if lock else ""),
+        + (" FOR NO KEY UPDATE" if lock else ""),
         (trip_id, driver_id),
     ).fetchone()
     if row is None:

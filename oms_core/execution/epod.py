@@ -97,13 +97,19 @@ def deliver(
 ) -> dict[str, Any]:
     """Record the outcome of ``order_id`` with its ePOD; returns the answer for the phone."""
     stop_id, trip_id = own_order(conn, order_id, action.driver_id)
-    order = orders.get_order(conn, order_id, for_update=True)
-    if order.state in FINAL or order.state == S.COMPLETED:
+    # Locks go trip, stop, order, as the control tower takes them (no deadlock).
+    state = orders.get_order(conn, order_id).state
+    if state in FINAL or state == S.COMPLETED:
         raise InvalidOrder(
-            [Problem("already_recorded", f"order {order.tracking_number} already has an outcome")]
+            [Problem("already_recorded", f"order {order_id} already has an outcome")]
         )
     ensure_started(conn, trip_id, action)
     record_arrival(conn, stop_id, action.at, "driver", actor=action.actor)
+    order = orders.get_order(conn, order_id, for_update=True)
+    if order.state != S.ARRIVED:  # someone else recorded it meanwhile
+        raise InvalidOrder(
+            [Problem("already_recorded", f"order {order.tracking_number} is {order.state}")]
+        )
     delivered, damaged, accounted = _lines(order, epod)
     _check(conn, order, epod, delivered, rules)
     orders.transition(
@@ -116,7 +122,8 @@ def deliver(
                                reason=f"{epod.cod_collected} collected on delivery")  # fmt: skip
     checks = _verify(conn, action, order, stop_id, trip_id, epod, accounted, rules)
     epod_id = _store(conn, action, order_id, stop_id, trip_id, epod, delivered, damaged, checks)
-    assessment = _judge(conn, order, stop_id, epod_id, delivered, damaged, epod.cod_collected)
+    assessment = _judge(conn, order, stop_id, epod_id, action.at, delivered, damaged,
+                        epod.cod_collected)  # fmt: skip
     follow = None
     if epod.outcome != S.DELIVERED:
         follow = followup.create(conn, order, delivered, epod.reason_code or "other",
@@ -133,8 +140,9 @@ def deliver(
 
 
 def _lines(order: Order, epod: EpodIn) -> tuple[dict[int, int], dict[int, int], bool]:
-    """Delivered and damaged units per line, and whether the ePOD named every line.
-    Omitted lines are all delivered for ``delivered`` and none for the other outcomes."""
+    """Delivered and damaged units per line, and whether every line is accounted for.
+    Omitted lines are all delivered for ``delivered`` and none for the other outcomes; a
+    partial delivery must name each line (one it leaves out is flagged)."""
     given = {ln.line_no: ln for ln in epod.lines}
     problems = [
         Problem("bad_line", f"order {order.tracking_number} has no line {n}")
@@ -158,7 +166,8 @@ def _lines(order: Order, epod: EpodIn) -> tuple[dict[int, int], dict[int, int], 
     ]
     if problems:
         raise InvalidOrder(problems)
-    return delivered, damaged, full or all(ln.line_no in given for ln in order.lines)
+    nothing = epod.outcome == S.FAILED  # a failed attempt accounts for every line: none
+    return delivered, damaged, full or nothing or all(ln.line_no in given for ln in order.lines)
 
 
 def _check(
@@ -306,6 +315,7 @@ def _judge(
     order: Order,
     stop_id: int,
     epod_id: int,
+    handover: datetime,
     delivered: dict[int, int],
     damaged: dict[int, int],
     cod_collected: Decimal | None,
@@ -323,6 +333,7 @@ def _judge(
         invoice_total=order.total_amount,
         window=(order.window_start, order.window_end),
         arrival=arrival,
+        handover=handover,
         delivered=delivered,
         damaged=damaged,
         cod_collected=cod_collected,

@@ -6,9 +6,11 @@ fails. The rate over many orders is the share of orders with all four true, neve
 product of per-criterion averages (those hide orders failing two criteria at once).
 
 The criteria, as the README defines them:
-- on time: the stop's actual arrival (the earlier of geofence and the driver's tap;
-  without either, the ePOD's time) is inside the order's window. ``early`` / ``late`` /
-  ``no_arrival``.
+- on time: the stop's actual arrival (the earlier of geofence and the driver's tap) is
+  inside the order's window. A van there before the window opens that hands the goods
+  over once it is open is on time too: it waited, as the plan has it wait, and the
+  customer got the goods inside their window. ``late`` (arrived after the window),
+  ``early`` (handed over before it opened), ``no_arrival``.
 - in full: every line's delivered quantity equals the ordered one. ``not_delivered``
   (failed) / ``short_delivered``.
 - damage free: no line has damaged units. ``damaged``.
@@ -68,22 +70,22 @@ def assess(
     invoice_total: Decimal,
     window: tuple[datetime, datetime],
     arrival: datetime | None,
+    handover: datetime,
     delivered: Mapping[int, int],
     damaged: Mapping[int, int],
     cod_collected: Decimal | None,
     cash_on_delivery: bool,
 ) -> Assessment:
-    """Judge one delivery attempt; ``delivered``/``damaged`` are {line_no: units}."""
+    """Judge one delivery attempt; ``delivered``/``damaged`` are {line_no: units} and
+    ``handover`` is when the attempt was made (the ePOD's time)."""
     start, end = window
-    on_time_reason = (
-        "no_arrival"
-        if arrival is None
-        else "early"
-        if arrival < start
-        else "late"
-        if arrival > end
-        else None
-    )
+    on_time_reason = None
+    if arrival is None:
+        on_time_reason = "no_arrival"
+    elif arrival > end:
+        on_time_reason = "late"
+    elif arrival < start and handover < start:
+        on_time_reason = "early"
     units = sum(delivered.get(ln.line_no, 0) for ln in lines)
     in_full_reason = (
         "not_delivered"

@@ -42,6 +42,7 @@ __all__ = ["FixBatch", "Tower", "round_members"]
 
 log = logging.getLogger(__name__)
 Conn = psycopg.Connection[Any]
+APPLY_ATTEMPTS = 3
 
 
 class FixBatch(Protocol):
@@ -257,12 +258,24 @@ class Tower:
     def _apply(
         self, conn: Conn, per_vehicle: dict[int, tuple[str, VehicleInfo, list[effects.Finding]]]
     ) -> None:
-        with conn.transaction():
-            for device_id, info, found in per_vehicle.values():
-                self.counters["alerts_touched"] += effects.apply(conn, device_id, info, found)
-                _count_quality(conn, device_id, found)
-                if any(f.event.phase != "info" for f in found):
-                    self._save(conn, info.vehicle_id)
+        """Apply a round's findings in one transaction; one that deadlocked (drivers'
+        actions lock the same stops and orders) is rolled back whole and applied again,
+        since the rules have already moved past these fixes."""
+        for attempt in range(1, APPLY_ATTEMPTS + 1):
+            try:
+                with conn.transaction():
+                    for device_id, info, found in per_vehicle.values():
+                        touched = effects.apply(conn, device_id, info, found)
+                        _count_quality(conn, device_id, found)
+                        if any(f.event.phase != "info" for f in found):
+                            self._save(conn, info.vehicle_id)
+                        self.counters["alerts_touched"] += touched
+                return
+            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
+                if attempt == APPLY_ATTEMPTS:
+                    raise
+                self.counters["apply_retries"] += 1
+                log.info("tower round met a concurrent change; applying it again")
 
     def _tick(self, now_s: float) -> None:
         conn = self._db()

@@ -137,7 +137,15 @@ def test_load_trips_builds_driven_trips_from_the_database(clean_db: str) -> None
             depot_lat=demo_oms.DEPOT_LAT,
             depot_lon=demo_oms.DEPOT_LON,
             route=s.route_geometry,
-            stops=tuple(DrivenStop(x.lat, x.lon, x.service_time_s) for x in s.stops),
+            stops=tuple(
+                DrivenStop(
+                    x.lat,
+                    x.lon,
+                    x.service_time_s,
+                    x.planned_departure - timedelta(seconds=x.service_time_s),
+                )
+                for x in s.stops
+            ),
             planned_departure=s.planned_departure,
         )
         assert [x.seq for x in s.stops] == list(range(1, len(s.stops) + 1))

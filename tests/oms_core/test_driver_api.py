@@ -260,3 +260,43 @@ def test_an_incomplete_epod_is_refused_and_nothing_changes(
     ]
     assert rows(tw, "SELECT count(*) FROM driver_actions") == [(0,)]
     assert rows(tw, "SELECT count(*) FROM epods") == [(0,)]
+
+
+def test_an_action_that_deadlocks_with_the_tower_is_applied_once(
+    tw: TripWorld, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The control tower holds the stop and then wants the trip the driver's action
+    holds: PostgreSQL breaks the deadlock by aborting one; either way the driver's
+    arrival is applied, once."""
+    import threading
+
+    s1 = tw.stop_ids[0]
+    caplog.set_level("INFO", logger="oms_core.execution.actions")
+    tower_lost = False
+    with psycopg.connect(tw.dsn) as tower:
+        tower.execute("SELECT 1 FROM stops WHERE id = %s FOR NO KEY UPDATE", (s1,))
+        answer: list[tuple[int, Any]] = []
+        tap = threading.Thread(
+            target=lambda: answer.append(
+                drive(tw, "POST", f"/driver/stops/{s1}/arrived", action(pos=STOP1))
+            )
+        )
+        tap.start()
+        deadline = datetime.now(UTC) + timedelta(seconds=10)
+        while not tower.execute(  # the action now holds the trip and waits for the stop
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+            " WHERE NOT l.granted AND a.datname = current_database()"
+        ).fetchone()[0]:  # type: ignore[index]
+            assert datetime.now(UTC) < deadline, "the action never waited for the stop"
+        try:
+            tower.execute("SELECT 1 FROM trips WHERE id = %s FOR NO KEY UPDATE", (tw.trip_id,))
+            tower.commit()
+        except psycopg.errors.DeadlockDetected:
+            tower.rollback()
+            tower_lost = True
+        tap.join(timeout=30)
+    retried = "met a concurrent change" in caplog.text
+    assert tower_lost or retried  # a deadlock happened, and one side gave way
+    assert answer and answer[0][0] == 200, answer
+    assert rows(tw, "SELECT count(*) FROM driver_actions WHERE kind = 'arrived'") == [(1,)]
+    assert rows(tw, "SELECT arrival_method FROM stops WHERE id = %s", (s1,)) == [("driver",)]

@@ -22,6 +22,7 @@ PERFECT: dict[str, Any] = {
     "invoice_total": Decimal("35.00"),
     "window": (START, END),
     "arrival": datetime(2026, 6, 2, 10, tzinfo=UTC),
+    "handover": datetime(2026, 6, 2, 10, 5, tzinfo=UTC),
     "delivered": {1: 3, 2: 2},
     "damaged": {},
     "cod_collected": None,
@@ -48,7 +49,10 @@ def failures(a: Assessment) -> dict[str, str | None]:
         ({"arrival": START}, {}),  # the window's edges are inside it
         ({"arrival": END}, {}),
         ({"arrival": datetime(2026, 6, 2, 12, 1, tzinfo=UTC)}, {"on_time": "late"}),
-        ({"arrival": datetime(2026, 6, 2, 8, 59, tzinfo=UTC)}, {"on_time": "early"}),
+        ({"arrival": datetime(2026, 6, 2, 8, 59, tzinfo=UTC),
+          "handover": datetime(2026, 6, 2, 8, 59, 50, tzinfo=UTC)}, {"on_time": "early"}),
+        # there early, waited for the window, handed over inside it: on time
+        ({"arrival": datetime(2026, 6, 2, 8, 40, tzinfo=UTC), "handover": START}, {}),
         ({"arrival": None}, {"on_time": "no_arrival"}),
         ({"delivered": {1: 3, 2: 1}},
          {"in_full": "short_delivered", "documents": "quantity_differs_from_invoice"}),
@@ -83,8 +87,8 @@ def test_each_criterion_is_judged_on_its_own(
 
 
 def test_the_rate_is_a_share_of_orders_never_a_product_of_averages() -> None:
-    """Two orders each failing one different criterion: every criterion averages 50 %, a
-    product of averages would say 6.25 % (or 50 % × 50 %), the real rate is 0 of 2."""
+    """Two orders each failing one different criterion: on time and damage free each
+    average 50 %, and their product says 25 % perfect; the real rate is 0 of 2."""
     late = judged(arrival=END.replace(hour=13))
     damaged = judged(damaged={1: 1})
     assert [late.perfect, damaged.perfect] == [False, False]

@@ -13,6 +13,7 @@ import json
 import math
 import threading
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -132,6 +133,23 @@ def test_time_at_stops_is_their_service_time(service: list[int], step: float) ->
     for (x, y), s in zip(SQUARE[1:4], service, strict=True):
         dwell = [f for f in fixes if f.speed_kmh == 0 and near(f, x, y)]
         assert abs(len(dwell) * step - s) <= step
+
+
+def test_a_van_early_for_a_stop_waits_for_the_plans_service_start() -> None:
+    """Stop 2 (1000 m + 1000 m + 120 s of stop 1 in) is served from 30 min after the
+    departure: the van stands there from its arrival until then, then serves 300 s;
+    a late van (a stop whose start has passed) serves at once."""
+    plain = trip()
+    ready = T0 + timedelta(minutes=30)
+    stops = (plain.stops[0], replace(plain.stops[1], serve_from=ready), plain.stops[2])
+    fixes = drive(replace(plain, stops=stops), jitter_m=0)
+    at2 = [f for f in fixes if f.speed_kmh == 0 and near(f, *SQUARE[2])]
+    arrive = (1000 + 1000) / (36 / 3.6) + 120  # cruise 36 km/h, stop 1's service
+    assert abs(secs(at2[0]) - arrive) <= STEP
+    assert abs(secs(at2[-1]) - (30 * 60 + 300)) <= STEP
+    late = replace(plain.stops[1], serve_from=T0 - timedelta(hours=1))
+    again = drive(replace(plain, stops=(plain.stops[0], late, plain.stops[2])), jitter_m=0)
+    assert [secs(f) for f in again] == [secs(f) for f in drive(plain, jitter_m=0)]
 
 
 # --- each fault shows exactly -----------------------------------------------------------
