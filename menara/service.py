@@ -123,6 +123,7 @@ def make_execution(settings: Settings, positions: PositionSink | None) -> Execut
         base_url=settings.base_url(),
         positions=positions,
         public_rate_per_min=settings.public_rate_per_min,
+        eta_window_min=settings.notify_eta_window_min,
     )
 
 
@@ -151,7 +152,7 @@ def phone_sink(dsn: str, registry: DeviceRegistry, intake: HttpListener) -> Posi
 
 
 def make_deliverer(settings: Settings) -> Deliverer:
-    """Alert delivery: webhooks and supervisor email from the outbox."""
+    """The outbox: alert webhooks and supervisor email, customer notifications."""
     return Deliverer(
         dsn=settings.db_dsn,
         smtp_host=settings.smtp_host,
@@ -160,6 +161,8 @@ def make_deliverer(settings: Settings) -> Deliverer:
         timeout_s=settings.webhook_timeout_s,
         max_attempts=settings.webhook_max_attempts,
         public_url=settings.public_url or None,
+        base_url=settings.base_url(),
+        eta_window_min=settings.notify_eta_window_min,
     )
 
 

@@ -20,6 +20,7 @@ from psycopg.rows import dict_row
 from oms_core import stock, tracking
 from oms_core.errors import InvalidOrder, NotFound, OmsError, Problem
 from oms_core.model import Line, LineIn, Order, OrderEvent, OrderFilter, OrderIn, Page
+from oms_core.notify.enqueue import order_moved
 from oms_core.states import (
     HOLDS_STOCK,
     OrderState,
@@ -199,6 +200,7 @@ def transition(
             "UPDATE orders SET state = %s, updated_at = now() WHERE id = %s", (target, order_id)
         )
         _audit(conn, order_id, actor, "state", order.state, target, reason)
+        order_moved(conn, order_id, target)  # the customer's notification, same transaction
         return _load(conn, order_id)
 
 

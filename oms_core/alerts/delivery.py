@@ -1,5 +1,6 @@
-"""The outbox worker: sends queued alert deliveries (signed webhooks, supervisor email)
-and records each outcome, retrying failures with capped, jittered exponential backoff.
+"""The outbox worker: sends queued deliveries (alerts: signed webhooks and supervisor
+email; customer notifications: email and SMS / WhatsApp gateway webhooks) and records
+each outcome, retrying failures with capped, jittered exponential backoff.
 
 How several workers share one outbox without sending a row twice: a worker *claims* up
 to ``batch_size`` due rows in one statement (``FOR UPDATE SKIP LOCKED``) that also counts
@@ -19,6 +20,10 @@ Decisions, documented here once:
   "email is off (smtp_port = 0)"; after turning email on, retry them through the API
   (``POST /deliveries/{id}/retry``).
 - Failed rows are kept, with the last error, for the API and the dashboards.
+- A customer notification (a row with ``order_id``) is written when it is sent, from
+  the order as it is then (``oms_core.notify``); its email's Message-ID is derived from
+  the row, so a resend can be recognised. News from before the order's outcome that is
+  due only after it ("on its way" once delivered) fails at once, saying why.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from email.message import EmailMessage
 from types import TracebackType
 from typing import Any, Self
 
@@ -42,6 +48,7 @@ from psycopg.rows import dict_row
 
 from oms_core.alerts import mail
 from oms_core.alerts.signing import sign, verify_signature
+from oms_core.notify import facts, render, texts
 
 __all__ = ["CHANNEL", "EMAIL_OFF", "Deliverer", "backoff_s", "verify_signature"]
 
@@ -62,7 +69,8 @@ WITH due AS (
     UPDATE deliveries d
     SET attempts = d.attempts + 1, next_attempt_at = now() + make_interval(secs => %(lease)s)
     FROM due WHERE d.id = due.id
-    RETURNING d.id, d.channel, d.event, d.email, d.payload, d.attempts, d.webhook_id
+    RETURNING d.id, d.channel, d.event, d.email, d.payload, d.attempts, d.webhook_id,
+              d.order_id
 )
 SELECT c.*, w.url, w.secret, w.active FROM claimed c
 LEFT JOIN webhooks w ON w.id = c.webhook_id ORDER BY c.id
@@ -103,7 +111,7 @@ class _Failure:
 
 
 class Deliverer:
-    """Delivers the alert outbox until the ``async with`` block ends.
+    """Delivers the outbox until the ``async with`` block ends.
 
     ``async with Deliverer(dsn=...) as d:`` listens on ``CHANNEL`` for new rows and also
     polls every ``poll_s`` (a missed notification, or a retry coming due, is picked up
@@ -114,6 +122,8 @@ class Deliverer:
     ``counters`` counts ``claimed``, ``delivered``, ``retried`` (failed attempts that
     will be tried again), ``failed`` (given up) and ``errors`` (worker cycles that hit a
     database error and were retried after ``poll_s``).
+    ``base_url`` is where customers reach Menara (their tracking links);
+    ``eta_window_min`` how wide the arrival window they are promised is.
     """
 
     def __init__(
@@ -130,12 +140,15 @@ class Deliverer:
         poll_s: float = 5.0,
         batch_size: int = 10,
         public_url: str | None = None,
+        base_url: str = "http://127.0.0.1:8080",
+        eta_window_min: int = 60,
     ) -> None:
         if max_attempts < 1 or batch_size < 1 or timeout_s <= 0 or poll_s <= 0:
             raise ValueError(
                 "max_attempts and batch_size must be ≥ 1, timeout_s and poll_s more than 0"
             )
         self.dsn, self.public_url = dsn, public_url
+        self.base_url, self.eta_window_min = base_url.rstrip("/"), eta_window_min
         self.smtp_host, self.smtp_port, self.smtp_sender = smtp_host, smtp_port, smtp_sender
         self.timeout_s, self.max_attempts, self.poll_s = timeout_s, max_attempts, poll_s
         self.backoff_base_s, self.backoff_cap_s = backoff_base_s, backoff_cap_s
@@ -242,8 +255,10 @@ class Deliverer:
 
     async def _deliver(self, row: Mapping[str, Any]) -> None:
         try:
-            if row["channel"] == "webhook":
-                failure = await self._post(row)
+            if row["order_id"] is not None:
+                failure = await self._notify(row)
+            elif row["channel"] == "webhook":
+                failure = await self._post(row, row["payload"])
             else:
                 failure = await self._email(row)
         except Exception as exc:  # a bug in one row must not stop the others
@@ -265,11 +280,11 @@ class Deliverer:
         self.counters["failed" if final else "retried"] += 1
         log.info("delivery %s attempt %s failed: %s", row["id"], row["attempts"], error)
 
-    async def _post(self, row: Mapping[str, Any]) -> _Failure | None:
+    async def _post(self, row: Mapping[str, Any], payload: Mapping[str, Any]) -> _Failure | None:
         if not row["active"]:
             return _Failure("the webhook is inactive", final=True)
         assert self._http is not None
-        body = json.dumps(row["payload"], separators=(",", ":"), ensure_ascii=False).encode()
+        body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
         timestamp = int(time.time())
         headers = {
             "Content-Type": "application/json",
@@ -304,6 +319,34 @@ class Deliverer:
         message = mail.render(
             payload, where, sender=self.smtp_sender, to=row["email"], public_url=self.public_url
         )
+        return await self._send(message)
+
+    async def _notify(self, row: Mapping[str, Any]) -> _Failure | None:
+        """A customer notification, written now from the order as it is."""
+        if row["channel"] == "email" and self.smtp_port == 0:
+            return _Failure(EMAIL_OFF, final=True)
+        order = await facts.load(self._db(), int(row["order_id"]))
+        if order is None:
+            return _Failure(f"order {row['order_id']} no longer exists", final=True)
+        event = str(row["payload"]["event"])
+        if texts.stale(order, event):
+            return _Failure(
+                f"not sent: order {order.tracking_number} is already {order.state},"
+                f" so this {event} message would mislead",
+                final=True,
+            )
+        message = texts.compose(
+            order, row["payload"], base_url=self.base_url, eta_window_min=self.eta_window_min
+        )
+        if row["channel"] == "webhook":
+            body = render.gateway_body(message, row["payload"], order.tracking_number)
+            return await self._post(row, body)
+        sent = render.email(
+            message, sender=self.smtp_sender, to=row["email"], delivery_id=int(row["id"])
+        )
+        return await self._send(sent)
+
+    async def _send(self, message: EmailMessage) -> _Failure | None:
         try:
             await aiosmtplib.send(
                 message, hostname=self.smtp_host, port=self.smtp_port, timeout=self.timeout_s

@@ -58,6 +58,7 @@ class Execution:
     base_url: str = "http://127.0.0.1:8080"  # links people open: sign-in, tracking
     positions: PositionSink | None = None  # None: the driver page's positions get 503
     public_rate_per_min: int = 120  # per client address on public routes; 0: no limit
+    eta_window_min: int = 60  # the tracking page's arrival window around the ETA
 
 
 @dataclass(frozen=True, slots=True)

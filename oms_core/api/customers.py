@@ -34,7 +34,7 @@ _READ = frozenset({Role.DISPATCHER, Role.SUPERVISOR})
 _WRITE = frozenset({Role.DISPATCHER})
 _ERR = "Error"
 _CUSTOMER_COLUMNS = (
-    "c.id, c.name, c.email, c.phone, c.notify_prefs, c.created_at,"
+    "c.id, c.name, c.email, c.phone, c.notify_prefs, c.language, c.created_at,"
     " coalesce((SELECT json_agg(json_build_object('id', a.id, 'customer_id', a.customer_id,"
     " 'text', a.text, 'lat', a.lat, 'lon', a.lon) ORDER BY a.id)"
     " FROM addresses a WHERE a.customer_id = c.id), '[]') AS addresses"
@@ -113,13 +113,14 @@ async def create_customer(request: web.Request) -> web.Response:
     def add(conn: Conn) -> dict[str, Any]:
         with conn.transaction():
             row = conn.execute(
-                "INSERT INTO customers (name, email, phone, notify_prefs)"
-                " VALUES (%s, %s, %s, %s) RETURNING id",
+                "INSERT INTO customers (name, email, phone, notify_prefs, language)"
+                " VALUES (%s, %s, %s, %s, %s) RETURNING id",
                 (
                     body["name"],
                     body.get("email"),
                     body.get("phone"),
                     json.dumps(body.get("notify_prefs", {})),
+                    body.get("language", "id"),
                 ),
             ).fetchone()
             assert row is not None  # INSERT … RETURNING always returns the row

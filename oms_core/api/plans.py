@@ -53,7 +53,8 @@ _TRIP_STATES = ["planned", "dispatched", "in_progress", "completed", "cancelled"
 _STOP_COLUMNS = (
     "s.id, s.trip_id, s.seq, s.lat, s.lon, s.planned_arrival, s.planned_departure,"
     " s.service_time_s, s.window_start, s.window_end, s.eta, s.actual_arrival,"
-    " s.actual_departure, s.arrival_method, s.radius_m, s.out_of_sequence"
+    " s.actual_departure, s.arrival_method, s.geofence_arrival, s.driver_arrival, s.radius_m,"
+    " s.out_of_sequence"
 )
 
 
@@ -65,7 +66,8 @@ def trip_views(
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
             "SELECT id, vehicle_id, driver_id, depot_id, day, planned_departure, planned_return,"
-            f" state, route_geometry FROM trips WHERE {where} ORDER BY id"
+            " state, loaded_at, actual_departure, actual_return, route_geometry FROM trips"
+            f" WHERE {where} ORDER BY id"
             + ("" if limit is None else f" LIMIT {int(limit)}"),
             params,
         ).fetchall()

@@ -11,7 +11,7 @@ from typing import Any
 
 from oms_core.api.schema_parts import obj, ref
 
-__all__ = ["FLEET_SCHEMAS", "MAX_INT4", "NOTIFY_CHANNELS"]
+__all__ = ["FLEET_SCHEMAS", "LANGUAGES", "MAX_INT4", "NOTIFY_CHANNELS"]
 
 MAX_ID = 2**63 - 1
 MAX_INT4 = 2**31 - 1  # stock.on_hand is an integer column
@@ -63,12 +63,15 @@ _CURSOR = {
 
 _LAT = {"type": ["number", "null"], "minimum": -90, "maximum": 90}
 _LON = {"type": ["number", "null"], "minimum": -180, "maximum": 180}
-NOTIFY_CHANNELS = ("email", "sms")
+NOTIFY_CHANNELS = ("email", "sms", "whatsapp")
+LANGUAGES = ("id", "en")  # Bahasa Indonesia, English
 
 FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
     "NotifyPrefs": {
         **obj({c: {"type": "boolean"} for c in NOTIFY_CHANNELS}, []),
-        "description": "channels the customer wants delivery news on (absent: off)",
+        "description": "channels the customer wants delivery news on (absent: off): email"
+        " to their email, sms and whatsapp to their phone through the customer_messages"
+        " webhooks (SMS / WhatsApp gateways)",
     },
     "AddressCreate": obj(
         {"text": _text(500), "lat": _LAT, "lon": _LON},
@@ -89,6 +92,11 @@ FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
             "email": {**_text(254, nullable=True), "pattern": "^[^@\\s\\x00]+@[^@\\s\\x00]+$"},
             "phone": _text(40, nullable=True),
             "notify_prefs": ref("NotifyPrefs"),
+            "language": {
+                "enum": list(LANGUAGES),
+                "description": "language of their messages: id (Bahasa Indonesia, the"
+                " default) or en (English)",
+            },
             "addresses": {"type": "array", "maxItems": 20, "items": ref("AddressCreate")},
         },
         ["name"],
@@ -100,6 +108,7 @@ FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
             "email": _OPT_STR,
             "phone": _OPT_STR,
             "notify_prefs": ref("NotifyPrefs"),
+            "language": {"enum": list(LANGUAGES)},
             "created_at": _TIME,
             "addresses": {"type": "array", "items": ref("Address")},
         }
@@ -234,8 +243,10 @@ FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
             "actual_departure": _OPT_TIME,
             "arrival_method": {
                 "enum": ["geofence", "driver", "dispatcher", None],
-                "description": "how the arrival was detected; null before it",
+                "description": "which arrival came first (actual_arrival); null before any",
             },
+            "geofence_arrival": {**_OPT_TIME, "description": "the control tower's geofence"},
+            "driver_arrival": {**_OPT_TIME, "description": "the driver's tap in the app"},
             "radius_m": {
                 "type": ["number", "null"],
                 "description": "the stop's zone radius; null: the stop_radius_m setting",
@@ -253,6 +264,9 @@ FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
             "planned_departure": _TIME,
             "planned_return": _TIME,
             "state": {"enum": ["planned", "dispatched", "in_progress", "completed", "cancelled"]},
+            "loaded_at": {**_OPT_TIME, "description": "the driver checked the load"},
+            "actual_departure": {**_OPT_TIME, "description": "left the depot (first seen)"},
+            "actual_return": {**_OPT_TIME, "description": "back at the depot, trip closed"},
             "route_geometry": {
                 "type": "array",
                 "items": {"type": "array", "items": {"type": "number"}},

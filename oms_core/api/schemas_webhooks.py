@@ -1,6 +1,7 @@
-"""JSON Schemas of the webhooks, deliveries and depot contacts endpoints, merged into
-``schemas.SCHEMAS`` (issue 6). URLs and email addresses are only shaped here; the
-handlers check them and refuse with ``invalid_url`` / ``invalid_email``. The small
+"""JSON Schemas of the webhooks, deliveries (alerts' and customer notifications') and
+depot contacts endpoints, merged into ``schemas.SCHEMAS`` (issues 6 and 12). URLs and
+email addresses are only shaped here; the handlers check them and refuse with
+``invalid_url`` / ``invalid_email``. The small
 helpers are repeated from ``schemas_fleet`` because ``schemas.py`` imports this module.
 """
 
@@ -9,11 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from oms_core.api.schema_parts import obj, ref
+from oms_core.notify import EVENTS, MEDIA
 
-__all__ = ["DELIVERY_STATES", "WEBHOOKS_SCHEMAS"]
+__all__ = ["DELIVERY_STATES", "PURPOSES", "WEBHOOKS_SCHEMAS"]
 
 MAX_ID = 2**63 - 1
 DELIVERY_STATES = ("pending", "delivered", "failed")
+PURPOSES = ("alerts", "customer_messages")
 _TEXT = "^[^\\x00]*$"
 _TIME = {"type": "string", "format": "date-time"}
 _OPT_TIME = {"type": ["string", "null"], "format": "date-time"}
@@ -25,11 +28,12 @@ _TYPE = {"type": "string", "pattern": "^[a-z0-9_]{1,64}$"}
 _WEBHOOK = {
     "id": _INT,
     "url": {"type": "string"},
+    "purpose": {"enum": list(PURPOSES)},
     "depot_id": {**_OPT_INT, "description": "null: alerts of every depot"},
     "types": {
         "type": ["array", "null"],
         "items": {"type": "string"},
-        "description": "null: every alert type",
+        "description": "null: every alert type (customer_messages: every event)",
     },
     "active": {"type": "boolean", "description": "false once deleted or answered 410 Gone"},
     "created_at": _TIME,
@@ -49,13 +53,21 @@ WEBHOOKS_SCHEMAS: dict[str, dict[str, Any]] = {
                 "pattern": _TEXT,
                 "description": "http:// or https:// URL that receives signed POSTs",
             },
+            "purpose": {
+                "enum": list(PURPOSES),
+                "description": "alerts (default): alert events for the control room's"
+                " systems; customer_messages: an SMS / WhatsApp gateway that gets each"
+                " customer notification to send (body: event, medium, to, language, text,"
+                " tracking_number, tracking_url)",
+            },
             "depot_id": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_ID},
             "types": {
                 "type": ["array", "null"],
                 "items": _TYPE,
                 "minItems": 1,
                 "maxItems": 50,
-                "description": "alert types to send (default: all)",
+                "description": "alert types to send (default: all); for customer_messages"
+                f" the events to send, of: {', '.join(EVENTS)}",
             },
             "secret": {
                 "type": "string",
@@ -81,7 +93,8 @@ WEBHOOKS_SCHEMAS: dict[str, dict[str, Any]] = {
     "Delivery": obj(
         {
             "id": _INT,
-            "alert_id": _INT,
+            "alert_id": {**_OPT_INT, "description": "the alert's (null: a customer's)"},
+            "order_id": {**_OPT_INT, "description": "the customer notification's order"},
             "event": {"type": "string"},
             "channel": {"enum": ["webhook", "email"]},
             "webhook_id": _OPT_INT,
@@ -99,6 +112,25 @@ WEBHOOKS_SCHEMAS: dict[str, dict[str, Any]] = {
             "deliveries": {"type": "array", "items": ref("Delivery")},
             "next_cursor": _PAGE_CURSOR,
         }
+    ),
+    "Notification": obj(
+        {
+            "id": _INT,
+            "event": {"enum": list(EVENTS)},
+            "medium": {"enum": list(MEDIA)},
+            "to": {"type": "string", "description": "the email address or phone number"},
+            "channel": {"enum": ["webhook", "email"]},
+            "webhook_id": {**_OPT_INT, "description": "the gateway (sms and whatsapp)"},
+            "state": {"enum": list(DELIVERY_STATES)},
+            "attempts": _INT,
+            "next_attempt_at": _TIME,
+            "last_error": {"type": "string", "description": "why the last attempt failed"},
+            "delivered_at": _OPT_TIME,
+            "created_at": _TIME,
+        }
+    ),
+    "NotificationList": obj(
+        {"order_id": _INT, "notifications": {"type": "array", "items": ref("Notification")}}
     ),
     "ContactCreate": obj(
         {

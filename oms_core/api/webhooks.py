@@ -1,5 +1,9 @@
 """Webhook subscriptions, the delivery outbox (so failures are visible and can be
-retried), and the depot contacts whose supervisors get alert email.
+retried), each order's customer notifications, and the depot contacts whose
+supervisors get alert email.
+
+A webhook's ``purpose`` is ``alerts`` (the control room's systems) or
+``customer_messages`` (an SMS / WhatsApp gateway sending customer notifications).
 
 A webhook's secret is shown once, in the response that creates it; reads never show it.
 Deleting a webhook deactivates it, so its delivery history stays readable; removing a
@@ -26,6 +30,7 @@ from oms_core.api.schemas_webhooks import DELIVERY_STATES
 from oms_core.api.spec import PAGE_PARAMS, PREFIX, Operation, Param, parse_params
 from oms_core.api.validate import FieldProblem
 from oms_core.errors import NotFound
+from oms_core.notify import EVENTS
 
 __all__ = ["OPERATIONS", "email_problem", "url_problem"]
 
@@ -34,10 +39,15 @@ _READ = frozenset({Role.DISPATCHER, Role.SUPERVISOR})
 _WRITE = frozenset({Role.DISPATCHER})
 _ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 _ERR = "Error"
-_WEBHOOK_COLUMNS = "id, url, depot_id, types, active, created_at"
+_WEBHOOK_COLUMNS = "id, url, purpose, depot_id, types, active, created_at"
 _DELIVERY_COLUMNS = (
-    "id, alert_id, event, channel, webhook_id, email, state, attempts, next_attempt_at,"
-    " last_error, delivered_at, created_at"
+    "id, alert_id, order_id, event, channel, webhook_id, email, state, attempts,"
+    " next_attempt_at, last_error, delivered_at, created_at"
+)
+_NOTIFICATION_COLUMNS = (
+    "id, event, payload ->> 'medium' AS medium, coalesce(email, payload ->> 'to') AS to,"
+    " channel, webhook_id, state, attempts, next_attempt_at, last_error, delivered_at,"
+    " created_at"
 )
 _EMAIL = re.compile(r"[^@\s,;<>()\[\]\"]+@[^@\s,;<>()\[\]\"]+\.[^@\s,;<>()\[\]\".]+", re.ASCII)
 
@@ -87,7 +97,13 @@ async def create_webhook(request: web.Request) -> web.Response:
         detail = {"code": "invalid_url", "field": "/url", "message": problem}
         raise ApiError(422, "invalid_url", f"the url {problem}", [detail])
     secret = body.get("secret") or secrets.token_urlsafe(32)
-    types = body.get("types")
+    types, purpose = body.get("types"), body.get("purpose", "alerts")
+    unknown = sorted(set(types or ()) - set(EVENTS)) if purpose == "customer_messages" else []
+    if unknown:
+        message = f"{', '.join(unknown)}: a customer_messages webhook takes {', '.join(EVENTS)}"
+        raise invalid([FieldProblem("invalid_value", "/types", message)])
+
+    kinds = None if types is None else sorted(set(types))
 
     def add(conn: Conn) -> dict[str, Any]:
         depot = body.get("depot_id")
@@ -95,9 +111,9 @@ async def create_webhook(request: web.Request) -> web.Response:
             raise invalid([FieldProblem("invalid_value", "/depot_id", f"no depot {depot}")])
         with conn.cursor(row_factory=dict_row) as cur:
             row = cur.execute(
-                f"INSERT INTO webhooks (url, secret, depot_id, types) VALUES (%s, %s, %s, %s)"
-                f" RETURNING {_WEBHOOK_COLUMNS}",
-                (body["url"], secret, depot, None if types is None else sorted(set(types))),
+                "INSERT INTO webhooks (url, secret, purpose, depot_id, types)"
+                f" VALUES (%s, %s, %s, %s, %s) RETURNING {_WEBHOOK_COLUMNS}",
+                (body["url"], secret, purpose, depot, kinds),
             ).fetchone()
         assert row is not None  # INSERT … RETURNING returns the row
         return _json(row)
@@ -140,6 +156,7 @@ def _deliveries(conn: Conn, q: dict[str, Any], webhook_id: int | None) -> dict[s
             " AND (%(s)s::text IS NULL OR state = %(s)s)"
             " AND (%(c)s::text IS NULL OR channel = %(c)s)"
             " AND (%(a)s::bigint IS NULL OR alert_id = %(a)s)"
+            " AND (%(o)s::bigint IS NULL OR order_id = %(o)s)"
             " AND (%(before)s::bigint IS NULL OR id < %(before)s)"
             " ORDER BY id DESC LIMIT %(n)s",
             {
@@ -147,6 +164,7 @@ def _deliveries(conn: Conn, q: dict[str, Any], webhook_id: int | None) -> dict[s
                 "s": q.get("state"),
                 "c": q.get("channel"),
                 "a": q.get("alert_id"),
+                "o": q.get("order_id"),
                 "before": None if q.get("cursor") is None else int(q["cursor"]),
                 "n": limit + 1,
             },
@@ -169,6 +187,22 @@ async def list_webhook_deliveries(request: web.Request) -> web.Response:
 async def list_deliveries(request: web.Request) -> web.Response:
     q = parse_params(request, _OPS["listDeliveries"])
     return web.json_response(await run(request, lambda c: _deliveries(c, q, None)))
+
+
+async def list_notifications(request: web.Request) -> web.Response:
+    oid = parse_params(request, _OPS["listOrderNotifications"])["id"]
+
+    def read(conn: Conn) -> dict[str, Any]:
+        if conn.execute("SELECT 1 FROM orders WHERE id = %s", (oid,)).fetchone() is None:
+            raise NotFound(f"no order {oid}")
+        with conn.cursor(row_factory=dict_row) as cur:
+            rows = cur.execute(
+                f"SELECT {_NOTIFICATION_COLUMNS} FROM deliveries WHERE order_id = %s ORDER BY id",
+                (oid,),
+            ).fetchall()
+        return {"order_id": oid, "notifications": [_json(r) for r in rows]}
+
+    return web.json_response(await run(request, read))
 
 
 async def retry_delivery(request: web.Request) -> web.Response:
@@ -272,13 +306,15 @@ _NO_DEPOT = (404, ("no such depot", _ERR))
 OPERATIONS = (
     Operation(
         "createWebhook", "POST", "/webhooks", create_webhook,
-        "Subscribe a URL to alert events (HMAC-signed POSTs)", _WRITE,
+        "Subscribe a URL to alert events or customer messages (HMAC-signed POSTs)", _WRITE,
         {201: ("the webhook with its secret, shown only now", "WebhookCreated")},
         body="WebhookCreate",
         description="Each POST carries X-Menara-Event, X-Menara-Delivery (de-duplicate on"
         " it), X-Menara-Timestamp and X-Menara-Signature: sha256=<hex HMAC-SHA256 of"
         " \"{timestamp}.{body}\" with the secret>. 2xx acknowledges; anything else is retried"
-        " with backoff; 410 Gone deactivates the webhook. A bad URL is 422 invalid_url.",
+        " with backoff; 410 Gone deactivates the webhook. A bad URL is 422 invalid_url."
+        " A customer_messages webhook (an SMS / WhatsApp gateway) gets one POST per message"
+        " to send: {event, medium, to, language, text, tracking_number, tracking_url}.",
     ),
     Operation(
         "listWebhooks", "GET", "/webhooks", list_webhooks, "List webhooks, by id", _READ,
@@ -301,13 +337,21 @@ OPERATIONS = (
     ),
     Operation(
         "listDeliveries", "GET", "/deliveries", list_deliveries,
-        "Every alert delivery (webhook and email), newest first", _READ,
+        "Every delivery (alerts and customer notifications), newest first", _READ,
         {200: ("a page of deliveries", "DeliveryPage")},
         params=(
             Param("channel", "query", {"enum": ["webhook", "email"]}, "only this channel"),
             Param("alert_id", "query", _ID_SCHEMA, "only deliveries of this alert"),
+            Param("order_id", "query", _ID_SCHEMA, "only notifications about this order"),
             *_PAGE,
         ),
+    ),
+    Operation(
+        "listOrderNotifications", "GET", "/orders/{id}/notifications", list_notifications,
+        "The order's customer notifications, oldest first: sent, pending or failed", _READ,
+        {200: ("the notifications with attempts and last error", "NotificationList"),
+         404: ("no such order", _ERR)},
+        params=(Param("id", "path", _ID_SCHEMA, "order id"),),
     ),
     Operation(
         "retryDelivery", "POST", "/deliveries/{id}/retry", retry_delivery,

@@ -23,6 +23,7 @@ from oms_core import trips
 from oms_core.alerts import store
 from oms_core.errors import NotFound, OmsError
 from oms_core.execution.arrival import record_arrival
+from oms_core.notify.enqueue import stop_at_risk
 from oms_core.tower.plans import VehicleInfo
 
 __all__ = ["ACTOR", "Finding", "apply"]
@@ -61,6 +62,7 @@ def apply(conn: Conn, device_id: str, vehicle: VehicleInfo, findings: Sequence[F
                 evidence=f.evidence,
             ):
                 touched += 1
+            stop_at_risk(conn, e)  # a stop marked at risk: its customers hear of the delay
         elif trip is not None:
             _fact(conn, trip.trip_id, e)
     return touched

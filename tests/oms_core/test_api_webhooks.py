@@ -32,7 +32,8 @@ def test_a_webhook_secret_is_shown_once(api: Api) -> None:
     assert status == 201 and len(made["secret"]) >= 40  # 32 random bytes, base64
     assert headers["Location"].endswith(f"/webhooks/{made['id']}")
     shown = {k: v for k, v in made.items() if k != "secret"}
-    assert shown == {**body, "id": made["id"], "active": True, "created_at": made["created_at"]}
+    assert shown == {**body, "id": made["id"], "purpose": "alerts", "active": True,
+                     "created_at": made["created_at"]}  # fmt: skip
     status, _, read = api.call("GET", f"/webhooks/{made['id']}", role=Role.SUPERVISOR)
     assert (status, read) == (200, shown)
     assert api.call("GET", "/webhooks", role=Role.SUPERVISOR)[2] == {"webhooks": [shown]}
