@@ -380,7 +380,7 @@ def _planned_trips(
 ) -> list[demo_oms.PlannedTrip] | None:
     """Today's orders planned and dispatched; None (drive the stock routes) when planning
     fails or plans nothing, with the reason printed."""
-    today = datetime.now(demo_oms.JAKARTA).date()
+    today = demo_oms.today()
     try:
         with psycopg.connect(cfg.db_dsn, autocommit=True) as conn:
             day = demo_oms.demo_day(conn, today)

@@ -33,7 +33,7 @@ from oms_core.model import LineIn, OrderIn
 from oms_core.planning.matrix import MatrixProvider
 from oms_core.states import OrderState, PaymentMethod, PaymentState
 
-__all__ = ["JAKARTA", "ORDER_CUTOFF", "PlannedTrip", "demo_day", "seed_and_plan"]
+__all__ = ["JAKARTA", "ORDER_CUTOFF", "PlannedTrip", "demo_day", "seed_and_plan", "today"]
 
 Conn = psycopg.Connection[Any]
 Progress = Callable[[str], None]
@@ -296,6 +296,11 @@ def _enter_orders(
         orders.transition(conn, order.id, OrderState.RESERVED, actor=ACTOR, reason="demo stock")
         new += 1
     return new
+
+
+def today() -> date:
+    """The demo's today: the date in Jakarta now."""
+    return datetime.now(JAKARTA).date()
 
 
 def demo_day(conn: Conn, today: date) -> date:

@@ -240,9 +240,11 @@ class Settings:
     notify_eta_window_min: int = _s(
         60, "Width of the arrival window customer messages give around the ETA (minutes)."
     )
-    smtp_host: str = _s("127.0.0.1", "SMTP server for alert emails to depot supervisors.")
-    smtp_port: int = _s(25, "SMTP port (0 turns alert email off).")
-    smtp_sender: str = _s("menara@localhost", "From address of alert emails.")
+    smtp_host: str = _s(
+        "127.0.0.1", "SMTP server for alert emails to depot supervisors and customer emails."
+    )
+    smtp_port: int = _s(25, "SMTP port (0 turns email off: alerts and customers).")
+    smtp_sender: str = _s("menara@localhost", "From address of alert and customer emails.")
     webhook_timeout_s: float = _s(10.0, "A webhook POST that takes longer counts as failed.")
     webhook_max_attempts: int = _s(
         8, "Attempts per alert delivery (webhook or email) before it is kept as failed."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -10,10 +11,16 @@ from tests.conftest import free_port, listeners_off_env
 
 
 def demo_env(
-    monkeypatch: pytest.MonkeyPatch, dsn: str, broker: tuple[str, int], **ports: int
+    monkeypatch: pytest.MonkeyPatch,
+    dsn: str,
+    broker: tuple[str, int],
+    workdir: Path,
+    **ports: int,
 ) -> None:
     """Point ``menara demo`` at the test database and broker: every listener off except
-    T55 (and ``ports``, e.g. ``MENARA_GT06_PORT``) on free ports, its own MQTT topics."""
+    T55 (and ``ports``, e.g. ``MENARA_GT06_PORT``) on free ports, its own MQTT topics; it
+    runs in ``workdir`` (its ePOD files and customer mailbox are written there)."""
+    monkeypatch.chdir(workdir)
     tag = f"demo{uuid.uuid4().hex[:10]}"
     env = {
         **listeners_off_env(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -92,9 +93,10 @@ def test_menara_demo_drives_the_planned_trips(
     mqtt_broker: tuple[str, int],
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     _empty_oms(clean_db)
-    demo_env(monkeypatch, clean_db, mqtt_broker)
+    demo_env(monkeypatch, clean_db, mqtt_broker, tmp_path)
     assert main(["demo", "--duration", "5", "--vehicles", "8", "--garbage", "0"]) == 0
     out = capsys.readouterr().out
     assert "orders entered: 200 new" in out

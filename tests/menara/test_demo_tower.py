@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import re
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -197,9 +198,13 @@ def test_menara_demo_raises_the_faults_alerts(
     mqtt_broker: tuple[str, int],
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     _empty_oms(clean_db)
-    demo_env(monkeypatch, clean_db, mqtt_broker, MENARA_GT06_PORT=free_port())
+    demo_env(monkeypatch, clean_db, mqtt_broker, tmp_path, MENARA_GT06_PORT=free_port())
+    # A day whose 90 orders need five vans (the orders are drawn per day; some days'
+    # fit in four, and the fifth fault, a silent tracker, would then not be driven).
+    monkeypatch.setattr(demo_oms, "today", lambda: date(2026, 12, 1))
     args = ["demo", "--vehicles", "6", "--orders", "90", "--speedup", "1000"]
     assert main(args) == 0
     out = capsys.readouterr().out
@@ -228,3 +233,39 @@ def test_menara_demo_raises_the_faults_alerts(
             rf"^ALERT \d\d:\d\d {demo_tower.ALERT_FOR[kind]} van DEMO {device}: ", out, re.M
         )
     assert {"menara-json", "t55"} <= protocols
+    # The drivers worked the day through the driver app: every order has an outcome,
+    # one failed and one partly delivered (with their re-delivery orders), every trip
+    # closed with its cash settled, and the customers were emailed.
+    with psycopg.connect(clean_db) as conn:
+        outcomes: dict[str, int] = dict(
+            conn.execute("SELECT outcome, count(*) FROM epods GROUP BY 1").fetchall()
+        )
+        open_orders = conn.execute(
+            "SELECT count(*) FROM orders o JOIN stop_orders so ON so.order_id = o.id"
+            " WHERE o.state NOT IN ('completed', 'cancelled')"
+        ).fetchone()
+        closed = conn.execute(
+            "SELECT count(*) FILTER (WHERE state = 'completed'), count(*) FROM trips"
+        ).fetchone()
+        settled = conn.execute("SELECT count(*), sum(difference) FROM cod_settlements").fetchone()
+        follow_ups = conn.execute("SELECT count(*) FROM orders WHERE follow_up_of IS NOT NULL")
+        judged = conn.execute("SELECT count(*), count(*) FILTER (WHERE perfect)"
+                              " FROM perfect_deliveries").fetchone()  # fmt: skip
+        mailed = conn.execute(
+            "SELECT count(*) FROM deliveries WHERE order_id IS NOT NULL AND state = 'delivered'"
+        ).fetchone()
+        assert follow_ups.fetchone() == (2,)
+    assert outcomes["failed"] == 1 and outcomes["partially_delivered"] == 1
+    assert outcomes["delivered"] >= 80
+    assert open_orders == (0,)
+    assert closed is not None and closed[0] == closed[1] == len(devices)
+    assert settled is not None and settled[0] == len(devices) and settled[1] == 0
+    assert judged is not None and judged[0] == sum(outcomes.values())
+    assert mailed is not None and mailed[0] > 0
+    rate = re.search(r"perfect deliveries: (\d+) of (\d+) orders \((\d+\.\d) %", out)
+    assert rate is not None and int(rate[1]) == judged[1] and int(rate[2]) == judged[0]
+    assert re.search(r"^DELIVERY van DEMO \d+: order \d+ failed \(customer_absent\)", out, re.M)
+    assert re.search(
+        r"^DELIVERY van DEMO \d+: order \d+ partially_delivered \(damaged\)", out, re.M
+    )
+    assert re.search(r"follow order MN-\w+ as its customer: http://\S+/t/[\w-]{22,}$", out, re.M)
