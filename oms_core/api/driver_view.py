@@ -1,6 +1,7 @@
 """The driver's trip as the phone page shows it: stops in order, each with its address,
 window, live ETA, instructions, the orders with their lines, cash to collect and a
-navigation link.
+navigation link; the cash each ePOD collected and, back at the depot, the trip's COD
+settlement, so the page can say what to hand in and what was settled.
 
 The current trip is the driver's running trip, else the earliest dispatched one, else
 the latest of today's (planned, completed) at the trip's depot's local date, so the page
@@ -50,7 +51,8 @@ _ORDERS = """
 SELECT so.stop_id, o.id, o.tracking_number, o.state, o.address_text, o.instructions,
        o.window_start, o.window_end, o.payment_method, o.payment_state, o.total_amount,
        c.name AS customer_name, c.phone AS customer_phone,
-       e.outcome AS epod_outcome, e.reason_code AS epod_reason
+       e.outcome AS epod_outcome, e.reason_code AS epod_reason,
+       e.cod_collected
 FROM stops s JOIN stop_orders so ON so.stop_id = s.id JOIN orders o ON o.id = so.order_id
 JOIN customers c ON c.id = o.customer_id LEFT JOIN epods e ON e.order_id = o.id
 WHERE s.trip_id = %s AND o.state <> 'cancelled' ORDER BY s.seq, o.id
@@ -60,6 +62,10 @@ SELECT ol.order_id, ol.line_no, ol.sku, p.name, ol.qty, ol.unit_price, ol.loaded
        ol.delivered_qty
 FROM order_lines ol JOIN products p ON p.sku = ol.sku
 WHERE ol.order_id = ANY(%s) ORDER BY ol.order_id, ol.line_no
+"""
+_SETTLEMENT = """
+SELECT orders, expected, collected, handed_in, difference FROM cod_settlements
+WHERE trip_id = %s
 """
 
 
@@ -109,6 +115,7 @@ def _trip(conn: Conn, trip_id: int) -> dict[str, Any]:
         stops = cur.execute(_STOPS, (trip_id,)).fetchall()
         orders = cur.execute(_ORDERS, (trip_id,)).fetchall()
         lines = cur.execute(_LINES, ([o["id"] for o in orders],)).fetchall()
+        settled = cur.execute(_SETTLEMENT, (trip_id,)).fetchone()
     by_order: dict[int, list[dict[str, Any]]] = {}
     for ln in lines:
         by_order.setdefault(ln.pop("order_id"), []).append(ln)
@@ -125,6 +132,7 @@ def _trip(conn: Conn, trip_id: int) -> dict[str, Any]:
         )
     return {
         **_json(trip),
+        "cod_settlement": None if settled is None else _json(settled),
         "stops": [_stop(s, by_stop.get(s["id"], [])) for s in stops],
     }
 

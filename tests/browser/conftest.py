@@ -28,13 +28,15 @@ PHONE: ViewportSize = {"width": 360, "height": 740}  # a small Android phone, CS
 ARTIFACTS = Path(os.environ.get("MENARA_ARTIFACTS", "artifacts")) / "screenshots"
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: while Playwright's sync API runs it holds an event loop
+# on the main thread, and every later test calling asyncio.run() would fail.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as p:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     if not shutil.which(CHROMIUM):
         pytest.fail(f"Chromium not found at {CHROMIUM}: run .ci/setup (apt-get install chromium)")
