@@ -50,10 +50,18 @@ def action(
     return body
 
 
-def upload(tw: TripWorld, data: bytes, name: str = "sig.png", ctype: str = "image/png") -> Any:
-    async def go() -> Any:
+def upload(
+    tw: TripWorld,
+    data: bytes,
+    name: str = "sig.png",
+    ctype: str = "image/png",
+    field: str = "file",
+) -> tuple[int, Any]:
+    """POST ``data`` as the form field ``field`` to /driver/files: (status, JSON)."""
+
+    async def go() -> tuple[int, Any]:
         form = aiohttp.FormData()
-        form.add_field("file", data, filename=name, content_type=ctype)
+        form.add_field(field, data, filename=name, content_type=ctype)
         headers = {"Authorization": f"Bearer {tw.driver_token}"}
         async with (
             aiohttp.ClientSession() as s,

@@ -20,6 +20,7 @@ from PIL import Image
 
 from oms_core import files
 from oms_core.api import Role
+from tests.oms_core.test_driver_api import upload
 from tests.oms_core.trip_world import TripWorld, serve_trip
 
 pytestmark = pytest.mark.db
@@ -35,27 +36,6 @@ def image(fmt: str = "PNG", size: tuple[int, int] = (30, 20), mode: str = "RGB")
     out = io.BytesIO()
     Image.new(mode, size, 1 if mode == "1" else "blue").save(out, fmt)
     return out.getvalue()
-
-
-def send(
-    tw: TripWorld,
-    data: bytes,
-    *,
-    name: str = "x.png",
-    ctype: str = "image/png",
-    field: str = "file",
-) -> tuple[int, Any]:
-    async def go() -> tuple[int, Any]:
-        form = aiohttp.FormData()
-        form.add_field(field, data, filename=name, content_type=ctype)
-        headers = {"Authorization": f"Bearer {tw.driver_token}"}
-        async with (
-            aiohttp.ClientSession() as s,
-            s.post(tw.api.url + "/driver/files", data=form, headers=headers) as r,
-        ):
-            return r.status, await r.json()
-
-    return asyncio.run(go())
 
 
 def nothing_stored(tw: TripWorld) -> None:
@@ -96,7 +76,7 @@ def _bomb_png(width: int, height: int) -> bytes:
 def test_a_hostile_upload_is_refused_and_nothing_is_stored(
     tw: TripWorld, data: bytes, ctype: str, status: int, code: str
 ) -> None:
-    got, body = send(tw, data, ctype=ctype)
+    got, body = upload(tw, data, ctype=ctype)
     assert (got, body["error"]["code"]) == (status, code), body
     assert body["error"]["message"]  # says what to do
     nothing_stored(tw)
@@ -104,7 +84,7 @@ def test_a_hostile_upload_is_refused_and_nothing_is_stored(
 
 def test_path_tricks_in_names_change_nothing(tw: TripWorld) -> None:
     data = image()
-    status, body = send(tw, data, name="../../../../etc/cron.d/evil.png")
+    status, body = upload(tw, data, name="../../../../etc/cron.d/evil.png")
     assert status == 201
     sha = body["sha256"]
     stored = [p for p in tw.files.rglob("*") if p.is_file()]
@@ -117,7 +97,7 @@ def test_path_tricks_in_names_change_nothing(tw: TripWorld) -> None:
 
 def test_the_stored_image_is_served_as_what_it_is(tw: TripWorld) -> None:
     data = image("JPEG")
-    status, body = send(tw, data, name="photo.jpg", ctype="text/html")  # the client lies
+    status, body = upload(tw, data, name="photo.jpg", ctype="text/html")  # the client lies
     assert (status, body["media_type"]) == (201, "image/jpeg")
 
     async def fetch() -> tuple[int, dict[str, str], bytes]:
@@ -137,14 +117,14 @@ def test_the_stored_image_is_served_as_what_it_is(tw: TripWorld) -> None:
 
 def test_the_same_bytes_twice_are_one_file(tw: TripWorld) -> None:
     data = image("WEBP")
-    first, again = send(tw, data), send(tw, data)
+    first, again = upload(tw, data), upload(tw, data)
     assert first == again and first[0] == 201
     with psycopg.connect(tw.dsn) as conn:
         assert conn.execute("SELECT media_type FROM files").fetchall() == [("image/webp",)]
 
 
 def test_a_form_without_the_file_or_not_a_form_is_refused(tw: TripWorld) -> None:
-    status, body = send(tw, image(), field="photo")
+    status, body = upload(tw, image(), field="photo")
     assert (status, body["error"]["code"]) == (422, "unknown_field")
     status, _, body = tw.api.call("POST", "/driver/files", role=Role.DRIVER, json={"file": "x"})
     assert (status, body["error"]["code"]) == (415, "unsupported_media_type")
