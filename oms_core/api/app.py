@@ -15,6 +15,7 @@ from psycopg_pool import ConnectionPool
 
 from oms_core.api import (
     alerts,
+    complaints,
     customers,
     driver,
     epods,
@@ -23,7 +24,9 @@ from oms_core.api import (
     orders,
     payments,
     plans,
+    ratelimit,
     stock,
+    track_page,
     tracking,
     webhooks,
     zones,
@@ -40,7 +43,7 @@ from oms_core.verify import Radius, ServiceArea
 
 __all__ = ["DEFAULT_SERVICE_AREA", "OPERATIONS", "make_app", "utc_now"]
 
-OPERATIONS: tuple[Operation, ...] = (
+OPERATIONS: tuple[Operation, ...] = ratelimit.documented((
     *orders.OPERATIONS,
     *customers.OPERATIONS,
     *payments.OPERATIONS,
@@ -54,7 +57,8 @@ OPERATIONS: tuple[Operation, ...] = (
     *alerts.OPERATIONS,
     *zones.OPERATIONS,
     *webhooks.OPERATIONS,
-)
+    *complaints.OPERATIONS,
+))  # fmt: skip
 DEFAULT_SERVICE_AREA: ServiceArea = Radius()  # 50 km from the order's depot
 
 
@@ -92,11 +96,15 @@ def make_app(
     if isinstance(pool, str):
         pool = ConnectionPool(pool, open=False, kwargs={"autocommit": True})
     by_id = {op.operation_id: op for op in OPERATIONS}
-    app = web.Application(
-        client_max_size=max_body_bytes, middlewares=[error_middleware, _auth(by_id)]
-    )
     ctx = Context(pool, now, min_lead_s, service_area, geocoder, matrix, routes)
-    app[CTX] = ctx if execution is None else replace(ctx, execution=execution)
+    ctx = ctx if execution is None else replace(ctx, execution=execution)
+    limiter = ratelimit.RateLimiter(ctx.execution.public_rate_per_min)
+    public = ratelimit.middleware(limiter, track_page.too_many_page)
+    app = web.Application(
+        client_max_size=max_body_bytes, middlewares=[error_middleware, public, _auth(by_id)]
+    )
+    app[CTX] = ctx
+    app[ratelimit.RATE_LIMITER] = limiter  # its counters, for /metrics
     alerts.attach_stream(app)  # the live alert stream's shared LISTEN
     for op in OPERATIONS:
         app.router.add_route(op.method, PREFIX + _route(op), op.handler, name=op.operation_id)

@@ -67,8 +67,7 @@ def trip_views(
         rows = cur.execute(
             "SELECT id, vehicle_id, driver_id, depot_id, day, planned_departure, planned_return,"
             " state, loaded_at, actual_departure, actual_return, route_geometry FROM trips"
-            f" WHERE {where} ORDER BY id"
-            + ("" if limit is None else f" LIMIT {int(limit)}"),
+            f" WHERE {where} ORDER BY id" + ("" if limit is None else f" LIMIT {int(limit)}"),
             params,
         ).fetchall()
         stops = cur.execute(

@@ -13,6 +13,7 @@ from oms_core.api.schema_parts import obj, ref
 from oms_core.api.schemas_alerts import ALERTS_SCHEMAS
 from oms_core.api.schemas_driver import DRIVER_SCHEMAS
 from oms_core.api.schemas_fleet import FLEET_SCHEMAS
+from oms_core.api.schemas_tracking import TRACKING_SCHEMAS
 from oms_core.api.schemas_webhooks import WEBHOOKS_SCHEMAS
 from oms_core.api.schemas_zones import ZONES_SCHEMAS
 from oms_core.states import OrderState, PaymentMethod, PaymentState
@@ -189,33 +190,10 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
         ["state"],
     ),
-    "TrackingPage": obj(
-        {
-            "tracking_number": {"type": "string"},
-            "state": {"enum": _STATES},
-            "state_label": {"type": "string", "description": "the state for the customer"},
-            "window_start": _TIME,
-            "window_end": _TIME,
-            "address_text": {"type": "string"},
-            "total_amount": _decimal("sum of the lines"),
-            "payment_state": {"enum": [s.value for s in PaymentState]},
-            "stop": {
-                **obj(
-                    {
-                        "planned_arrival": _TIME,
-                        "planned_departure": _TIME,
-                        "actual_arrival": {**_TIME, "type": ["string", "null"]},
-                        "actual_departure": {**_TIME, "type": ["string", "null"]},
-                    }
-                ),
-                "type": ["object", "null"],
-                "description": "the planned visit, once the order is scheduled",
-            },
-        }
-    ),
     **FLEET_SCHEMAS,
     **ZONES_SCHEMAS,
     **ALERTS_SCHEMAS,
     **WEBHOOKS_SCHEMAS,
     **DRIVER_SCHEMAS,
+    **TRACKING_SCHEMAS,
 }
