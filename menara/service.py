@@ -43,6 +43,7 @@ from menara.settings import Settings
 from oms_core.alerts.delivery import Deliverer
 from oms_core.api import make_app
 from oms_core.api.context import Execution, PositionSink
+from oms_core.api.ratelimit import RATE_LIMITER
 from oms_core.execution.epod import EpodRules
 from oms_core.files import FileStore
 from oms_core.geocode import Geocoder
@@ -245,6 +246,7 @@ async def serve(
             )
             listeners.append(await stack.enter_async_context(udp))
             log.info("teltonika listening on udp %s:%d", settings.tcp_host, udp.port)
+        app: web.Application | None = None
         if settings.api_port > 0:
             matrix, routes = road_providers(
                 settings.osrm_url,
@@ -283,6 +285,7 @@ async def serve(
                     " this machine can open; set public_url to the address people reach",
                     settings.base_url(),
                 )
+        limiter = None if app is None else app[RATE_LIMITER]
         mqtt: MqttIngest | None = None
         if settings.mqtt_port > 0:
             mqtt = MqttIngest(
@@ -296,6 +299,8 @@ async def serve(
                 yield "tower_queued_rounds", {}, float(tower.queued)
                 for name, value in sorted(tower.counters.items()):
                     yield f"tower_{name}", {}, float(value)
+                for name, value in sorted((limiter.counters() if limiter else {}).items()):
+                    yield f"public_rate_{name}", {}, float(value)
                 for lis in listeners:
                     kind, name = _intake_name(lis).split()
                     yield (

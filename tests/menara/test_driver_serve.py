@@ -74,6 +74,11 @@ def test_a_link_signs_the_phone_in_and_its_positions_are_stored(
                 assert await r.json() == {"device_id": f"DRV{driver}", "accepted": 3}
             async with http.post(url, json={"positions": fixes}, headers=auth) as r:
                 assert r.status == 200  # a resend is stored once
+            metrics = f"http://127.0.0.1:{cfg.metrics_port}/metrics"
+            async with http.get(metrics) as r:  # the public routes' limiter is counted
+                text = await r.text()
+                assert "menara_public_rate_refused 0" in text
+                assert "menara_public_rate_clients 1" in text
 
     asyncio.run(phone())
     with psycopg.connect(clean_db) as conn:
