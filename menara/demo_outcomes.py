@@ -8,6 +8,7 @@ mailbox is a Maildir folder the user can open (``menara-demo-mail/new/*``).
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -40,6 +41,7 @@ def free_port() -> int:
 @contextmanager
 def mail_sink(folder: Path = MAIL_DIR) -> Iterator[int]:
     """A local SMTP server storing every message in the Maildir ``folder``; yields its port."""
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # a line per SMTP command
     for part in ("tmp", "new", "cur"):  # a Maildir (an existing folder is not made one)
         (folder / part).mkdir(parents=True, exist_ok=True)
     port = free_port()
