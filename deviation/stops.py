@@ -14,8 +14,11 @@ depot too.
 
 Stops that share a place (one customer, two orders) are visited one at a time: among the
 unvisited stops whose circles hold the vehicle, the lowest ``seq`` arrives first, and the
-next one only once that visit departs or its planned service time is over (stamped then),
-so serving the first is never an out-of-sequence arrival at the second.
+next one only once that visit departs or its service is over (stamped then), so serving
+the first is never an out-of-sequence arrival at the second. A visit's service starts no
+earlier than the plan's (its planned departure less its service time): a van there
+early waits for the customer's window, as the plan has it, and is serving this stop, not
+the next one at the same door, while it waits.
 """
 
 from __future__ import annotations
@@ -63,7 +66,7 @@ class StopState:
             return None
         g = _geo(plan)
         ends = [
-            arrived + (g.service[g.pos[sid]] if sid in g.pos else 0.0)
+            _served(g, g.pos[sid], arrived) if sid in g.pos else arrived
             for sid, arrived, _ in self.visiting
         ]
         return max(ends)
@@ -104,6 +107,7 @@ class _Geo(NamedTuple):
     circles: tuple[tuple[float, float, float], ...]  # stops' (x, y, radius) in plan order
     pos: dict[int, int]  # stop id -> index in plan order
     service: tuple[float, ...]
+    ready: tuple[float, ...]  # the planned service start (planned departure less service)
     cx: _F64  # the stops' centres, then the depot's
     cy: _F64
     r2_in: _F64  # a squared distance below this is surely inside (see fast_forward)
@@ -130,6 +134,7 @@ def _geo(plan: TripPlan) -> _Geo:
         circles,
         {st.stop_id: k for k, st in enumerate(plan.stops)},
         tuple(st.service_s for st in plan.stops),
+        tuple(st.planned_departure_s - st.service_s for st in plan.stops),
         cols[:, 0].copy(),
         cols[:, 1].copy(),
         np.where(ok, r * r * (1 - _EPS), -1.0),
@@ -326,7 +331,7 @@ def _planned(
         else:
             out_since = None
         visiting.append((sid, arrived_s, out_since))
-        held, release = _hold(held, release, arrived_s + g.service[k], s.t_s)
+        held, release = _hold(held, release, _served(g, k, arrived_s), s.t_s)
     was_inside = {sid: (first, out) for sid, first, out in state.inside}
     arrived = set(state.arrived_stop_ids)
     inside: list[tuple[int, float, float | None]] = []
@@ -348,11 +353,17 @@ def _planned(
         _arrive(stop, at, plan, arrived, events)
         arrived.add(stop.stop_id)
         visiting.append((stop.stop_id, at, None))
-        held, release = _hold(held, release, at + g.service[k], s.t_s)
+        held, release = _hold(held, release, _served(g, k, at), s.t_s)
     new = (tuple(inside), tuple(visiting))
     if not events and new == (state.inside, state.visiting):
         return state
     return replace(state, inside=new[0], visiting=new[1], arrived_stop_ids=frozenset(arrived))
+
+
+def _served(g: _Geo, k: int, arrived_s: float) -> float:
+    """When the service of plan stop ``k`` ends for a vehicle there since ``arrived_s``:
+    it starts on arrival, or at the planned start for a vehicle there early."""
+    return max(arrived_s, g.ready[k]) + g.service[k]
 
 
 def _hold(held: bool, release: float, service_end_s: float, t_s: float) -> tuple[bool, float]:

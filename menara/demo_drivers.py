@@ -41,12 +41,15 @@ from simulators.vehicle import SimFix
 __all__ = ["Drivers", "Script", "Visit", "script"]
 
 Conn = psycopg.Connection[Any]
+Place = tuple[float, float]  # (lat, lon)
 AT_STOP_M = 50.0  # a fix this close to a stop, standing still, is the van at the stop
 STILL_KMH = 2.0
 DEPOT_M = 300.0  # the depot zone (depot_radius_m's default)
 SERVICE = timedelta(seconds=300)  # the planner's service time per order
 HANDOVER_AFTER = timedelta(seconds=30)  # into an order's service, the goods change hands
-TICK_S = 0.25  # how often (wall seconds) the drivers look at the fleet clock
+TICK_S = 0.25
+PHONE_JITTER_DEG = 0.00004  # about 4 m: where the phone says it is, beside the door
+PHONE_ACCURACY_M = 8.0  # how often (wall seconds) the drivers look at the fleet clock
 NAMES = ("Siti", "Budi", "Dewi", "Agus", "Rina", "Hendra", "Wati", "Joko", "Lestari",
          "Yusuf", "Maya", "Eko", "Putri", "Andi", "Sri", "Bambang")  # fmt: skip
 _EARTH_M = 6_371_008.8
@@ -82,7 +85,10 @@ def script(trip: DemoTrip, fixes: Sequence[SimFix]) -> Script:
     out = [i for i, f in enumerate(fixes) if _m(f.lat, f.lon, d.depot_lat, d.depot_lon) > DEPOT_M]
     if not out:
         return Script(None, (), None)
-    depart = fixes[out[0] - 1 if out[0] else 0].fix_time
+    moving = out[0]  # back from the first fix out of the depot to where the van set off
+    while moving > 0 and fixes[moving - 1].speed_kmh >= STILL_KMH:
+        moving -= 1
+    depart = fixes[moving].fix_time
     found: list[tuple[datetime, datetime] | None] = []
     start = out[0]
     for stop in d.stops:
@@ -162,7 +168,8 @@ class _Trip:
     trip_id: int
     driver_id: int
     plate: str
-    stops: dict[int, tuple[int, list[_Order]]]  # seq -> (stop id, orders)
+    depot: Place
+    stops: dict[int, tuple[int, Place, list[_Order]]]  # seq -> (stop id, where, orders)
     token: str = ""
 
 
@@ -200,18 +207,19 @@ class Drivers:
             plan = self.scripts[tid]
             assert plan.depart is not None  # trips without one were skipped above
             self._push(plan.depart - timedelta(minutes=5), self._load_van, tid, plan.depart)
-            self._push(plan.depart, self._tap, tid, f"/driver/trips/{tid}/departed", plan.depart)
+            self._push(plan.depart, self._tap, tid, f"/driver/trips/{tid}/departed", plan.depart,
+                       info.depot)  # fmt: skip
             for v in plan.visits:
                 if v.seq not in info.stops:
                     continue
-                stop_id, orders = info.stops[v.seq]
+                stop_id, door, orders = info.stops[v.seq]
                 tap = v.arrive + timedelta(seconds=30)
-                self._push(tap, self._tap, tid, f"/driver/stops/{stop_id}/arrived", tap)
+                self._push(tap, self._tap, tid, f"/driver/stops/{stop_id}/arrived", tap, door)
                 # each order half a minute into its own service; the services end the
                 # visit (a van early for the window waits before them)
                 for k, o in enumerate(orders):
                     hand = max(tap, v.leave - SERVICE * (len(orders) - k) + HANDOVER_AFTER)
-                    self._push(hand, self._deliver, tid, o, hand, twists.get(o.id))
+                    self._push(hand, self._deliver, tid, o, hand, door, twists.get(o.id))
             if plan.back is not None:
                 back = plan.back + timedelta(minutes=1)
                 self._push(back, self._return, tid, back)
@@ -247,12 +255,19 @@ class Drivers:
 
     # -- the taps ------------------------------------------------------------------
 
-    async def _call(self, trip_id: int, path: str, body: dict[str, Any], at: datetime) -> Any:
+    async def _call(
+        self, trip_id: int, path: str, body: dict[str, Any], at: datetime, where: Place
+    ) -> Any:
+        """POST an action as the phone does: a fresh key, the tap's time, the phone's
+        position (a few metres off ``where``, as GPS is) and the time it is sent."""
         assert self._http is not None
+        rng = random.Random(f"{path}/{at}")
+        lat, lon = (c + rng.uniform(-PHONE_JITTER_DEG, PHONE_JITTER_DEG) for c in where)
         body = {
             "idempotency_key": uuid.uuid4().hex,
             "at": at.isoformat(),
             "sent_at": datetime.now(UTC).isoformat(),
+            "position": {"lat": lat, "lon": lon, "accuracy_m": PHONE_ACCURACY_M},
             **body,
         }
         headers = {"Authorization": f"Bearer {self._trips[trip_id].token}"}
@@ -265,20 +280,22 @@ class Drivers:
             return None
         return answer
 
-    async def _tap(self, trip_id: int, path: str, at: datetime) -> None:
-        await self._call(trip_id, path, {}, at)
+    async def _tap(self, trip_id: int, path: str, at: datetime, where: Place) -> None:
+        await self._call(trip_id, path, {}, at, where)
 
     async def _load_van(self, trip_id: int, depart: datetime) -> None:
         lines = [
             {"order_id": o.id, "line_no": n, "loaded_qty": q}
-            for _, orders in self._trips[trip_id].stops.values()
+            for _, _, orders in self._trips[trip_id].stops.values()
             for o in orders
             for n, q, _ in o.lines
         ]
         await self._call(trip_id, f"/driver/trips/{trip_id}/loaded", {"lines": lines},
-                         depart - timedelta(minutes=5))  # fmt: skip
+                         depart - timedelta(minutes=5), self._trips[trip_id].depot)  # fmt: skip
 
-    async def _deliver(self, trip_id: int, o: _Order, at: datetime, twist: str | None) -> None:
+    async def _deliver(
+        self, trip_id: int, o: _Order, at: datetime, door: Place, twist: str | None
+    ) -> None:
         rng = random.Random(o.id)
         name = rng.choice(NAMES)
         delivered = {n: q for n, q, _ in o.lines}
@@ -303,7 +320,7 @@ class Drivers:
             if o.cod:
                 due = sum((p * delivered[n] for n, _, p in o.lines), Decimal(0))
                 body["cod_collected"] = str(due.quantize(Decimal("0.01")))
-        answer = await self._call(trip_id, f"/driver/orders/{o.id}/delivery", body, at)
+        answer = await self._call(trip_id, f"/driver/orders/{o.id}/delivery", body, at, door)
         if answer is None:
             return
         self.counts[body["outcome"]] += 1
@@ -324,7 +341,8 @@ class Drivers:
             return str((await r.json())["sha256"])
 
     async def _return(self, trip_id: int, at: datetime) -> None:
-        answer = await self._call(trip_id, f"/driver/trips/{trip_id}/returned", {}, at)
+        trip = self._trips[trip_id]
+        answer = await self._call(trip_id, f"/driver/trips/{trip_id}/returned", {}, at, trip.depot)
         if answer is None:
             return
         self.counts["trips_closed"] += 1
@@ -340,7 +358,7 @@ def _twists(trips: Iterable[_Trip]) -> dict[int, str]:
     van) and one partial (an order with more than one unit, on another van)."""
     out: dict[int, str] = {}
     for info in trips:
-        later = [o for seq, (_, orders) in sorted(info.stops.items()) if seq > 1 for o in orders]
+        later = [o for seq, (_, _, orders) in sorted(info.stops.items()) if seq > 1 for o in orders]
         if "failed" not in out.values() and later:
             out[later[0].id] = "failed"
         elif "partial" not in out.values():
@@ -354,9 +372,9 @@ def _load(conn: Conn, t: DemoTrip) -> _Trip | None:
     row = conn.execute("SELECT driver_id FROM trips WHERE id = %s", (t.trip_id,)).fetchone()
     if row is None or row[0] is None:
         return None
-    stops: dict[int, tuple[int, list[_Order]]] = {}
-    for seq, stop_id, order_id, method in conn.execute(
-        "SELECT s.seq, s.id, o.id, o.payment_method FROM stops s"
+    stops: dict[int, tuple[int, Place, list[_Order]]] = {}
+    for seq, stop_id, lat, lon, order_id, method in conn.execute(
+        "SELECT s.seq, s.id, s.lat, s.lon, o.id, o.payment_method FROM stops s"
         " JOIN stop_orders so ON so.stop_id = s.id JOIN orders o ON o.id = so.order_id"
         " WHERE s.trip_id = %s AND o.state IN ('dispatched', 'out_for_delivery', 'arrived')"
         " ORDER BY s.seq, o.id",
@@ -370,10 +388,11 @@ def _load(conn: Conn, t: DemoTrip) -> _Trip | None:
                 (order_id,),
             ).fetchall()
         ]
-        stops.setdefault(int(seq), (int(stop_id), []))[1].append(
+        stops.setdefault(int(seq), (int(stop_id), (float(lat), float(lon)), []))[2].append(
             _Order(int(order_id), method == "cod", lines)
         )
-    return _Trip(t.trip_id, int(row[0]), t.plate, stops)
+    depot = (t.driven.depot_lat, t.driven.depot_lon)
+    return _Trip(t.trip_id, int(row[0]), t.plate, depot, stops)
 
 
 def scripts(trips: Sequence[DemoTrip], fixes: Sequence[SimFix]) -> dict[int, Script]:

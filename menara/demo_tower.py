@@ -282,6 +282,17 @@ def rebase(conn: Conn, trip_ids: Sequence[int], offset: timedelta) -> None:
             store.resolve(conn, int(alert_id), ACTOR, "the demo replays the day again")
 
 
+def moved(trip: DemoTrip, offset: timedelta) -> DemoTrip:
+    """The trip's plan moved by ``offset`` (as ``rebase`` moved it in the database)."""
+    d = trip.driven
+    stops = tuple(
+        s if s.serve_from is None else dataclasses.replace(s, serve_from=s.serve_from + offset)
+        for s in d.stops
+    )
+    driven = dataclasses.replace(d, planned_departure=d.planned_departure + offset, stops=stops)
+    return dataclasses.replace(trip, driven=driven)
+
+
 def shift(fixes: Sequence[SimFix], offset: timedelta) -> list[SimFix]:
     """The fixes moved by ``offset`` (as ``rebase`` moved their trips)."""
     return [dataclasses.replace(f, fix_time=f.fix_time + offset) for f in fixes]
@@ -342,7 +353,7 @@ def prepare(
         f"{(last + offset).astimezone(j):%H:%M}, so that replayed {speedup:g}× faster it"
         " ends about now"
     )
-    return Replay(driven, faults, shift(fixes, offset), speedup)
+    return Replay([moved(t, offset) for t in driven], faults, shift(fixes, offset), speedup)
 
 
 def links(

@@ -215,6 +215,28 @@ def test_lingering_after_the_service_is_not_serving_a_later_stop_there() -> None
     assert state.arrived_stop_ids == frozenset({11, 12, 13})
 
 
+def test_waiting_for_the_window_is_serving_this_stop_not_the_next_one_there() -> None:
+    """11 and 13 share x=1000; the plan serves 11 from t=2400 (planned departure 3000,
+    600 s of service), so the van there at t=90 waits 38 minutes, serves, leaves at 3000.
+    All that time it is at 11: 13 arrives when the van comes back after 12, in sequence
+    (counting 11's service from its arrival, 13 arrived out of sequence at t=690)."""
+    early = dataclasses.replace(stop(11, 1, 1000), planned_departure_s=3000.0)
+    plan = with_stops(early, stop(12, 2, 2000), stop(13, 3, 1000))
+    tl = [*drive(0, 0, 1000), *wait(110, 3000, 1000), *drive(3000, 1000, 2000)]
+    tl += [*wait(3110, 3400, 2000), *drive(3400, 2000, 1000), *wait(3510, 3800, 1000)]
+    _, events = run(tl, plan)
+    assert brief(events, "stop_arrival", "stop_out_of_sequence") == [
+        ("stop_arrival", "info", 90, "11"),
+        ("stop_arrival", "info", 3090, "12"),
+        ("stop_arrival", "info", 3490, "13"),  # coming back, in sequence
+    ]
+    waiting, _ = run([*drive(0, 0, 1000), *wait(110, 1000, 1000)], plan)
+    assert waiting.serving_until_s(plan) == 3000.0  # max(arrival 90, start 2400) + 600
+    as_before = with_stops(stop(11, 1, 1000), stop(12, 2, 2000), stop(13, 3, 1000))
+    _, events = run(tl, as_before)
+    assert ("stop_arrival", "info", 690, "13") in brief(events, "stop_arrival")
+
+
 def test_the_lowest_seq_arrives_first_when_circles_overlap() -> None:
     """Stop 12's circle (x=900) is entered at t=80, stop 11's (x=1000) at t=90: 11 arrives
     first, 12 after 11's service, and nothing is out of sequence."""
