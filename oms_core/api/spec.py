@@ -13,7 +13,7 @@ from aiohttp import web
 from oms_core.api.auth import Role
 from oms_core.api.errors import ApiError, invalid
 from oms_core.api.schemas import SCHEMAS, ref
-from oms_core.api.validate import FieldProblem, parse_date
+from oms_core.api.validate import FieldProblem, parse_date, parse_datetime
 
 __all__ = ["PAGE_PARAMS", "PREFIX", "Operation", "Param", "document", "parse_params"]
 
@@ -113,6 +113,9 @@ def _convert(text: str, schema: Mapping[str, Any]) -> tuple[Any, tuple[str, str]
     if schema.get("format") == "date":
         day = parse_date(text)
         return day, None if day is not None else ("invalid_value", "must be YYYY-MM-DD")
+    if schema.get("format") == "date-time":
+        at = parse_datetime(text) if len(text) <= schema.get("maxLength", 64) else None
+        return at, None if at is not None else ("invalid_value", "must be RFC 3339 with an offset")
     if len(text) > schema.get("maxLength", len(text)):
         return None, ("invalid_value", f"allows ≤ {schema['maxLength']} chars")
     if "pattern" in schema and not re.search(schema["pattern"], text):
