@@ -20,7 +20,6 @@ import functools
 import heapq
 import io
 import itertools
-import math
 import random
 import uuid
 from collections import Counter
@@ -36,6 +35,7 @@ from PIL import Image, ImageDraw
 
 from menara.demo_tower import DemoTrip
 from oms_core.api.auth import create_sign_in_code
+from simulators.routes import haversine_m
 from simulators.vehicle import SimFix
 
 __all__ = ["Drivers", "Script", "Visit", "script"]
@@ -47,17 +47,11 @@ STILL_KMH = 2.0
 DEPOT_M = 300.0  # the depot zone (depot_radius_m's default)
 SERVICE = timedelta(seconds=300)  # the planner's service time per order
 HANDOVER_AFTER = timedelta(seconds=30)  # into an order's service, the goods change hands
-TICK_S = 0.25
+TICK_S = 0.25  # how often (wall seconds) the drivers look at the fleet clock
 PHONE_JITTER_DEG = 0.00004  # about 4 m: where the phone says it is, beside the door
-PHONE_ACCURACY_M = 8.0  # how often (wall seconds) the drivers look at the fleet clock
+PHONE_ACCURACY_M = 8.0
 NAMES = ("Siti", "Budi", "Dewi", "Agus", "Rina", "Hendra", "Wati", "Joko", "Lestari",
          "Yusuf", "Maya", "Eko", "Putri", "Andi", "Sri", "Bambang")  # fmt: skip
-_EARTH_M = 6_371_008.8
-
-
-def _m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    x = math.radians(lon2 - lon1) * math.cos(math.radians((lat1 + lat2) / 2))
-    return _EARTH_M * math.hypot(x, math.radians(lat2 - lat1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +76,11 @@ def script(trip: DemoTrip, fixes: Sequence[SimFix]) -> Script:
     """The driver's day from the van's fixes (time order), as the module doc says: a
     visit starts with the first fix standing at the stop and ends with its service."""
     d = trip.driven
-    out = [i for i, f in enumerate(fixes) if _m(f.lat, f.lon, d.depot_lat, d.depot_lon) > DEPOT_M]
+    out = [
+        i
+        for i, f in enumerate(fixes)
+        if haversine_m(f.lat, f.lon, d.depot_lat, d.depot_lon) > DEPOT_M
+    ]
     if not out:
         return Script(None, (), None)
     moving = out[0]  # back from the first fix out of the depot to where the van set off
@@ -95,7 +93,10 @@ def script(trip: DemoTrip, fixes: Sequence[SimFix]) -> Script:
 
         def at_stop(i: int, stop: Any = stop) -> bool:
             f = fixes[i]
-            return f.speed_kmh < STILL_KMH and _m(f.lat, f.lon, stop.lat, stop.lon) < AT_STOP_M
+            return (
+                f.speed_kmh < STILL_KMH
+                and haversine_m(f.lat, f.lon, stop.lat, stop.lon) < AT_STOP_M
+            )
 
         first = next((i for i in range(start, len(fixes)) if at_stop(i)), None)
         if first is None:

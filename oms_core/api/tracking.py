@@ -33,9 +33,9 @@ from psycopg.rows import dict_row
 from oms_core.api.context import CTX, run
 from oms_core.api.errors import ApiError
 from oms_core.api.spec import Operation, Param, parse_params
-from oms_core.execution.epod import distance_m
 from oms_core.execution.reasons import REASONS
 from oms_core.states import OrderState
+from oms_core.verify import haversine_km
 
 __all__ = [
     "LANGUAGES",
@@ -266,7 +266,9 @@ def _vehicle(row: dict[str, Any]) -> dict[str, Any] | None:
     if row["fix_lat"] is None:
         return None
     lat, lon = round(float(row["fix_lat"]), 5), round(float(row["fix_lon"]), 5)
-    away = None if row["lat"] is None else round(distance_m(row["lat"], row["lon"], lat, lon))
+    away = None
+    if row["lat"] is not None:
+        away = round(1000 * haversine_km(row["lat"], row["lon"], lat, lon))
     return {
         "lat": lat,
         "lon": lon,

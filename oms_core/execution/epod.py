@@ -21,7 +21,6 @@ dispatcher should look at (``needs_review``) with the figures behind each flag:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -41,13 +40,13 @@ from oms_core.execution.driver import FINAL, ensure_started, own_order
 from oms_core.execution.reasons import REASONS, needs_notes
 from oms_core.model import Order
 from oms_core.states import OrderState, PaymentState
+from oms_core.verify import haversine_km
 
-__all__ = ["EpodIn", "EpodRules", "LineOutcome", "deliver", "distance_m"]
+__all__ = ["EpodIn", "EpodRules", "LineOutcome", "deliver"]
 
 Conn = psycopg.Connection[Any]
 S = OrderState
 VEHICLE_FIX_MAX_AGE = timedelta(minutes=10)
-_EARTH_M = 6_371_008.8
 _CENT = Decimal("0.01")
 
 
@@ -82,14 +81,6 @@ class EpodRules:
     max_distance_m: float = 250.0
     max_clock_skew_s: float = 300.0
     redelivery_after: timedelta = field(default=timedelta(days=1))
-
-
-def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance in metres."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * _EARTH_M * math.asin(min(1.0, math.sqrt(h)))
 
 
 def deliver(
@@ -227,14 +218,16 @@ def _verify(
     assert stop is not None  # own_order found it in this transaction
     phone = None
     if action.lat is not None and action.lon is not None:
-        phone = round(distance_m(stop[0], stop[1], action.lat, action.lon), 1)
+        phone = round(1000 * haversine_km(stop[0], stop[1], action.lat, action.lon), 1)
     fix = conn.execute(
         "SELECT p.lat, p.lon, p.fix_time FROM trips t JOIN vehicles v ON v.id = t.vehicle_id"
         " JOIN positions p ON p.device_id = v.tracker_device_id WHERE t.id = %s"
         " AND p.fix_time <= %s AND p.fix_time >= %s ORDER BY p.fix_time DESC LIMIT 1",
         (trip_id, action.at, action.at - VEHICLE_FIX_MAX_AGE),
     ).fetchone()
-    vehicle = None if fix is None else round(distance_m(stop[0], stop[1], fix[0], fix[1]), 1)
+    vehicle = (
+        None if fix is None else round(1000 * haversine_km(stop[0], stop[1], fix[0], fix[1]), 1)
+    )
     short = conn.execute(
         "SELECT count(*) FROM order_lines WHERE order_id = %s AND loaded_qty < qty",
         (order.id,),

@@ -12,7 +12,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from oms_core.execution.epod import EpodRules, distance_m
+from oms_core.execution.epod import EpodRules
+from oms_core.verify import haversine_km
 from tests.oms_core.test_driver_api import action, drive, png, rows, upload
 from tests.oms_core.trip_world import STOP1, TRACKER, TripWorld, serve_trip
 
@@ -60,7 +61,7 @@ def test_far_from_the_stop_is_flagged_by_phone_and_by_van(tw: TripWorld) -> None
     away = (STOP1[0], STOP1[1] + 0.01)
     ans = deliver(tw, position={"lat": away[0], "lon": away[1], "accuracy_m": 5})
     c = ans["checks"]
-    assert c["phone_distance_m"] == pytest.approx(distance_m(*STOP1, *away), abs=0.2)
+    assert c["phone_distance_m"] == pytest.approx(1000 * haversine_km(*STOP1, *away), abs=0.2)
     assert c["vehicle_distance_m"] == pytest.approx(1112, abs=2)
     assert c["flags"] == ["far_from_stop"] and ans["needs_review"] is True
     with psycopg.connect(tw.dsn) as conn:
