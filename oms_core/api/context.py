@@ -8,7 +8,8 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import psycopg
@@ -34,6 +35,7 @@ __all__ = [
     "PositionSink",
     "geocode",
     "geocode_refusal",
+    "jsonable",
     "read_json",
     "run",
 ]
@@ -77,6 +79,20 @@ class Context:
 
 CTX = web.AppKey("oms_context", Context)
 PRINCIPAL = web.RequestKey("oms_principal", Principal)
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` (rows, lists, dicts of them) ready for JSON: times as RFC 3339, money
+    and other numerics as decimal strings (a float would round cents)."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    return value
 
 
 async def run(request: web.Request, fn: Callable[[psycopg.Connection[Any]], T]) -> T:

@@ -11,13 +11,14 @@ opens on what the driver is doing now even on a trip that runs past midnight.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 
+from oms_core.api.context import jsonable
 from oms_core.execution.reasons import REASONS
 
 __all__ = ["current_trip_id", "driver_today", "nav_links"]
@@ -69,18 +70,6 @@ WHERE trip_id = %s
 """
 
 
-def _iso(v: Any) -> Any:
-    if isinstance(v, datetime | date):
-        return v.isoformat()
-    if isinstance(v, Decimal):
-        return str(v)
-    return v
-
-
-def _json(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: _iso(v) for k, v in row.items()}
-
-
 def nav_links(lat: float, lon: float) -> dict[str, str]:
     """A ``geo:`` URI (Android opens the driver's navigation app) and a maps link that
     works on every phone."""
@@ -125,14 +114,14 @@ def _trip(conn: Conn, trip_id: int) -> dict[str, Any]:
         due = sum((ln["unit_price"] * ln["qty"] for ln in o_lines), Decimal(0))
         by_stop.setdefault(o.pop("stop_id"), []).append(
             {
-                **_json(o),
+                **jsonable(o),
                 "cod_due": str(due) if o["payment_method"] == "cod" else None,
-                "lines": [_json(ln) for ln in o_lines],
+                "lines": jsonable(o_lines),
             }
         )
     return {
-        **_json(trip),
-        "cod_settlement": None if settled is None else _json(settled),
+        **jsonable(trip),
+        "cod_settlement": jsonable(settled),
         "stops": [_stop(s, by_stop.get(s["id"], [])) for s in stops],
     }
 
@@ -140,10 +129,10 @@ def _trip(conn: Conn, trip_id: int) -> dict[str, Any]:
 def _stop(s: dict[str, Any], orders: Sequence[dict[str, Any]]) -> dict[str, Any]:
     first = orders[0] if orders else {}
     return {
-        **_json(s),
+        **jsonable(s),
         "address_text": first.get("address_text", ""),
-        "window_start": _iso(s["window_start"]) or first.get("window_start"),
-        "window_end": _iso(s["window_end"]) or first.get("window_end"),
+        "window_start": jsonable(s["window_start"]) or first.get("window_start"),
+        "window_end": jsonable(s["window_end"]) or first.get("window_end"),
         "nav": nav_links(float(s["lat"]), float(s["lon"])),
         "orders": list(orders),
     }

@@ -9,8 +9,6 @@ everything, so even a file that slipped past the checks could not run as a page.
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -18,7 +16,7 @@ from aiohttp import web
 from psycopg.rows import dict_row
 
 from oms_core.api.auth import Role
-from oms_core.api.context import CTX, run
+from oms_core.api.context import CTX, jsonable, run
 from oms_core.api.schemas import MAX_ID
 from oms_core.api.spec import PAGE_PARAMS, PREFIX, Operation, Param, parse_params
 from oms_core.errors import NotFound
@@ -43,14 +41,6 @@ FROM epods e JOIN orders o ON o.id = e.order_id
 """
 
 
-def _json(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
-
-
 def _file(sha: str | None) -> dict[str, str] | None:
     return None if sha is None else {"sha256": sha, "url": f"{PREFIX}/files/{sha}"}
 
@@ -73,11 +63,11 @@ def epod_view(conn: Conn, row: dict[str, Any]) -> dict[str, Any]:
             " WHERE order_id = %s",
             (row["order_id"],),
         ).fetchone()
-    out = {k: _json(v) for k, v in row.items() if k != "signature_sha256"}
+    out = {k: jsonable(v) for k, v in row.items() if k != "signature_sha256"}
     out["signature"] = _file(row["signature_sha256"])
     out["photos"] = [_file(p["sha256"]) for p in photos]
     out["lines"] = lines
-    out["perfect_delivery"] = None if pd is None else {k: _json(v) for k, v in pd.items()}
+    out["perfect_delivery"] = jsonable(pd)
     return out
 
 
@@ -149,7 +139,8 @@ async def list_cod(request: web.Request) -> web.Response:
                 " ORDER BY t.day DESC, c.trip_id DESC LIMIT 500",
                 {"day": q.get("day"), "driver": q.get("driver_id")},
             ).fetchall()
-        return [{k: _json(v) for k, v in r.items()} for r in rows]
+        out: list[dict[str, Any]] = jsonable(rows)
+        return out
 
     return web.json_response({"settlements": await run(request, read)})
 

@@ -9,7 +9,7 @@ times, how arrival was detected, zone radius, out of sequence) the same way.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -18,7 +18,7 @@ from psycopg.rows import dict_row
 
 from oms_core import dispatch, trips
 from oms_core.api.auth import Principal, Role
-from oms_core.api.context import CTX, PRINCIPAL, read_json, run
+from oms_core.api.context import CTX, PRINCIPAL, jsonable, read_json, run
 from oms_core.api.errors import ApiError, invalid
 from oms_core.api.schemas import MAX_ID
 from oms_core.api.spec import PAGE_PARAMS, PREFIX, Operation, Param, parse_params
@@ -36,16 +36,6 @@ _READ_TRIPS = frozenset({Role.DISPATCHER, Role.SUPERVISOR, Role.DRIVER})
 _WRITE = frozenset({Role.DISPATCHER})
 _ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 _ERR = "Error"
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    return value
 
 
 Conn = psycopg.Connection[Any]
@@ -80,7 +70,7 @@ def trip_views(
     by_trip: dict[int, list[dict[str, Any]]] = {r["id"]: [] for r in rows}
     for stop in stops:
         by_trip[stop.pop("trip_id")].append(stop)
-    out: list[dict[str, Any]] = [_jsonable({**r, "stops": by_trip[r["id"]]}) for r in rows]
+    out: list[dict[str, Any]] = [jsonable({**r, "stops": by_trip[r["id"]]}) for r in rows]
     return out
 
 

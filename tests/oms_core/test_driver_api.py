@@ -308,3 +308,35 @@ def test_an_action_that_deadlocks_with_the_tower_is_applied_once(
     assert answer and answer[0][0] == 200, answer
     assert rows(tw, "SELECT count(*) FROM driver_actions WHERE kind = 'arrived'") == [(1,)]
     assert rows(tw, "SELECT arrival_method FROM stops WHERE id = %s", (s1,)) == [("driver",)]
+
+
+def test_dispatchers_read_the_epod_its_checks_and_the_cash(tw: TripWorld) -> None:
+    o1, o2 = tw.order_ids
+    _, sig = upload(tw, png())
+    _, photo = upload(tw, png((64, 48), "red"), "door.png")
+    full = action(pos=STOP1, outcome="delivered", recipient_name="Ada", signature=sig["sha256"],
+                  photos=[photo["sha256"]], cod_collected="35.00")  # fmt: skip
+    assert drive(tw, "POST", f"/driver/orders/{o1}/delivery", full)[0] == 200
+    far = action(pos=STOP1, outcome="failed", reason_code="customer_absent")
+    assert drive(tw, "POST", f"/driver/orders/{o2}/delivery", far)[0] == 200  # at stop 1
+    assert drive(tw, "POST", f"/driver/trips/{tw.trip_id}/returned", action())[0] == 200
+
+    status, _, epod = tw.api.call("GET", f"/orders/{o1}/epod", role=Role.SUPERVISOR)
+    assert status == 200
+    assert (epod["outcome"], epod["recipient_name"], epod["cod_collected"]) == (
+        "delivered", "Ada", "35.00",
+    )  # fmt: skip
+    assert epod["signature"]["url"] == f"/api/v1/files/{sig['sha256']}"
+    assert [p["sha256"] for p in epod["photos"]] == [photo["sha256"]]
+    assert [(ln["line_no"], ln["delivered_qty"]) for ln in epod["lines"]] == [(1, 3), (2, 2)]
+    assert epod["perfect_delivery"]["perfect"] is True and epod["needs_review"] is False
+    _, _, flagged = tw.api.call("GET", "/epods?needs_review=true")
+    assert [(e["order_id"], e["checks"]["flags"]) for e in flagged["epods"]] == [
+        (o2, ["far_from_stop"])  # failed at stop 1, 2.8 km from its own stop
+    ]
+    assert tw.api.call("GET", f"/orders/{o2}/epod")[2]["reason_code"] == "customer_absent"
+    assert tw.api.call("GET", "/orders/999999/epod")[0] == 404
+    _, _, cod = tw.api.call("GET", f"/cod-settlements?driver_id={tw.driver_id}")
+    assert [(c["trip_id"], c["expected"], c["handed_in"], c["difference"])
+            for c in cod["settlements"]] == [(tw.trip_id, "35.00", "35.00", "0.00")]  # fmt: skip
+    assert tw.api.call("GET", f"/orders/{o1}/epod", role=Role.DRIVER)[0] == 403
