@@ -47,13 +47,13 @@ import psycopg
 from psycopg.rows import dict_row
 
 from oms_core.alerts import mail
+from oms_core.alerts.outbox import CHANNEL
 from oms_core.alerts.signing import sign, verify_signature
 from oms_core.notify import facts, render, texts
 
 __all__ = ["CHANNEL", "EMAIL_OFF", "Deliverer", "backoff_s", "verify_signature"]
 
 log = logging.getLogger(__name__)
-CHANNEL = "menara_deliveries"  # outbox.enqueue NOTIFYs it
 EMAIL_OFF = "email is off (smtp_port = 0)"
 _ERROR_CHARS = 500  # of last_error
 _EXCERPT_BYTES = 200  # of a failing receiver's response body

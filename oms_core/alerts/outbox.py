@@ -11,7 +11,9 @@ from typing import Any
 
 import psycopg
 
-__all__ = ["EMAIL_EVENTS", "WEBHOOK_EVENTS", "enqueue"]
+__all__ = ["CHANNEL", "EMAIL_EVENTS", "WEBHOOK_EVENTS", "enqueue"]
+
+CHANNEL = "menara_deliveries"  # NOTIFYd when rows are queued; the Deliverer listens
 
 WEBHOOK_EVENTS = frozenset({"open", "clear", "acknowledge", "escalate", "resolve"})
 EMAIL_EVENTS = frozenset({"open", "escalate"})
@@ -41,5 +43,5 @@ def enqueue(conn: psycopg.Connection[Any], alert: Mapping[str, Any], event: str)
         )
         queued += cur.rowcount
     if queued:
-        conn.execute("SELECT pg_notify('menara_deliveries', %s)", (str(alert["id"]),))
+        conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(alert["id"])))
     return queued

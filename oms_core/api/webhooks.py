@@ -22,6 +22,7 @@ import psycopg
 from aiohttp import web
 from psycopg.rows import dict_row
 
+from oms_core.alerts.outbox import CHANNEL
 from oms_core.api.auth import Role
 from oms_core.api.context import read_json, run
 from oms_core.api.errors import ApiError, invalid
@@ -230,7 +231,7 @@ async def retry_delivery(request: web.Request) -> web.Response:
                 f" next_attempt_at = now() WHERE id = %s RETURNING {_DELIVERY_COLUMNS}",
                 (did,),
             ).fetchone()
-            cur.execute("SELECT pg_notify('menara_deliveries', %s)", (str(did),))
+            cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(did)))
         assert done is not None
         return _json(done)
 

@@ -23,13 +23,13 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from geofence.model import Event
+from oms_core.alerts.outbox import CHANNEL
 from oms_core.states import OrderState
 
 __all__ = ["ON_STATE", "order_moved", "queue", "stop_at_risk"]
 
 Conn = psycopg.Connection[Any]
 S = OrderState
-CHANNEL = "menara_deliveries"  # the Deliverer listens on it
 ON_STATE: dict[OrderState, str] = {
     S.VERIFIED: "confirmed",
     S.OUT_FOR_DELIVERY: "out_for_delivery",
