@@ -201,7 +201,21 @@ async def serve(
             make_writer(settings, counters, registry, on_committed=tower.feed)
         )
         listeners: list[TcpListener | HttpListener | UdpListener] = []
-        phones: HttpListener | None = None  # the OsmAnd intake, for the driver page too
+
+        def http_intake(name: str, port: int) -> HttpListener:
+            return HttpListener(
+                codec=PROTOCOLS[name],
+                host=settings.tcp_host,
+                port=port,
+                max_body_bytes=settings.http_max_body_bytes,
+                commit_timeout_s=settings.http_commit_timeout_s,
+                writer=writer,
+                registry=registry,
+                counters=counters,
+            )
+
+        # The OsmAnd intake takes the driver page's positions too, listening or not.
+        phones = http_intake("osmand", settings.osmand_port)
         for name, setting in LISTENER_PORTS.items():
             port = int(getattr(settings, setting))
             if port <= 0:
@@ -219,19 +233,8 @@ async def serve(
                     counters=counters,
                 )
             else:
-                listener = HttpListener(
-                    codec=PROTOCOLS[name],
-                    host=settings.tcp_host,
-                    port=port,
-                    max_body_bytes=settings.http_max_body_bytes,
-                    commit_timeout_s=settings.http_commit_timeout_s,
-                    writer=writer,
-                    registry=registry,
-                    counters=counters,
-                )
+                listener = phones if name == "osmand" else http_intake(name, port)
             listeners.append(await stack.enter_async_context(listener))
-            if name == "osmand":
-                phones = listener if isinstance(listener, HttpListener) else None
             kind = "tcp" if name in TCP_PORTS else "http"
             log.info("%s listening on %s %s:%d", name, kind, settings.tcp_host, listener.port)
         if settings.teltonika_udp_port > 0:
@@ -254,17 +257,6 @@ async def serve(
                 avg_speed_kmh=settings.plan_avg_speed_kmh,
             )
             geocoder = Geocoder(settings.geocoder_url) if settings.geocoder_url else None
-            if phones is None:  # no OsmAnd port: the driver page's positions still go in
-                phones = HttpListener(
-                    codec=PROTOCOLS["osmand"],
-                    host=settings.tcp_host,
-                    port=0,
-                    max_body_bytes=settings.http_max_body_bytes,
-                    commit_timeout_s=settings.http_commit_timeout_s,
-                    writer=writer,
-                    registry=registry,
-                    counters=counters,
-                )
             app = make_app(
                 dsn,
                 max_body_bytes=settings.api_max_body_bytes,
