@@ -188,26 +188,21 @@ def returned(conn: Conn, action: Action, trip_id: int, handed_in: Decimal | None
     if state != "in_progress":
         raise IllegalTransition(state, "completed", trips.TRIP_MOVES.get(state, ()),
                                 f"trip {trip_id}")  # fmt: skip
-    open_orders = conn.execute(
+    on_board = conn.execute(
         "SELECT o.id, o.tracking_number, o.state FROM stops s"
         " JOIN stop_orders so ON so.stop_id = s.id JOIN orders o ON o.id = so.order_id"
-        " WHERE s.trip_id = %s AND o.state NOT IN ('delivered', 'partially_delivered',"
-        " 'failed', 'completed', 'cancelled') ORDER BY s.seq, o.id",
+        " WHERE s.trip_id = %s AND o.state NOT IN ('completed', 'cancelled')"
+        " ORDER BY s.seq, o.id",
         (trip_id,),
     ).fetchall()
-    if open_orders:
-        listed = ", ".join(f"{num} ({st})" for _, num, st in open_orders)
+    closing = sorted(int(oid) for oid, _, st in on_board if st in FINAL)
+    if len(closing) < len(on_board):
+        listed = ", ".join(f"{num} ({st})" for _, num, st in on_board if st not in FINAL)
         raise TripRefused(
             f"trip {trip_id} cannot close: record delivered, partial or failed for {listed}"
         )
-    closing = conn.execute(
-        "SELECT o.id FROM stops s JOIN stop_orders so ON so.stop_id = s.id"
-        " JOIN orders o ON o.id = so.order_id WHERE s.trip_id = %s"
-        " AND o.state IN ('delivered', 'partially_delivered', 'failed') ORDER BY o.id",
-        (trip_id,),
-    ).fetchall()
-    for (oid,) in closing:
-        orders.transition(conn, int(oid), S.COMPLETED, actor=action.actor,
+    for oid in closing:
+        orders.transition(conn, oid, S.COMPLETED, actor=action.actor,
                           reason=f"trip {trip_id} back at the depot")  # fmt: skip
     conn.execute(
         "UPDATE trips SET state = 'completed', actual_return = %s WHERE id = %s",
