@@ -21,7 +21,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from oms_core import orders, trips
-from oms_core.api import Role, create_token, make_app
+from oms_core.api import Role, create_token, make_app, utc_now
 from oms_core.api.context import Execution
 from oms_core.api.spec import PREFIX
 from oms_core.files import FileStore
@@ -139,7 +139,7 @@ def serve_trip(
         }
     ex = replace(Execution(FileStore(files)), **execution)
     with ConnectionPool(dsn, min_size=1, max_size=4, kwargs={"autocommit": True}) as pool:
-        served = serve(make_app(pool, now=(lambda: clock) if now else _utc_now, execution=ex))
+        served = serve(make_app(pool, now=(lambda: clock) if now else utc_now, execution=ex))
         try:
             yield TripWorld(
                 Api(served.url + PREFIX, tokens, made["world"]),
@@ -148,7 +148,3 @@ def serve_trip(
             )  # fmt: skip
         finally:
             stop(served)
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
