@@ -78,3 +78,4 @@ def listeners_off_env() -> dict[str, str]:
 
 
 from tests.brokers import own_broker, project_broker  # noqa: E402, F401
+from tests.demo_day import demo_day  # noqa: E402, F401
