@@ -1,5 +1,7 @@
-"""Grafana provisioning; reads SQL only.
+"""Grafana dashboards as code; they only read SQL.
 
-Empty until the dashboards work; present so the package layout and import rules
-are fixed from the start.
+``live_map``, ``alerts``, ``delivery`` and ``fleet`` build one dashboard each with the
+grafana-foundation-sdk builders (``query.Sql`` is the PostgreSQL query the SDK lacks);
+``provisioning`` turns them into Grafana provisioning files and ``publish`` pushes them to a
+running Grafana. Nothing here imports the rest of Menara.
 """
