@@ -1,6 +1,13 @@
-# Production image of the ingest service (docker-compose.yml builds it).
-FROM python:3.11-slim
-WORKDIR /app
+# Production image of Menara (docker-compose.yml runs `menara serve` and `menara rules` in it).
+FROM python:3.11.11-slim-bookworm
+
+ENV PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    NUMBA_CACHE_DIR=/var/cache/menara/numba \
+    MENARA_FILE_DIR=/var/lib/menara/files
+
+# Every top-level package of pyproject's packages.find (tests/test_compose.py checks).
+WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY menara menara
 COPY ingest ingest
@@ -10,11 +17,29 @@ COPY deviation deviation
 COPY oms_core oms_core
 COPY dashboards dashboards
 COPY simulators simulators
-# The numba kernels compile into the image (the service's own warm-up at start then
-# reads them in milliseconds; on a different CPU it compiles them again before listening).
-ENV NUMBA_CACHE_DIR=/app/numba-cache
-RUN pip install --no-cache-dir . && python -c "from decoders import PROTOCOLS; \
-from decoders.warmup import warm_up; from oms_core.tower.warmup import warm_up as rules; \
-warm_up(PROTOCOLS); rules()"
-EXPOSE 5005 5027 5027/udp 5023 5013 5001 5055 9464
+# Installed into site-packages and the sources dropped, so the kernels compiled below
+# are the ones the service imports (numba's cache is keyed by the source file's path).
+RUN pip install --no-cache-dir . && rm -rf /src
+
+# A non-root user owning only what the service writes: ePOD and complaint images
+# (file_dir; mount a volume or durable storage there) and numba's kernel cache.
+RUN useradd --system --user-group --uid 10001 --home-dir /var/lib/menara --no-create-home \
+        menara \
+    && mkdir -p /var/lib/menara/files /var/cache/menara/numba \
+    && chown -R menara:menara /var/lib/menara /var/cache/menara
+USER menara
+WORKDIR /var/lib/menara
+
+# Compile the decoder and rule kernels into the image: the service's warm-up at start then
+# reads them in milliseconds (on a different CPU it compiles them again before listening).
+RUN python -c "from decoders import PROTOCOLS; from decoders.warmup import warm_up; \
+from oms_core.tower.warmup import warm_up as rules; warm_up(PROTOCOLS); rules()"
+
+# Device listeners (T55, Teltonika TCP and UDP, GT06, H02, GPS103, OsmAnd HTTP), the API,
+# metrics. Healthy once the metrics endpoint answers, which the service opens after its
+# listeners, MQTT and API are up (`menara rules` opens it once its workers run).
+EXPOSE 5005 5027 5027/udp 5023 5013 5001 5055 8080 9464
+HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 CMD ["python", "-c", \
+    "import os, urllib.request as u; p = os.environ.get('MENARA_METRICS_PORT', '9464'); \
+u.urlopen(f'http://127.0.0.1:{p}/healthz', timeout=4)"]
 CMD ["menara", "serve"]

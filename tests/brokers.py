@@ -18,16 +18,17 @@ from pathlib import Path
 import pytest
 
 PROJECT_CONF = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto.conf"
+PROJECT_ACL = PROJECT_CONF.parent / "mosquitto" / "acl"
 
 
 class Broker:
     """A private Mosquitto process; ``stop``/``start`` keep its port and its persistence."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, *, password_file: Path | None = None) -> None:
         self.host = "127.0.0.1"
         self.port = _free_port()
         self.conf = work / "mosquitto.conf"
-        self.conf.write_text(derive_config(self.port, work))
+        self.conf.write_text(derive_config(self.port, work, password_file=password_file))
         self.log = work / "mosquitto.log"
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -61,11 +62,21 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def derive_config(port: int, data_dir: Path) -> str:
-    """The project config with the listener moved to ``port`` and persistence in ``data_dir``."""
+def derive_config(port: int, data_dir: Path, *, password_file: Path | None = None) -> str:
+    """The project config with the listener moved to ``port`` and persistence in ``data_dir``.
+
+    Anonymous (the production authentication lines dropped) unless ``password_file`` is
+    given: then its users log in and the project's ACL applies, as in production.
+    """
     text = PROJECT_CONF.read_text()
     text = re.sub(r"(?m)^listener 1883\b.*$", f"listener {port} 127.0.0.1", text)
     text = re.sub(r"(?m)^persistence_location .*$", f"persistence_location {data_dir}/", text)
+    if password_file is None:
+        text = re.sub(r"(?m)^(password_file|acl_file) .*\n", "", text)
+        text = re.sub(r"(?m)^allow_anonymous false$", "allow_anonymous true", text)
+    else:
+        text = re.sub(r"(?m)^password_file .*$", f"password_file {password_file}", text)
+        text = re.sub(r"(?m)^acl_file .*$", f"acl_file {PROJECT_ACL}", text)
     # As root Mosquitto switches to user `mosquitto`, who cannot write our temp dir.
     return text + f"\nuser {getpass.getuser()}\n"
 
