@@ -56,10 +56,13 @@ __all__ = [
     "MAX_PAYLOAD_BYTES",
     "MAX_SESSIONS",
     "BatchSink",
+    "Connect",
     "MqttIngest",
     "MqttSettings",
+    "NetworkThread",
+    "Received",
     "parse_topic",
-]
+]  # the network thread too: `menara rules` reads its rounds with it
 
 log = logging.getLogger(__name__)
 
