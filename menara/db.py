@@ -5,7 +5,8 @@ in its own transaction together with its ``schema_version`` row, under a session
 advisory lock so that several services starting at once apply each one exactly once.
 The engine step runs after them on every upgrade: TimescaleDB (hypertable,
 compression, retention) when the extension can be created, otherwise plain tables
-and a ``time_bucket`` shim, so the same SQL runs on both.
+and a ``time_bucket`` shim, so the same SQL runs on both; then the position summary
+(``menara.position_summary``) as the engine's kind of aggregate.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Any
 import psycopg
 from psycopg import errors, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from menara import position_summary
 
 __all__ = [
     "DatabaseError",
@@ -202,6 +205,7 @@ def _engine(
         _timescale_objects(conn, compress_after, retention)
     else:
         conn.execute(_SHIM_SQL.encode())
+    position_summary.create(conn, timescaledb=use_ts)
     conn.execute(
         "INSERT INTO menara_meta (key, value) VALUES ('engine', %s)"
         " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",

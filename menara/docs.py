@@ -1,4 +1,4 @@
-"""Generated README sections (settings reference, protocol table), checked in CI.
+"""Generated README sections (settings, protocols, KPI definitions), checked in CI.
 
 ``python -m menara.docs --write`` rewrites the marked blocks in README.md; the test
 suite fails when README.md differs from what the code says.
@@ -13,6 +13,7 @@ from pathlib import Path
 from decoders import PROTOCOLS
 from menara.service import LISTENER_PORTS, TCP_PORTS, UDP_PORTS
 from menara.settings import Settings, describe
+from oms_core.reports.definitions import kpi_table
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -48,7 +49,7 @@ def protocol_table() -> str:
     return "\n".join(rows)
 
 
-SECTIONS = {"settings": settings_table, "protocols": protocol_table}
+SECTIONS = {"settings": settings_table, "protocols": protocol_table, "kpis": kpi_table}
 
 
 def _replace_block(text: str, name: str, block: str) -> str:
