@@ -45,6 +45,8 @@ __all__ = [
     "PlanRejected",
     "load_day",
     "plan_day",
+    "route_line",
+    "store_route",
 ]
 
 log = logging.getLogger(__name__)
@@ -288,7 +290,9 @@ def plan_day(
             raise PlanRejected(violations)
         solved.append((d, result))
     lines = {
-        (d.depot_id, r.vehicle_id): _geometry(routes, d, r) for d, res in solved for r in res.routes
+        (d.depot_id, r.vehicle_id): route_line(routes, d, r)
+        for d, res in solved
+        for r in res.routes
     }
     with conn.transaction():
         # Serialise planners of the same depots, then look again: a concurrent run may
@@ -305,7 +309,7 @@ def plan_day(
         for d, result in solved:
             for route in result.routes:
                 line = lines[d.depot_id, route.vehicle_id]
-                trip_id = _store_route(conn, day, d, route, line)
+                trip_id = store_route(conn, day, d, route, line)
                 trip_ids.append(trip_id)
                 for stop in route.stops:
                     for oid in stop.order_ids:
@@ -330,7 +334,7 @@ def _prefixed(progress: Progress, prefix: str) -> Progress:
     return lambda message: progress(prefix + message)
 
 
-def _geometry(routes: RouteProvider | None, d: DepotDay, route: planning.Route) -> Line:
+def route_line(routes: RouteProvider | None, d: DepotDay, route: planning.Route) -> Line:
     """The route's line from depot through its stops back to the depot: the provider's,
     or straight legs (with a warning) when the provider fails for this trip."""
     depot = next(v.depot for v in d.problem.vehicles if v.id == route.vehicle_id)
@@ -351,7 +355,7 @@ def _geometry(routes: RouteProvider | None, d: DepotDay, route: planning.Route) 
         return straight
 
 
-def _store_route(conn: Conn, day: date, d: DepotDay, route: planning.Route, line: Line) -> int:
+def store_route(conn: Conn, day: date, d: DepotDay, route: planning.Route, line: Line) -> int:
     """Insert one trip (geometry ``line``) with its stops and stop orders; returns its id."""
     vid = int(route.vehicle_id)
     times = d.at(route.depart_s), d.at(route.return_s)

@@ -30,6 +30,7 @@ __all__ = [
     "get_driver",
     "get_vehicle",
     "unassign",
+    "update_vehicle",
 ]
 
 Conn = psycopg.Connection[Any]
@@ -123,6 +124,28 @@ def add_driver(
     except psycopg.errors.UniqueViolation as exc:
         raise FleetConflict(f"phone device {phone_device_id} is taken") from exc
     assert row is not None  # INSERT … RETURNING always returns the row
+    return row
+
+
+_CHANGEABLE = ("tracker_device_id", "depot_id", "max_speed_kmh")
+
+
+def update_vehicle(conn: Conn, vehicle_id: int, changes: dict[str, Any]) -> Vehicle:
+    """Set the given fields (tracker, depot, speed limit); ``NotFound`` for an unknown
+    vehicle, ``FleetConflict`` for a tracker another vehicle has."""
+    fields = [k for k in _CHANGEABLE if k in changes]
+    sets = ", ".join(f"{k} = %({k})s" for k in fields) or "plate = plate"
+    try:
+        with conn.transaction(), conn.cursor(row_factory=class_row(Vehicle)) as cur:
+            row = cur.execute(
+                f"UPDATE vehicles SET {sets} WHERE id = %(id)s RETURNING *",
+                {**{k: changes[k] for k in fields}, "id": vehicle_id},
+            ).fetchone()
+    except psycopg.errors.UniqueViolation as exc:
+        taken = changes.get("tracker_device_id")
+        raise FleetConflict(f"tracker {taken} is another vehicle's: unlink it there first") from exc
+    if row is None:
+        raise NotFound(f"no vehicle {vehicle_id}")
     return row
 
 

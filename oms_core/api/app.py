@@ -17,6 +17,8 @@ from oms_core.api import (
     alerts,
     complaints,
     customers,
+    depots,
+    devices,
     driver,
     epods,
     fleet,
@@ -25,9 +27,11 @@ from oms_core.api import (
     payments,
     plans,
     ratelimit,
+    reports,
     stock,
     track_page,
     tracking,
+    trips_import,
     webhooks,
     zones,
 )
@@ -48,9 +52,12 @@ OPERATIONS: tuple[Operation, ...] = ratelimit.documented((
     *customers.OPERATIONS,
     *payments.OPERATIONS,
     *imports.OPERATIONS,
+    *depots.OPERATIONS,
     *stock.OPERATIONS,
     *fleet.OPERATIONS,
+    *devices.OPERATIONS,
     *plans.OPERATIONS,
+    *trips_import.OPERATIONS,
     *tracking.OPERATIONS,
     *driver.OPERATIONS,
     *epods.OPERATIONS,
@@ -58,6 +65,7 @@ OPERATIONS: tuple[Operation, ...] = ratelimit.documented((
     *zones.OPERATIONS,
     *webhooks.OPERATIONS,
     *complaints.OPERATIONS,
+    *reports.OPERATIONS,
 ))  # fmt: skip
 DEFAULT_SERVICE_AREA: ServiceArea = Radius()  # 50 km from the order's depot
 

@@ -16,7 +16,7 @@ import psycopg
 from aiohttp import web
 from psycopg.rows import class_row
 
-from oms_core import fleet
+from oms_core import devices, fleet
 from oms_core.api.auth import Role
 from oms_core.api.context import read_json, run
 from oms_core.api.errors import ApiError, invalid
@@ -86,20 +86,43 @@ async def create_vehicle(request: web.Request) -> web.Response:
 
     def add(conn: Conn) -> fleet.Vehicle:
         _check_depot(conn, body.get("depot_id"))
-        return fleet.add_vehicle(
-            conn,
-            plate=body["plate"],
-            type=body.get("type", "van"),
-            capacity_kg=kg,
-            capacity_m3=m3,
-            tracker_device_id=body.get("tracker_device_id"),
-            max_speed_kmh=body.get("max_speed_kmh"),
-            depot_id=body.get("depot_id"),
-        )
+        with conn.transaction():  # the vehicle and its tracker's registration, or neither
+            vehicle = fleet.add_vehicle(
+                conn,
+                plate=body["plate"],
+                type=body.get("type", "van"),
+                capacity_kg=kg,
+                capacity_m3=m3,
+                tracker_device_id=body.get("tracker_device_id"),
+                max_speed_kmh=body.get("max_speed_kmh"),
+                depot_id=body.get("depot_id"),
+            )
+            if vehicle.tracker_device_id is not None:
+                devices.track_vehicle(
+                    conn, vehicle.id, vehicle.tracker_device_id, body.get("tracker_protocol")
+                )
+        return vehicle
 
     vehicle = await run(request, add)
     location = f"{PREFIX}/vehicles/{vehicle.id}"
     return web.json_response(_json(vehicle), status=201, headers={"Location": location})
+
+
+async def update_vehicle(request: web.Request) -> web.Response:
+    vid = parse_params(request, _OPS["updateVehicle"])["id"]
+    body = await read_json(request, "VehicleUpdate")
+
+    def change(conn: Conn) -> fleet.Vehicle:
+        _check_depot(conn, body.get("depot_id"))
+        with conn.transaction():  # the vehicle and its tracker's registration, or neither
+            vehicle = fleet.update_vehicle(conn, vid, body)
+            if "tracker_device_id" in body:
+                devices.track_vehicle(
+                    conn, vid, vehicle.tracker_device_id, body.get("tracker_protocol")
+                )
+        return vehicle
+
+    return web.json_response(_json(await run(request, change)))
 
 
 async def list_vehicles(request: web.Request) -> web.Response:
@@ -178,10 +201,21 @@ OPERATIONS = (
         {201: ("the stored vehicle", "Vehicle"),
          409: ("the plate or tracker is already in use", _ERR)},
         body="VehicleCreate",
+        description="A tracker_device_id is registered as a device linked to the vehicle"
+        " (protocol tracker_protocol) in the same transaction, so ingest accepts its data.",
     ),
     Operation(
         "getVehicle", "GET", "/vehicles/{id}", get_vehicle, "Read a vehicle", _READ,
         {200: ("the vehicle", "Vehicle"), 404: ("no such vehicle", _ERR)}, params=_ID,
+    ),
+    Operation(
+        "updateVehicle", "PATCH", "/vehicles/{id}", update_vehicle,
+        "Change a vehicle's tracker, depot or speed limit", _WRITE,
+        {200: ("the changed vehicle", "Vehicle"), 404: ("no such vehicle", _ERR),
+         409: ("the tracker is another vehicle's", _ERR)},
+        body="VehicleUpdate", params=_ID,
+        description="A new tracker_device_id is registered as a device linked to the"
+        " vehicle (with tracker_protocol), in the same transaction; null unlinks it.",
     ),
     Operation(
         "listDrivers", "GET", "/drivers", list_drivers,

@@ -13,6 +13,7 @@ from oms_core.api.schema_parts import obj, ref
 from oms_core.api.schemas_alerts import ALERTS_SCHEMAS
 from oms_core.api.schemas_driver import DRIVER_SCHEMAS
 from oms_core.api.schemas_fleet import FLEET_SCHEMAS
+from oms_core.api.schemas_setup import SETUP_SCHEMAS
 from oms_core.api.schemas_tracking import TRACKING_SCHEMAS
 from oms_core.api.schemas_webhooks import WEBHOOKS_SCHEMAS
 from oms_core.api.schemas_zones import ZONES_SCHEMAS
@@ -196,4 +197,5 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     **WEBHOOKS_SCHEMAS,
     **DRIVER_SCHEMAS,
     **TRACKING_SCHEMAS,
+    **SETUP_SCHEMAS,
 }

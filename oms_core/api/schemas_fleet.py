@@ -167,7 +167,11 @@ FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
             "type": _text(32),
             "capacity_kg": _amount("load limit in kg"),
             "capacity_m3": _amount("load limit in m³"),
-            "tracker_device_id": _text(64, nullable=True),
+            "tracker_device_id": {
+                **_text(64, nullable=True),
+                "description": "registered as a device (linked to this vehicle) if new",
+            },
+            "tracker_protocol": ref("DeviceProtocol"),
             "max_speed_kmh": {"type": ["number", "null"], "minimum": 1, "maximum": 300},
             "depot_id": _id(nullable=True),
         },

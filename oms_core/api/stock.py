@@ -1,4 +1,4 @@
-"""Depot and stock endpoints: read depots, read stock levels, set a depot's count of a SKU.
+"""Stock endpoints: read stock levels, set a depot's count of a SKU (depots: ``depots``).
 
 Setting ``on_hand`` is a stock count (goods received, a stocktake), so it replaces the
 number rather than adding to it; it may not drop below what orders have reserved,
@@ -28,32 +28,7 @@ _WRITE = frozenset({Role.DISPATCHER})
 _ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 # No minLength: query checks do not enforce it, and an empty SKU simply matches nothing.
 _SKU_SCHEMA = {"type": "string", "maxLength": 64, "pattern": "^[^\\x00]*$"}
-_DEPOT_COLUMNS = (
-    "id, name, lat, lon, to_char(open_time, 'HH24:MI:SS') AS open_time,"
-    " to_char(close_time, 'HH24:MI:SS') AS close_time, time_zone"
-)
 _STOCK_COLUMNS = "depot_id, sku, on_hand, reserved, on_hand - reserved AS available"
-
-
-def _depots(conn: Conn, depot_id: int | None) -> list[dict[str, Any]]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(
-            f"SELECT {_DEPOT_COLUMNS} FROM depots"
-            " WHERE %(id)s::bigint IS NULL OR id = %(id)s ORDER BY id",
-            {"id": depot_id},
-        ).fetchall()
-
-
-async def list_depots(request: web.Request) -> web.Response:
-    return web.json_response({"depots": await run(request, lambda c: _depots(c, None))})
-
-
-async def get_depot(request: web.Request) -> web.Response:
-    depot_id = parse_params(request, _OPS["getDepot"])["id"]
-    found = await run(request, lambda c: _depots(c, depot_id))
-    if not found:
-        raise NotFound(f"no depot {depot_id}")
-    return web.json_response(found[0])
 
 
 async def list_stock(request: web.Request) -> web.Response:
@@ -109,15 +84,6 @@ async def set_stock(request: web.Request) -> web.Response:
 
 _ERR = "Error"
 OPERATIONS = (
-    Operation(
-        "listDepots", "GET", "/depots", list_depots, "List depots", _READ,
-        {200: ("every depot, by id", "DepotList")},
-    ),
-    Operation(
-        "getDepot", "GET", "/depots/{id}", get_depot, "Read a depot", _READ,
-        {200: ("the depot", "Depot"), 404: ("no such depot", _ERR)},
-        params=(Param("id", "path", _ID_SCHEMA, "depot id"),),
-    ),
     Operation(
         "listStock", "GET", "/stock", list_stock, "Stock levels by depot and SKU", _READ,
         {200: ("matching levels, by depot and SKU", "StockList")},
