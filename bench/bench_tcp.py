@@ -253,9 +253,9 @@ def _committed(metrics_port: int) -> int:
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
         text = r.read().decode()
     found = re.findall(
-        r'^menara_rows_(?:written|duplicate)_total\{transport="tcp"\} (\d+)$', text, re.M
+        r'^menara_rows_(?:written|duplicate)_total\{transport="tcp"\} ([0-9.e+]+)$', text, re.M
     )
-    return sum(int(n) for n in found)
+    return sum(int(float(n)) for n in found)
 
 
 def load_run(kind: str, dsn: str, conns: int, fixes: int) -> dict[str, float]:

@@ -158,7 +158,7 @@ class TcpListener:
 
     def opened(self, conn: Conn) -> None:
         self._conns.add(conn)
-        self._count("connections_total")
+        self._count("connections_opened")
         if not self._reading:
             conn.close()
 

@@ -8,7 +8,8 @@ meet in one worker, and a vehicle's state stays where it is). The writer awaits
 ``feed`` as before: each committed round goes to the workers owning its vehicles, and
 at most ``max_in_flight`` rounds per worker wait unanswered, so a slow worker still
 pushes back on ingest. Alerts leave the workers through the database (the outbox and
-NOTIFY), exactly as from an in-process tower; ``counters`` sums the workers' own.
+NOTIFY), exactly as from an in-process tower; ``counters`` and ``rule_latency`` sum the
+workers' own, which each answer carries.
 
 A worker that dies is started again from the saved rule states (``rule_state``); the
 rounds it had not answered are counted in ``rounds_lost`` (their fixes are stored, only
@@ -35,6 +36,7 @@ import psycopg
 from decoders.model import FixArray
 from oms_core.tower.config import TowerConfig
 from oms_core.tower.plans import device_vehicles
+from oms_core.tower.stats import Histogram
 from oms_core.tower.worker import FixBatch, Tower
 
 __all__ = ["TowerPool"]
@@ -161,6 +163,13 @@ class TowerPool:
         return total
 
     @property
+    def rule_latency(self) -> Histogram:
+        total = Histogram()
+        for w in self._workers:
+            total += w.rule_latency
+        return total
+
+    @property
     def fleet_time_s(self) -> float:
         return max((w.fleet_time_s for w in self._workers), default=0.0)
 
@@ -199,7 +208,7 @@ class TowerPool:
             try:
                 self._devices = await asyncio.to_thread(self._load_devices)
             except psycopg.Error:
-                self._own["tower_errors"] += 1
+                self._own["errors"] += 1
                 log.exception("tower pool: reloading devices failed; keeping the old map")
 
 
@@ -218,11 +227,16 @@ class _Worker:
         self._restarting = False
         self._latest: Counter[str] = Counter()  # the running process's own counters
         self._earlier: Counter[str] = Counter()  # those of the processes before it
+        self._latest_latency, self._earlier_latency = Histogram(), Histogram()  # likewise
         self.fleet_time_s = 0.0
 
     @property
     def counters(self) -> Counter[str]:
         return self._earlier + self._latest
+
+    @property
+    def rule_latency(self) -> Histogram:
+        return self._earlier_latency + self._latest_latency
 
     @property
     def in_flight(self) -> int:
@@ -294,10 +308,11 @@ class _Worker:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
-    def _answer(self, reply: tuple[str, int, dict[str, int], float]) -> str:
-        kind, seq, counters, fleet_time_s = reply
+    def _answer(self, reply: tuple[str, int, dict[str, int], Histogram, float]) -> str:
+        kind, seq, counters, latency, fleet_time_s = reply
         self._done = max(self._done, seq)
         self._latest = Counter(counters)
+        self._latest_latency = latency
         self.fleet_time_s = max(self.fleet_time_s, fleet_time_s)
         return kind
 
@@ -331,7 +346,7 @@ class _Worker:
     def _restarted(self, task: asyncio.Task[None]) -> None:
         self._restarting = False
         if not task.cancelled() and task.exception() is not None:
-            self._own["tower_errors"] += 1
+            self._own["errors"] += 1
             log.error("rule worker %d could not be started again: %s; its vehicles' rules"
                       " stop until the service restarts", self._options.partition[0],
                       task.exception())  # fmt: skip
@@ -340,6 +355,8 @@ class _Worker:
     async def _restart(self) -> None:
         self._earlier += self._latest
         self._latest = Counter()
+        self._earlier_latency += self._latest_latency
+        self._latest_latency = Histogram()
         if self._proc is not None:
             await asyncio.to_thread(self._proc.join, 10.0)
         if not self._stopping:
@@ -367,7 +384,7 @@ async def _serve(conn: Connection, o: _Options) -> None:
                   tick_s=o.tick_s, refresh_s=o.refresh_s, persist_s=o.persist_s)  # fmt: skip
 
     def reply(kind: str, seq: int) -> None:
-        conn.send((kind, seq, dict(tower.counters), tower.fleet_time_s))
+        conn.send((kind, seq, dict(tower.counters), tower.rule_latency, tower.fleet_time_s))
 
     async def answer_when_done(fed: int, seq: int) -> None:
         await tower.drained_to(fed)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -34,6 +35,7 @@ from oms_core.alerts import store
 from oms_core.tower import effects
 from oms_core.tower.config import TowerConfig
 from oms_core.tower.plans import PlanSettings, VehicleInfo, load_vehicles
+from oms_core.tower.stats import Histogram
 from oms_core.tower.vehicle import VehicleRules
 from oms_core.tower.warmup import warm_up
 from oms_core.zones_store import load_zones
@@ -92,13 +94,14 @@ class Tower:
         self._done = 0
         self._idle = asyncio.Condition()
         self._stopping = False
-        self.counters: Counter[str] = Counter()
+        self.counters: Counter[str] = Counter()  # names in oms_core.tower.stats.COUNTERS
+        self.rule_latency = Histogram()  # one observation a round, see _process
         self.fleet_time_s = 0.0  # the newest fix time evaluated (the "fleet" clock)
 
     async def __aenter__(self) -> Self:
         took = await asyncio.to_thread(warm_up, self.config)  # not in the first round
         log.log(logging.INFO if took >= 1.0 else logging.DEBUG, "rules compiled in %.1f s", took)
-        self._conn = await asyncio.to_thread(psycopg.connect, self._dsn, autocommit=True)
+        self._conn = await asyncio.to_thread(self._connect)
         await asyncio.to_thread(self._refresh)
         self._task = asyncio.create_task(self._run(), name="menara-tower")
         return self
@@ -186,14 +189,21 @@ class Tower:
         try:
             await asyncio.to_thread(fn, *args)
         except Exception:
-            self.counters["tower_errors"] += 1
+            self.counters["errors"] += 1
             log.exception("tower %s failed; carrying on", fn.__name__)
 
     # -- on the worker thread --------------------------------------------------------
 
+    def _connect(self) -> Conn:
+        """Named in pg_stat_activity (and on the NOTIFYs of its alerts) as the worker it
+        is: ``menara-rules k/n pid <pid>``, so its vehicles' changes can be traced to it."""
+        k, n = self._partition or (0, 1)
+        name = f"menara-rules {k}/{n} pid {os.getpid()}"
+        return psycopg.connect(self._dsn, autocommit=True, application_name=name)
+
     def _db(self) -> Conn:
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self._dsn, autocommit=True)
+            self._conn = self._connect()
         return self._conn
 
     def _refresh(self) -> None:
@@ -228,12 +238,15 @@ class Tower:
 
     def _process(self, batches: Sequence[FixBatch]) -> None:
         """One round: each device's fixes of every batch in the round evaluated at once
-        (a tracker sending one fix per packet would otherwise cost a rule pass per fix)."""
+        (a tracker sending one fix per packet would otherwise cost a rule pass per fix).
+        Its latency, from the receipt of its oldest tracked fix to the findings applied,
+        is observed once, in wall-clock seconds whatever the rules' clock."""
         conn = self._db()
         grouped: dict[str, list[FixBatch]] = {}
         for b in batches:
             grouped.setdefault(b.device_id, []).append(b)
         tracked: list[tuple[str, VehicleInfo, FixArray, float]] = []
+        oldest_us = time.time_ns() // 1000
         for device_id, group in grouped.items():
             fixes = group[0].fixes if len(group) == 1 else np.concatenate([b.fixes for b in group])
             info = self._vehicles.get(device_id)
@@ -241,6 +254,7 @@ class Tower:
                 self.counters["fixes_untracked"] += len(fixes)
                 continue
             tracked.append((device_id, info, fixes, max(b.received_us for b in group) / 1e6))
+            oldest_us = min(oldest_us, *(b.received_us for b in group))
         members = round_members(self._zones, [t[2] for t in tracked])
         per_vehicle: dict[int, tuple[str, VehicleInfo, list[effects.Finding]]] = {}
         for (device_id, info, fixes, received_s), zones in zip(tracked, members, strict=True):
@@ -254,6 +268,8 @@ class Tower:
             self._dirty.add(info.vehicle_id)
         if per_vehicle:
             self._apply(conn, per_vehicle)
+        if tracked:
+            self.rule_latency.observe(max(0.0, time.time() - oldest_us / 1e6))
 
     def _apply(
         self, conn: Conn, per_vehicle: dict[int, tuple[str, VehicleInfo, list[effects.Finding]]]

@@ -21,6 +21,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from prometheus_client.parser import text_string_to_metric_families
 
 from simulators.nmea_out import rmc
 from tests.brokers import Broker
@@ -81,9 +82,10 @@ def metric(port: int, name: str) -> int:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
         text = resp.read().decode()
     return sum(
-        int(float(line.rsplit(" ", 1)[1]))
-        for line in text.splitlines()
-        if line.startswith(f"menara_{name}_total")
+        int(s.value)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == f"menara_{name}_total"
     )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -18,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from ingest.counters import Counters
 from menara import service
@@ -175,8 +175,12 @@ def bytes_in(metrics_port: int) -> int:
     """Bytes the T55 listener has read, from the metrics endpoint."""
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
         text = r.read().decode()
-    m = re.search(r'^menara_bytes_in_total\{protocol="t55",transport="tcp"\} (\d+)$', text, re.M)
-    return int(m.group(1)) if m else 0
+    return sum(
+        int(s.value)
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "menara_bytes_in_total" and s.labels == {"protocol": "t55", "transport": "tcp"}
+    )
 
 
 @pytest.mark.parametrize("database_stuck", [False, True])

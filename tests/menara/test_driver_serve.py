@@ -11,6 +11,7 @@ from pathlib import Path
 import aiohttp
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from ingest.counters import Counters
 from menara.cli import main
@@ -76,9 +77,13 @@ def test_a_link_signs_the_phone_in_and_its_positions_are_stored(
                 assert r.status == 200  # a resend is stored once
             metrics = f"http://127.0.0.1:{cfg.metrics_port}/metrics"
             async with http.get(metrics) as r:  # the public routes' limiter is counted
-                text = await r.text()
-                assert "menara_public_rate_refused 0" in text
-                assert "menara_public_rate_clients 1" in text
+                values = {
+                    s.name: s.value
+                    for family in text_string_to_metric_families(await r.text())
+                    for s in family.samples
+                }
+                assert values["menara_public_rate_refused_total"] == 0
+                assert values["menara_public_rate_clients"] == 1
 
     asyncio.run(phone())
     with psycopg.connect(clean_db) as conn:

@@ -39,7 +39,7 @@ def test_two_worker_processes_raise_exactly_the_scenario_alerts(clean_db: str) -
                     await pool.feed(scenario.batches(chunk, received))
                     await pool.tick()
             assert pool.counters["fixes_evaluated"] == len(fixes)
-            assert pool.counters["tower_errors"] == 0
+            assert pool.counters["errors"] == 0
             assert pool.queued == 0
 
     asyncio.run(go())
@@ -68,6 +68,7 @@ def test_a_dead_worker_is_started_again_and_evaluates_on(clean_db: str) -> None:
             await pool.drain()
             before = pool.counters["fixes_evaluated"]
             assert before == len(chunks[0])
+            assert pool.rule_latency.count == 1  # the round's latency came back with it
             (child,) = [p for p in multiprocessing.active_children() if p.name == "menara-rules-0"]
             assert child.pid is not None
             os.kill(child.pid, signal.SIGKILL)
@@ -75,6 +76,7 @@ def test_a_dead_worker_is_started_again_and_evaluates_on(clean_db: str) -> None:
             await feed(pool, chunks[1])  # waits for the new worker
             await pool.drain()
             assert pool.counters["fixes_evaluated"] == before + len(chunks[1])
+            assert pool.rule_latency.count == 2  # the dead worker's round is kept
 
     asyncio.run(go())
 

@@ -34,7 +34,7 @@ def _run_scenarios(dsn: str, chunk_s: float = 30.0) -> Fleet:
                 await tower.drain()
                 clock[0] = tower.fleet_time_s
                 await tower.tick()
-            assert tower.counters["tower_errors"] == 0
+            assert tower.counters["errors"] == 0
 
     asyncio.run(go())
     return fleet
