@@ -1,4 +1,5 @@
-"""The ``menara`` command: demo, serve, db, simulate, decode, config.
+"""The ``menara`` command: demo, serve, rules, db, admin, simulate, decode, dashboards,
+config.
 
 Every sub-command reads the same settings (``--config`` TOML, ``MENARA_*`` env);
 flags only override what a user changes per run.
@@ -13,9 +14,11 @@ import logging
 import sys
 from collections.abc import Sequence
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from decoders import PROTOCOLS
+from menara import admin_cmd, dashboards_cmd
 from menara import settings as settings_mod
 from menara.settings import Settings, SettingsError
 from simulators.model import DEVICE_PROTOCOLS
@@ -46,13 +49,15 @@ def _parser() -> argparse.ArgumentParser:
         "--duration",
         type=float,
         default=None,
-        help="seconds to run (default: the whole replayed day; 60 on the stock routes)",
+        help="wall seconds the whole planned day is replayed in (default 120; with --speedup:"
+        " stop after this long; 60 on the stock routes)",
     )
     d.add_argument(
         "--speedup",
         type=float,
-        default=60.0,
-        help="replay the planned day this many times faster than real time (default 60)",
+        default=None,
+        help="replay the planned day this many times faster than real time (default: the"
+        " speed that fits the day into --duration, at least 60)",
     )
     d.add_argument("--vehicles", type=int, default=50, help="simulated vehicles (default 50)")
     d.add_argument("--orders", type=int, default=200, help="orders entered for today")
@@ -67,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("serve", help="run the ingest service until Ctrl-C")
+    sub.add_parser("rules", help="run the rules on rounds published by serve (tower_feed mqtt)")
 
     db = sub.add_parser("db", help="database schema")
     dbsub = db.add_subparsers(dest="db_command", required=True)
@@ -133,6 +139,23 @@ def _parser() -> argparse.ArgumentParser:
     dc.add_argument("--file", dest="file", action=_Ordered, help="raw capture file (repeatable)")
     dc.add_argument("--imei", help="device identity when the input has no login frame")
 
+    dashboards_cmd.add_parser(sub)
+    admin_cmd.add_parser(sub)
+
+    rp = sub.add_parser("report", help="delivery KPIs, trip history or stop lists for days")
+    rp.add_argument(
+        "what", nargs="?", default="kpis", choices=("kpis", "trips", "stops"),
+        help="kpis (default): every KPI; trips: trip history; stops: stop list",
+    )  # fmt: skip
+    rp.add_argument("--from", dest="start", required=True, type=date.fromisoformat)
+    rp.add_argument("--to", dest="end", type=date.fromisoformat, help="last day (default --from)")
+    rp.add_argument("--depot", type=int, default=None, help="one depot id (default: all)")
+    rp.add_argument("--by", choices=("day", "depot", "driver", "customer"), default="day")
+    rp.add_argument("--format", choices=("table", "csv", "xlsx", "json"), default="table")
+    rp.add_argument("--output", type=Path, default=None, help="file (default: stdout)")
+    rp.add_argument("--section", help="csv: which section (default: the first)")
+    rp.add_argument("--trip", type=int, default=None, help="stops: only this trip's")
+
     sub.add_parser("config", help="print the effective settings")
     return p
 
@@ -174,6 +197,8 @@ def _dispatch(args: argparse.Namespace, cfg: Settings) -> int:
             return 2
     if args.command == "db":
         return _db(args.db_command, cfg)
+    if args.command == "admin":
+        return admin_cmd.run(args, cfg)
     if args.command == "token":
         from menara import token_cmd
 
@@ -188,6 +213,13 @@ def _dispatch(args: argparse.Namespace, cfg: Settings) -> int:
             print("menara token: give --name (who uses the token)", file=sys.stderr)
             return 2
         return token_cmd.run("create", args.name, args.role, args.driver_id, cfg)
+    if args.command == "report":
+        from menara import report_cmd
+
+        return report_cmd.run(
+            args.what, args.start, args.end, cfg, depot=args.depot, by=args.by,
+            fmt=args.format, output=args.output, section=args.section, trip=args.trip,
+        )  # fmt: skip
     if args.command == "plan":
         from menara import plan_cmd
 
@@ -197,10 +229,17 @@ def _dispatch(args: argparse.Namespace, cfg: Settings) -> int:
         from menara import service
 
         return service.run_blocking(cfg, Counters())
+    if args.command == "rules":
+        from ingest.counters import Counters
+        from menara import rules_cmd
+
+        return rules_cmd.run_blocking(cfg, Counters())
     if args.command == "simulate":
         from menara import demo
 
         return asyncio.run(demo.simulate(args, cfg))
+    if args.command == "dashboards":
+        return dashboards_cmd.run(args)
     if args.command == "demo":
         from menara import demo
 

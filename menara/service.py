@@ -8,7 +8,9 @@ drained while devices are still connected; leaving ``MqttIngest`` does the same 
 for MQTT (stop reading, drain, PUBACK, disconnect); then the TCP connections close and
 the writer stops. Anything not acked by then is resent and de-duplicated by the database.
 The tower is entered before the writer so that it outlives it: every fix the writer
-commits while draining is still evaluated by the rules.
+commits while draining is still evaluated by the rules. With ``tower_feed = mqtt`` the
+rules run in ``menara rules`` instead, and committed rounds are published for it
+(``menara.rules_feed``); the outbox worker still runs here (several share it safely).
 An intake that fails (a TCP listener or the MQTT network thread) stops the service the
 same way, and ``serve`` then raises its error: ``menara serve`` exits non-zero.
 """
@@ -20,34 +22,37 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import timedelta
 
 import psycopg
 from aiohttp import web
+from prometheus_client.core import Metric
 
 from decoders import PROTOCOLS, teltonika
 from decoders.warmup import warm_up
-from ingest import backoff
+from ingest import backoff, metrics
 from ingest.counters import Counters
 from ingest.devices import Admission, DeviceRegistry
 from ingest.http import HttpListener
-from ingest.metrics import Gauge, MetricsServer
+from ingest.metrics import MetricsServer
 from ingest.model import Batch
 from ingest.mqtt import MqttIngest
 from ingest.tcp import TcpListener
 from ingest.udp import UdpListener
 from ingest.writer import Writer
-from menara import db
+from menara import db, position_summary
+from menara.rules_feed import RoundPublisher
 from menara.settings import Settings
 from oms_core.alerts.delivery import Deliverer
 from oms_core.api import make_app
 from oms_core.api.context import Execution, PositionSink
-from oms_core.api.ratelimit import RATE_LIMITER
+from oms_core.api.ratelimit import RATE_LIMITER, RateLimiter
 from oms_core.execution.epod import EpodRules
 from oms_core.files import FileStore
 from oms_core.geocode import Geocoder
 from oms_core.planning.routes import road_providers
+from oms_core.tower import stats
 from oms_core.tower.config import TowerConfig
 from oms_core.tower.pool import TowerPool
 from oms_core.tower.worker import Tower
@@ -77,7 +82,7 @@ def make_writer(
     on_committed: Callable[[Sequence[Batch]], Awaitable[object]] | None = None,
 ) -> Writer:
     """The writer as configured, telling ``registry`` about devices it registers and
-    handing committed fixes to ``on_committed`` (the tower)."""
+    handing committed fixes to ``on_committed`` (the tower, or the rounds publisher)."""
     return Writer(
         settings.db_dsn,
         counters=counters,
@@ -195,10 +200,17 @@ async def serve(
 
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(make_deliverer(settings))
-        tower = make_tower(settings)
-        await stack.enter_async_context(tower)
+        tower: Tower | TowerPool | None = None
+        on_committed: Callable[[Sequence[Batch]], Awaitable[object]] | None = None
+        if settings.tower_feed == "inline":
+            tower = make_tower(settings)
+            await stack.enter_async_context(tower)
+            on_committed = tower.feed
+        elif settings.tower_feed == "mqtt":  # for `menara rules` (menara.rules_cmd)
+            publisher = RoundPublisher(settings, counters=counters)
+            on_committed = await stack.enter_async_context(publisher)
         writer = await stack.enter_async_context(
-            make_writer(settings, counters, registry, on_committed=tower.feed)
+            make_writer(settings, counters, registry, on_committed=on_committed)
         )
         listeners: list[TcpListener | HttpListener | UdpListener] = []
 
@@ -285,24 +297,11 @@ async def serve(
             )
             await stack.enter_async_context(mqtt)
         if settings.metrics_port > 0:
-
-            def gauges() -> Iterator[Gauge]:
-                yield "writer_pending_rows", {}, float(writer.pending_rows)
-                yield "tower_queued_rounds", {}, float(tower.queued)
-                for name, value in sorted(tower.counters.items()):
-                    yield f"tower_{name}", {}, float(value)
-                for name, value in sorted((limiter.counters() if limiter else {}).items()):
-                    yield f"public_rate_{name}", {}, float(value)
-                for lis in listeners:
-                    kind, name = _intake_name(lis).split()
-                    yield (
-                        f"{kind}_connections_open",
-                        {"protocol": name},
-                        float(lis.open_connections),
-                    )
-
             metrics = MetricsServer(
-                host=settings.tcp_host, port=settings.metrics_port, counters=counters, gauges=gauges
+                host=settings.tcp_host,
+                port=settings.metrics_port,
+                counters=counters,
+                families=lambda: _families(writer, tower, limiter, listeners),
             )
             await stack.enter_async_context(metrics)
             log.info("metrics on http://%s:%d/metrics", settings.tcp_host, metrics.port)
@@ -311,6 +310,9 @@ async def serve(
             asyncio.create_task(_refresh_devices(dsn, registry), name="device-refresh"),
             asyncio.create_task(_announce(settings, mqtt, ready), name="ready"),
         ]
+        if settings.report_refresh_s > 0:
+            refresh = position_summary.refresh_loop(dsn, settings.report_refresh_s)
+            background.append(asyncio.create_task(refresh, name="report-refresh"))
         intakes: list[TcpListener | HttpListener | UdpListener | MqttIngest] = [
             *listeners,
             *([mqtt] if mqtt else []),
@@ -336,6 +338,64 @@ async def serve(
                 task.cancel()
             await asyncio.gather(*background, *watched, return_exceptions=True)
     log.info("stopped")
+
+
+_OPEN_HELP = {
+    "tcp": "Open TCP device connections, by protocol.",
+    "http": "HTTP intake requests being served, by protocol.",
+    "udp": "Datagrams queued for the writer, by protocol (UDP has no connections).",
+}
+
+
+def tower_families(tower: Tower | TowerPool) -> Iterator[Metric]:
+    """The rules' gauge, counters and latency, wherever they run (serve or rules)."""
+    yield metrics.gauge(
+        "tower_queued_rounds",
+        "Rounds of committed fixes waiting for the rules (back-pressure on ingest).",
+        [({}, tower.queued)],
+    )
+    for name, value in sorted(tower.counters.items()):
+        yield metrics.counter(f"tower_{name}", stats.COUNTERS.get(name, name), [({}, value)])
+    yield metrics.histogram(
+        "tower_rule_latency_seconds", stats.RULE_LATENCY_HELP, tower.rule_latency
+    )
+
+
+def _families(
+    writer: Writer,
+    tower: Tower | TowerPool | None,
+    limiter: RateLimiter | None,
+    listeners: Iterable[TcpListener | HttpListener | UdpListener],
+) -> Iterator[Metric]:
+    """What /metrics shows besides the ingest counters, read at scrape time."""
+    yield metrics.gauge(
+        "writer_pending_rows", "Rows accepted and not yet committed.", [({}, writer.pending_rows)]
+    )
+    if tower is not None:
+        yield from tower_families(tower)
+    if limiter is not None:
+        rate = limiter.counters()
+        yield metrics.counter(
+            "public_rate_refused",
+            "Public requests (tracking, complaints, sign-in) refused with 429.",
+            [({}, rate["refused"])],
+        )
+        yield metrics.counter(
+            "public_rate_evicted",
+            "Rate-limit buckets evicted to keep at most max_clients.",
+            [({}, rate["evicted"])],
+        )
+        yield metrics.gauge(
+            "public_rate_clients",
+            "Client addresses with a rate-limit bucket.",
+            [({}, rate["clients"])],
+        )
+    open_by_kind: dict[str, list[metrics.Sample]] = {}
+    for lis in listeners:
+        kind, name = _intake_name(lis).split()
+        open_by_kind.setdefault(kind, []).append(({"protocol": name}, lis.open_connections))
+    for kind, samples in open_by_kind.items():
+        yield metrics.gauge(f"{kind}_connections_open", _OPEN_HELP[kind], samples)
 
 
 def _intake_name(intake: TcpListener | HttpListener | UdpListener | MqttIngest) -> str:

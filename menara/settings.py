@@ -43,6 +43,11 @@ class Settings:
     retention: str = _s(
         "", "TimescaleDB: drop position chunks older than this interval (empty: keep all)."
     )
+    report_refresh_s: float = _s(
+        300.0,
+        "Plain PostgreSQL: `menara serve` refreshes the vehicle_position_5m summary this"
+        " often (0: never; TimescaleDB refreshes it with a continuous-aggregate policy).",
+    )
     mqtt_host: str = _s("127.0.0.1", "MQTT broker host.")
     mqtt_port: int = _s(1883, "MQTT broker port (0 turns MQTT ingest off).")
     mqtt_username: str = _s("", "MQTT user name (empty: anonymous).")
@@ -196,6 +201,25 @@ class Settings:
         1,
         "Rule worker processes, vehicles split among them by id (0: the rules run inside"
         " the service process, sharing its core with ingest).",
+    )
+    tower_feed: str = _s(
+        "inline",
+        "Where `menara serve` sends committed fixes for the rules: inline (its own rule"
+        " workers), mqtt (published on rules_topic for `menara rules`; run that once), off.",
+        ("inline", "mqtt", "off"),
+    )
+    rules_topic: str = _s(
+        "menara/tower/v1/rounds",
+        "MQTT topic of committed rounds from ingest to `menara rules` (QoS 1; outside"
+        " mqtt_topic_prefix's device topics).",
+    )
+    rules_client_id: str = _s(
+        "menara-rules", "Client id of the `menara rules` subscriber (its persistent session)."
+    )
+    rules_reorder_ms: int = _s(
+        1000,
+        "`menara rules` holds each round this long so a vehicle's fixes committed by"
+        " different ingest processes are evaluated in time order.",
     )
     public_url: str = _s(
         "",
