@@ -3,11 +3,12 @@
 The demo creates/updates the schema, registers the simulated fleet and lets the order
 side (``menara.demo_oms``) enter, plan and dispatch today's Jakarta orders. Then it
 replays the planned day (``menara.demo_tower``): the trips are moved in time so that,
-sped up ``--speedup`` times, the day ends about when the replay does; the ingest
-service runs in-process with the control tower on the fleet clock; every trip is driven
-(five vans misbehave on purpose) and sent over the van's own link (each TCP device
-protocol with a listener, MQTT JSON for the rest). A status line a second, a line per
-alert as it opens, and a summary read back from the database.
+sped up (``menara.demo_pace``: by default the whole day in about two minutes), the day
+ends about when the replay does; the ingest service runs in-process with the control
+tower on the fleet clock; every trip is driven (five vans misbehave on purpose) and
+sent over the van's own link (each TCP device protocol with a listener, MQTT JSON for
+the rest). A status line a second, a line per alert as it opens, a summary read back
+from the database, and where to look next.
 
 When planning fails or plans nothing, the stock Jakarta routes are driven as endless
 loops at wall-clock times instead (half MQTT, half spread over the device protocols).
@@ -30,7 +31,15 @@ from typing import Any
 import psycopg
 
 from ingest.counters import Counters
-from menara import db, demo_drivers, demo_oms, demo_outcomes, demo_tower, service
+from menara import (
+    db,
+    demo_drivers,
+    demo_oms,
+    demo_outcomes,
+    demo_tower,
+    position_summary,
+    service,
+)
 from menara.settings import Settings
 from oms_core.errors import OmsError
 from oms_core.planning.matrix import HaversineMatrix
@@ -136,9 +145,10 @@ async def _demo(args: argparse.Namespace, cfg: Settings) -> int:
         )
     planned = _planned_trips(cfg, fleet, _interleaved(ids, spoken), orders=args.orders)
     if planned:
-        replay = demo_tower.prepare(cfg, planned, speedup=args.speedup, window_s=args.duration)
+        replay = demo_tower.prepare(cfg, planned, speedup=args.speedup, duration_s=args.duration)
         if replay is not None:
-            return await _replay(cfg, fleet, spoken, replay, duration_s=args.duration)
+            cut = None if args.speedup is None else args.duration
+            return await _replay(cfg, fleet, spoken, replay, duration_s=cut)
     return await _loop(cfg, fleet, ids)
 
 
@@ -306,11 +316,14 @@ async def _drive_day(
         await _settle(counters)
         stop.set()
         await svc
+        position_summary.refresh(conn)  # the dashboards' 5-minute summary holds the day
         for line in feed.poll():
             print(line)
         summary(cfg.db_dsn, ids, started_at, sent, counters)
         demo_tower.alert_summary(feed, replay)
         for line in demo_outcomes.delivery_summary(conn, trip_ids, cfg.base_url()):
+            print(line)
+        for line in demo_outcomes.where_to_look(conn, trip_ids, cfg.base_url()):
             print(line)
     return 0
 
@@ -439,7 +452,7 @@ def summary(dsn: str, ids: list[str], since: datetime, sent: int, counters: Coun
 
 def run(args: argparse.Namespace, cfg: Settings) -> int:
     """Entry for ``menara demo``."""
-    if not (math.isfinite(args.speedup) and args.speedup > 0):
+    if args.speedup is not None and not (math.isfinite(args.speedup) and args.speedup > 0):
         print(f"menara demo: --speedup must be a number > 0, not {args.speedup}", file=sys.stderr)
         return 2
     try:

@@ -9,7 +9,9 @@ mailbox is a Maildir folder the user can open (``menara-demo-mail/new/*``).
 from __future__ import annotations
 
 import logging
+import os
 import socket
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +21,7 @@ import psycopg
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Mailbox
 
-__all__ = ["MAIL_DIR", "delivery_summary", "free_port", "mail_sink"]
+__all__ = ["MAIL_DIR", "delivery_summary", "free_port", "mail_sink", "where_to_look"]
 
 Conn = psycopg.Connection[Any]
 MAIL_DIR = Path("menara-demo-mail")
@@ -128,4 +130,41 @@ def delivery_summary(conn: Conn, trip_ids: Sequence[int], base_url: str) -> list
     ).fetchone()
     if follow is not None:
         lines.append(f"  follow order {follow[0]} as its customer: {base_url}/t/{follow[1]}")
+    return lines
+
+
+def _command() -> str:
+    """How the user ran ``menara``: ``.venv/bin/menara`` when it lives under the current
+    folder (the README's way), else plain ``menara``."""
+    here, argv0 = os.getcwd(), os.path.abspath(sys.argv[0])
+    if os.path.basename(argv0) == "menara" and argv0.startswith(here + os.sep):
+        return os.path.relpath(argv0)
+    return "menara"
+
+
+def where_to_look(conn: Conn, trip_ids: Sequence[int], base_url: str) -> list[str]:
+    """The demo has stopped but its day stays in the database: the commands that show it
+    again (the API and pages, the day's report, the Grafana dashboards)."""
+    days = conn.execute(
+        "SELECT min(day), max(day) FROM order_delivery_kpis WHERE trip_id = ANY(%s)",
+        (list(trip_ids),),
+    ).fetchone()
+    prog = _command()
+    lines = [
+        "\nWhere to look now (the day stays in the database):",
+        f"  {prog} serve                 the API {base_url}/api/v1 (its OpenAPI document:"
+        f" {base_url}/api/v1/openapi.json), the driver app {base_url}/driver/ and the"
+        " tracking links above",
+        f"  {prog} admin bootstrap       a dispatcher token for the API, and these URLs",
+    ]
+    if days is not None and days[0] is not None:
+        lines.append(
+            f"  {prog} report --from {days[0]} --to {days[1]}   the day's KPIs"
+            " (--format csv|xlsx|json, --by depot|driver|customer)"
+        )
+    lines.append(
+        f"  {prog} dashboards export grafana/   Grafana's data source and the four dashboards"
+        " (Live map, Alerts, Delivery performance, Fleet health) to provision; or"
+        f" {prog} dashboards publish --url URL --token TOKEN"
+    )
     return lines

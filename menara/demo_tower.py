@@ -24,7 +24,7 @@ from typing import Any
 
 import psycopg
 
-from menara import demo_oms, service
+from menara import demo_history, demo_oms, demo_pace, service
 from menara.settings import Settings
 from oms_core import trips
 from oms_core.alerts import store
@@ -147,13 +147,15 @@ def _middle(trip: DemoTrip, length_m: float) -> float | None:
     return round((a + b) / 2 - length_m / 2)
 
 
-def _fault(kind: str, trip: DemoTrip, cruise_kmh: float) -> FaultPlan | None:
-    """``kind`` shaped for ``trip``, or None when its longest leg has no room for it."""
+def _fault(kind: str, trip: DemoTrip, cruise_kmh: float, fix_interval_s: float) -> FaultPlan | None:
+    """``kind`` shaped for ``trip``, or None when its longest leg has no room for it.
+    The speeding stretch lasts at least four fix intervals, so the rule sees it."""
     van = f"van {trip.plate}"
     if kind == "late_departure":
         return FaultPlan(kind, LateDeparture(2400), f"{van} will leave the depot 40 min late")
     silence_s = 360.0
-    length = {"detour": 1500.0, "speeding": 1000.0, "unplanned_stop": 0.0}.get(
+    speeding_m = round(max(1000.0, 120 / 3.6 * 4 * fix_interval_s), -2)
+    length = {"detour": 1500.0, "speeding": speeding_m, "unplanned_stop": 0.0}.get(
         kind, cruise_kmh / 3.6 * silence_s
     )
     at = _middle(trip, length)
@@ -164,7 +166,7 @@ def _fault(kind: str, trip: DemoTrip, cruise_kmh: float) -> FaultPlan | None:
         return FaultPlan(kind, fault, f"{van} will take a detour 600 m off its route")
     if kind == "speeding":
         fault = Speeding(after_m=at, length_m=length, speed_kmh=120)
-        return FaultPlan(kind, fault, f"{van} will speed at 120 km/h for 1 km")
+        return FaultPlan(kind, fault, f"{van} will speed at 120 km/h for {length / 1000:g} km")
     if kind == "unplanned_stop":
         fault = UnplannedStop(after_m=at, duration_s=600)
         return FaultPlan(kind, fault, f"{van} will stop for 10 min away from its stops")
@@ -172,7 +174,9 @@ def _fault(kind: str, trip: DemoTrip, cruise_kmh: float) -> FaultPlan | None:
     return FaultPlan(kind, fault, f"{van}'s tracker will go silent for 6 min")
 
 
-def assign_faults(demo_trips: Sequence[DemoTrip], *, cruise_kmh: float) -> dict[str, FaultPlan]:
+def assign_faults(
+    demo_trips: Sequence[DemoTrip], *, cruise_kmh: float, fix_interval_s: float = 5.0
+) -> dict[str, FaultPlan]:
     """One fault per van, in ``FAULT_ORDER``, to the first vans by device id: each fault
     goes to the first van without one whose longest leg has room for it, so a van with
     only short legs passes its fault on. Deterministic; the other vans drive clean."""
@@ -180,7 +184,7 @@ def assign_faults(demo_trips: Sequence[DemoTrip], *, cruise_kmh: float) -> dict[
     vans = sorted(demo_trips, key=lambda t: t.device_id)
     for kind in FAULT_ORDER:
         for trip in vans:
-            plan = None if trip.device_id in out else _fault(kind, trip, cruise_kmh)
+            plan = None if trip.device_id in out else _fault(kind, trip, cruise_kmh, fix_interval_s)
             if plan is not None:
                 out[trip.device_id] = plan
                 break
@@ -316,12 +320,14 @@ def prepare(
     cfg: Settings,
     planned: list[demo_oms.PlannedTrip],
     *,
-    speedup: float,
-    window_s: float | None,
+    speedup: float | None,
+    duration_s: float | None,
 ) -> Replay | None:
     """Drive the trips (faults included), move the day so it ends about when the replay
     does, and return it; None (with the reason printed) when it cannot be driven. The
-    demo vans' positions stored for the replayed hours (by an earlier run) are dropped."""
+    demo vans' positions stored for the replayed hours (by an earlier run) are dropped.
+    Without ``speedup`` the whole day is paced into ``duration_s`` (``demo_pace``); with
+    it, ``duration_s`` cuts the replay short."""
     cruise = cfg.plan_avg_speed_kmh / cfg.plan_road_factor  # the planner's travel times
     try:
         with psycopg.connect(cfg.db_dsn, autocommit=True) as conn:
@@ -331,11 +337,18 @@ def prepare(
             if not fixes:
                 print("replay: the planned trips have nowhere to go; driving the stock routes")
                 return None
+            span = (fixes[-1].fix_time - fixes[0].fix_time).total_seconds()
+            p = demo_pace.pace(span, speedup=speedup, duration_s=duration_s)
+            if p.fix_interval_s != demo_pace.BASE_FIX_INTERVAL_S:
+                faults = assign_faults(driven, cruise_kmh=cruise, fix_interval_s=p.fix_interval_s)
+                fixes = timeline(driven, faults, cruise_kmh=cruise, fix_interval_s=p.fix_interval_s)
+            speedup, window_s = p.speedup, None if speedup is None else duration_s
             first, last = fixes[0].fix_time, fixes[-1].fix_time
             offset = replay_offset(
                 first, last, speedup=speedup, now=datetime.now(UTC), window_s=window_s
             )
             rebase(conn, [t.trip_id for t in driven], offset)
+            demo_history.date_history(conn, [t.trip_id for t in driven], offset)
             # An earlier run replayed over the same hours: its positions would stand in
             # for this run's (a fix is stored once per device and time).
             conn.execute(
@@ -350,8 +363,8 @@ def prepare(
     print(
         f"replay: the planned day {first.astimezone(j):%H:%M}–{last.astimezone(j):%H:%M}"
         f" (Jakarta) moved by {hours:+.2f} h to {(first + offset).astimezone(j):%H:%M}–"
-        f"{(last + offset).astimezone(j):%H:%M}, so that replayed {speedup:g}× faster it"
-        " ends about now"
+        f"{(last + offset).astimezone(j):%H:%M}, so that replayed {speedup:.0f}× faster"
+        f" (a fix every {p.fix_interval_s:g} s of fleet time per van) it ends about now"
     )
     return Replay([moved(t, offset) for t in driven], faults, shift(fixes, offset), speedup)
 

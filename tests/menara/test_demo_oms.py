@@ -97,7 +97,8 @@ def test_menara_demo_drives_the_planned_trips(
 ) -> None:
     _empty_oms(clean_db)
     demo_env(monkeypatch, clean_db, mqtt_broker, tmp_path)
-    assert main(["demo", "--duration", "5", "--vehicles", "8", "--garbage", "0"]) == 0
+    args = ["demo", "--speedup", "60", "--duration", "5", "--vehicles", "8", "--garbage", "0"]
+    assert main(args) == 0  # with --speedup, --duration cuts the day short
     out = capsys.readouterr().out
     assert "orders entered: 200 new" in out
     assert re.search(r"trips planned: [1-8], orders scheduled: \d+", out)

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from menara import demo_oms, demo_tower
+from menara import demo_history, demo_oms, demo_tower
 from menara.cli import main
 from oms_core import trips
 from simulators.faults import Detour, LateDeparture, Silence, Speeding, UnplannedStop
@@ -109,6 +109,37 @@ def test_rebase_shifts_trips_stops_and_orders_and_runs_again(clean_db: str) -> N
     assert next_hour == timedelta(hours=1)  # relative to the stored times, run after run
     assert untouched == kept  # another trip and its orders stay where they were
     assert state == (None, "resolved")  # an earlier replay's visit and alert are gone
+
+
+@pytest.mark.db
+def test_the_orders_history_is_dated_on_the_moved_day(clean_db: str) -> None:
+    """Entered before the 06:00 cutoff, reserved at it, planned, then released to the
+    van 45 min before it leaves: every stage before departure has a length."""
+    planned = _seeded(clean_db)
+    ids = [t.trip_id for t in planned]
+    with psycopg.connect(clean_db, autocommit=True) as conn:
+        offset = _offset(conn, ids)
+        demo_tower.rebase(conn, ids, offset)
+        demo_history.date_history(conn, ids, offset)
+        rows = conn.execute(
+            "SELECT o.created_at, t.day, t.planned_departure,"
+            " max(e.at) FILTER (WHERE e.to_state = 'reserved'),"
+            " max(e.at) FILTER (WHERE e.to_state = 'scheduled'),"
+            " max(e.at) FILTER (WHERE e.to_state = 'dispatched')"
+            " FROM trips t JOIN stops s ON s.trip_id = t.id"
+            " JOIN stop_orders so ON so.stop_id = s.id JOIN orders o ON o.id = so.order_id"
+            " JOIN order_events e ON e.order_id = o.id"
+            " WHERE t.id = ANY(%s) GROUP BY o.id, t.id",
+            (ids,),
+        ).fetchall()
+        with pytest.raises(psycopg.errors.RestrictViolation, match="append-only"):
+            conn.execute("UPDATE order_events SET reason = 'x'")  # the trigger is back on
+    assert len(rows) == 24
+    for entered, day, departure, reserved, scheduled, dispatched in rows:
+        cutoff = datetime.combine(day, demo_oms.ORDER_CUTOFF, demo_oms.JAKARTA) + offset
+        assert cutoff - timedelta(hours=14) <= entered <= cutoff - timedelta(hours=4)
+        assert reserved == cutoff and scheduled == cutoff + demo_history.PLANNING
+        assert dispatched == departure - demo_history.LOADING
 
 
 def test_replay_offset_puts_the_last_fix_at_the_end_of_the_replay() -> None:
