@@ -63,13 +63,7 @@ def bootstrap(cfg: Settings, *, force: bool = False, name: str = FIRST_TOKEN_NAM
 
     err = sys.stderr
     try:
-        db.ensure_database(cfg.db_dsn)
-        res = db.upgrade(
-            cfg.db_dsn,
-            timescale=cfg.timescale,
-            compress_after=cfg.compress_after,
-            retention=cfg.retention,
-        )
+        _, res = db.ready(cfg)
         engine = "TimescaleDB" if res.timescaledb else "PostgreSQL"
         print(f"database ready: schema version {res.version} on {engine}", file=err)
         with psycopg.connect(cfg.db_dsn, autocommit=True) as conn:

@@ -251,20 +251,15 @@ def _db(command: str, cfg: Settings) -> int:
     from menara import db
 
     try:
-        created = db.ensure_database(cfg.db_dsn)
         if command == "upgrade":
-            res = db.upgrade(
-                cfg.db_dsn,
-                timescale=cfg.timescale,
-                compress_after=cfg.compress_after,
-                retention=cfg.retention,
-            )
+            created, res = db.ready(cfg)
             print(
                 f"database {'created, ' if created else ''}schema at version {res.version}"
                 f" (applied {res.applied or 'nothing new'}), engine: "
                 f"{'TimescaleDB' if res.timescaledb else 'PostgreSQL (time_bucket shim)'}"
             )
         else:
+            db.ensure_database(cfg.db_dsn)
             print(json.dumps(db.status(cfg.db_dsn), indent=2, default=str))
     except db.DatabaseError as exc:
         print(f"menara db: {exc}", file=sys.stderr)

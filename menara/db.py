@@ -16,13 +16,16 @@ import logging
 import re
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import errors, sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from menara import position_summary
+
+if TYPE_CHECKING:
+    from menara.settings import Settings
 
 __all__ = [
     "DatabaseError",
@@ -153,6 +156,19 @@ def migrations() -> list[Migration]:
     if [mig.version for mig in found] != list(range(1, len(found) + 1)):
         raise DatabaseError(f"migrations must be numbered 1..n: {[m.version for m in found]}")
     return found
+
+
+def ready(cfg: Settings) -> tuple[bool, UpgradeResult]:
+    """``cfg``'s database created when missing and migrated with its engine settings
+    (every command that touches the database starts here): (created, result)."""
+    created = ensure_database(cfg.db_dsn)
+    res = upgrade(
+        cfg.db_dsn,
+        timescale=cfg.timescale,
+        compress_after=cfg.compress_after,
+        retention=cfg.retention,
+    )
+    return created, res
 
 
 def upgrade(

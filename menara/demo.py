@@ -128,13 +128,7 @@ async def _demo(args: argparse.Namespace, cfg: Settings) -> int:
     ids = device_ids(fleet)
     spoken = protocols(fleet)
     print(f"menara demo: database {cfg.db_dsn}")
-    db.ensure_database(cfg.db_dsn)
-    res = db.upgrade(
-        cfg.db_dsn,
-        timescale=cfg.timescale,
-        compress_after=cfg.compress_after,
-        retention=cfg.retention,
-    )
+    _, res = db.ready(cfg)
     engine = "TimescaleDB" if res.timescaledb else "PostgreSQL (time_bucket shim)"
     print(f"schema version {res.version}, engine {engine}")
     with psycopg.connect(cfg.db_dsn, autocommit=True) as conn, conn.cursor() as cur:

@@ -25,13 +25,7 @@ def run(day: date, depot_id: int | None, cfg: Settings, *, replace: bool = False
     """Plan ``day`` (one depot or all; ``replace``: again, over its planned trips); the
     exit code (1 with a message on refusal)."""
     try:
-        db.ensure_database(cfg.db_dsn)
-        db.upgrade(
-            cfg.db_dsn,
-            timescale=cfg.timescale,
-            compress_after=cfg.compress_after,
-            retention=cfg.retention,
-        )
+        db.ready(cfg)
     except db.DatabaseError as exc:
         print(f"menara plan: {exc}", file=sys.stderr)
         return 1

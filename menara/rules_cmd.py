@@ -201,14 +201,7 @@ def to_batches(
 async def host(settings: Settings, *, counters: Counters, stop: asyncio.Event) -> None:
     """Run the rule host until ``stop`` is set."""
     check_topic(settings)
-    await asyncio.to_thread(db.ensure_database, settings.db_dsn)
-    await asyncio.to_thread(
-        db.upgrade,
-        settings.db_dsn,
-        timescale=settings.timescale,
-        compress_after=settings.compress_after,
-        retention=settings.retention,
-    )
+    await asyncio.to_thread(db.ready, settings)
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(make_deliverer(settings))
         tower = make_tower(settings)

@@ -181,14 +181,7 @@ async def serve(
 ) -> None:
     """Run ingest until ``stop`` is set; ``ready`` is set once every listener is up."""
     dsn = settings.db_dsn
-    await asyncio.to_thread(db.ensure_database, dsn)
-    await asyncio.to_thread(
-        db.upgrade,
-        dsn,
-        timescale=settings.timescale,
-        compress_after=settings.compress_after,
-        retention=settings.retention,
-    )
+    await asyncio.to_thread(db.ready, settings)
     registry = DeviceRegistry(policy=settings.unknown_devices)
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         known = await registry.refresh(conn)

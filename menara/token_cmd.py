@@ -20,8 +20,7 @@ from oms_core.errors import NotFound
 
 
 def _ready(cfg: Settings) -> None:
-    db.ensure_database(cfg.db_dsn)
-    db.upgrade(cfg.db_dsn, timescale=cfg.timescale, compress_after=cfg.compress_after)
+    db.ready(cfg)
 
 
 def link(driver_id: int, cfg: Settings) -> int:

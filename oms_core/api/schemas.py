@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from oms_core.api.schema_parts import obj, ref
+from oms_core.api.schema_parts import MAX_ID, obj, ref
 from oms_core.api.schemas_alerts import ALERTS_SCHEMAS
 from oms_core.api.schemas_driver import DRIVER_SCHEMAS
 from oms_core.api.schemas_fleet import FLEET_SCHEMAS
@@ -21,7 +21,6 @@ from oms_core.states import OrderState, PaymentMethod, PaymentState
 
 __all__ = ["MAX_ID", "SCHEMAS", "ref"]
 
-MAX_ID = 2**63 - 1  # bigint: larger ids cannot exist, so they are refused up front
 _TEXT = "^[^\\x00]*$"  # PostgreSQL text cannot hold NUL
 
 

@@ -1,21 +1,19 @@
 """JSON schemas of the customer, product, depot, stock, fleet, plan and trip endpoints.
 
 Merged into ``schemas.SCHEMAS`` (the one registry the document and the validator read).
-They live apart to keep ``schemas.py`` short; the two small helpers are repeated here
-because ``schemas.py`` imports this module, so this one cannot import it back.
+They live apart to keep ``schemas.py`` short; their helpers come from ``schema_parts``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from oms_core.api.schema_parts import obj, ref
+from oms_core.api.schema_parts import TEXT_PATTERN, obj, ref, text_schema
+from oms_core.api.schema_parts import id_schema as _id
 
 __all__ = ["FLEET_SCHEMAS", "LANGUAGES", "MAX_INT4", "NOTIFY_CHANNELS"]
 
-MAX_ID = 2**63 - 1
 MAX_INT4 = 2**31 - 1  # stock.on_hand is an integer column
-_TEXT = "^[^\\x00]*$"
 _TIME = {"type": "string", "format": "date-time"}
 _DAY = {"type": "string", "format": "date"}
 _CLOCK = {
@@ -23,16 +21,6 @@ _CLOCK = {
     "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$",
     "description": "local time HH:MM[:SS]",
 }
-
-
-def _id(*, nullable: bool = False) -> dict[str, Any]:
-    kind: Any = ["integer", "null"] if nullable else "integer"
-    return {"type": kind, "minimum": 1, "maximum": MAX_ID}
-
-
-def _text(max_length: int, *, nullable: bool = False) -> dict[str, Any]:
-    kind: Any = ["string", "null"] if nullable else "string"
-    return {"type": kind, "minLength": 1, "maxLength": max_length, "pattern": _TEXT}
 
 
 def _list(key: str, item: str) -> dict[str, Any]:
@@ -74,7 +62,7 @@ FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
         " webhooks (SMS / WhatsApp gateways)",
     },
     "AddressCreate": obj(
-        {"text": _text(500), "lat": _LAT, "lon": _LON},
+        {"text": text_schema(500), "lat": _LAT, "lon": _LON},
         ["text"],
     ),
     "Address": obj(
@@ -88,9 +76,12 @@ FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
     ),
     "CustomerCreate": obj(
         {
-            "name": _text(200),
-            "email": {**_text(254, nullable=True), "pattern": "^[^@\\s\\x00]+@[^@\\s\\x00]+$"},
-            "phone": _text(40, nullable=True),
+            "name": text_schema(200),
+            "email": {
+                **text_schema(254, nullable=True),
+                "pattern": "^[^@\\s\\x00]+@[^@\\s\\x00]+$",
+            },
+            "phone": text_schema(40, nullable=True),
             "notify_prefs": ref("NotifyPrefs"),
             "language": {
                 "enum": list(LANGUAGES),
@@ -121,7 +112,7 @@ FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
                 "pattern": "^[A-Za-z0-9._-]{1,64}$",
                 "description": "letters, digits, . _ - (it appears in URLs)",
             },
-            "name": {"type": "string", "maxLength": 200, "pattern": _TEXT},
+            "name": {"type": "string", "maxLength": 200, "pattern": TEXT_PATTERN},
             "unit_weight_kg": {"type": "string", "pattern": "^[0-9]{1,7}(\\.[0-9]{1,3})?$"},
             "unit_volume_m3": {"type": "string", "pattern": "^[0-9]{1,6}(\\.[0-9]{1,4})?$"},
             "active": {"type": "boolean", "description": "sold (default true)"},
@@ -163,12 +154,12 @@ FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
     "StockSet": obj({"on_hand": {"type": "integer", "minimum": 0, "maximum": MAX_INT4}}),
     "VehicleCreate": obj(
         {
-            "plate": _text(32),
-            "type": _text(32),
+            "plate": text_schema(32),
+            "type": text_schema(32),
             "capacity_kg": _amount("load limit in kg"),
             "capacity_m3": _amount("load limit in m³"),
             "tracker_device_id": {
-                **_text(64, nullable=True),
+                **text_schema(64, nullable=True),
                 "description": "registered as a device (linked to this vehicle) if new",
             },
             "tracker_protocol": ref("DeviceProtocol"),
@@ -192,11 +183,11 @@ FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
     "VehicleList": _page("vehicles", "Vehicle"),
     "DriverCreate": obj(
         {
-            "name": _text(200),
-            "phone": _text(40, nullable=True),
+            "name": text_schema(200),
+            "phone": text_schema(40, nullable=True),
             "shift_start": _CLOCK,
             "shift_end": _CLOCK,
-            "phone_device_id": _text(64, nullable=True),
+            "phone_device_id": text_schema(64, nullable=True),
         },
         ["name"],
     ),

@@ -6,16 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 from decoders import PROTOCOLS
-from oms_core.api.schema_parts import obj, ref
+from oms_core.api.schema_parts import id_schema as _id
+from oms_core.api.schema_parts import obj, ref, text_schema
 
 __all__ = ["DEVICE_ID_PATTERN", "MAX_IMPORT_STOPS", "SETUP_SCHEMAS"]
 
-MAX_ID = 2**63 - 1
 MAX_IMPORT_STOPS = 200
 # What trackers send as their id (IMEI, serial, phone id): printable, no slash (it is a
 # path segment), no spaces.
 DEVICE_ID_PATTERN = "^[A-Za-z0-9._:@-]{1,64}$"
-_TEXT = "^[^\\x00]*$"
 _TIME = {"type": "string", "format": "date-time"}
 _OPT_TIME = {"type": ["string", "null"], "format": "date-time"}
 _CLOCK = {
@@ -34,18 +33,8 @@ _PROTOCOL = {
 }
 
 
-def _id(*, nullable: bool = False) -> dict[str, Any]:
-    kind: Any = ["integer", "null"] if nullable else "integer"
-    return {"type": kind, "minimum": 1, "maximum": MAX_ID}
-
-
-def _text(max_length: int, *, nullable: bool = False) -> dict[str, Any]:
-    kind: Any = ["string", "null"] if nullable else "string"
-    return {"type": kind, "minLength": 1, "maxLength": max_length, "pattern": _TEXT}
-
-
 _DEPOT_FIELDS: dict[str, Any] = {
-    "name": _text(200),
+    "name": text_schema(200),
     "lat": {"type": "number", "minimum": -90, "maximum": 90},
     "lon": {"type": "number", "minimum": -180, "maximum": 180},
     "open_time": {**_CLOCK, "description": "local opening time (default 06:00)"},
@@ -66,7 +55,7 @@ SETUP_SCHEMAS: dict[str, dict[str, Any]] = {
         {
             "device_id": _DEVICE_ID,
             "protocol": _PROTOCOL,
-            "label": _text(200, nullable=True),
+            "label": text_schema(200, nullable=True),
             "vehicle_id": {
                 **_id(nullable=True),
                 "description": "make it this vehicle's tracker (replacing its previous one)",
@@ -97,7 +86,7 @@ SETUP_SCHEMAS: dict[str, dict[str, Any]] = {
     "VehicleUpdate": obj(
         {
             "tracker_device_id": {
-                **_text(64, nullable=True),
+                **text_schema(64, nullable=True),
                 "description": "registers the device as this vehicle's tracker; null unlinks",
             },
             "tracker_protocol": {**_PROTOCOL, "description": "the tracker's protocol"},
