@@ -78,7 +78,7 @@ GROUP BY dl.protocol, dl.transport, dl.reason
 ORDER BY rejects DESC
 """
 
-# vehicle_position_5m: the 5-minute continuous aggregate (0006_reports.sql)
+# vehicle_position_5m: the 5-minute continuous aggregate (menara/position_summary.py)
 FIXES_PER_VEHICLE = f"""
 SELECT $__timeGroupAlias(vp.bucket, '1h'), coalesce(v.plate, vp.device_id) AS metric,
        sum(vp.fixes) AS fixes

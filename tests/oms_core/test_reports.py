@@ -132,7 +132,7 @@ def test_the_position_summary_holds_the_day(conn: Conn) -> None:
     summary = _one(
         conn, "SELECT sum(fixes), sum(distance_km), sum(moving_s) FROM vehicle_position_5m"
     )
-    assert summary[0] == fixes > 30_000
+    assert summary[0] == fixes > 5_000  # five vans' day, a fix every 20 s of fleet time
     assert summary[1] > 0 and summary[2] > 0
 
 
