@@ -24,7 +24,7 @@ from playwright.sync_api import ConsoleMessage, FilePayload, Page, expect
 from oms_core.api.spec import PREFIX
 from tests.browser.conftest import PHONE, screenshot
 from tests.oms_core import test_driver_api as driver_api
-from tests.oms_core.test_driver_api import action, png
+from tests.oms_core.test_driver_api import action, delivered, png
 from tests.oms_core.trip_world import STOP1, STOP2, TRACKER, TripWorld, serve_trip
 
 pytestmark = [pytest.mark.db, pytest.mark.browser]
@@ -105,14 +105,7 @@ def signature_png() -> bytes:
 def deliver(tw: TripWorld) -> None:
     _, sig = upload(tw, signature_png())
     _, photo = upload(tw, png((320, 240), "teal"), "door.png")
-    body = action(
-        pos=STOP1,
-        outcome="delivered",
-        recipient_name="Ada Lovelace",
-        signature=sig["sha256"],
-        photos=[photo["sha256"]],
-        cod_collected="35.00",
-    )
+    body = delivered(sig["sha256"], (photo["sha256"],), recipient="Ada Lovelace")
     status, answer = drive(tw, "POST", f"/driver/orders/{tw.order_ids[0]}/delivery", body)
     assert status == 200, answer
 

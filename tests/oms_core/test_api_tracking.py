@@ -22,7 +22,7 @@ from oms_core.api.tracking import TEXTS, eta_window
 from oms_core.states import OrderState
 from tests.oms_core import DEPOT_LAT, DEPOT_LON, NOW, one
 from tests.oms_core.test_api import Api, api_for, order_body
-from tests.oms_core.test_driver_api import action, drive, png, upload
+from tests.oms_core.test_driver_api import action, delivered, drive, png, upload
 from tests.oms_core.trip_world import STOP1, STOP2, TRACKER, TripWorld, serve_trip
 
 pytestmark = pytest.mark.db
@@ -189,8 +189,7 @@ def test_the_page_holds_no_internal_ids_and_the_token_only_in_its_file_links(
     tw: TripWorld,
 ) -> None:
     _, sig = upload(tw, png())
-    body = action(pos=STOP1, outcome="delivered", recipient_name="Ada",
-                  signature=sig["sha256"], cod_collected="35.00")  # fmt: skip
+    body = delivered(sig["sha256"])
     assert drive(tw, "POST", f"/driver/orders/{tw.order_ids[0]}/delivery", body)[0] == 200
     page = track(tw, 0)
     assert not {k for k in _keys(page) if k == "id" or k.endswith("_id")}
@@ -336,14 +335,7 @@ def test_a_delivered_order_shows_its_proof_with_signature_and_photos(tw: TripWor
     o1 = tw.order_ids[0]
     _, sig = upload(tw, png())
     _, photo = upload(tw, png((64, 48), "red"), "door.png")
-    body = action(
-        pos=STOP1,
-        outcome="delivered",
-        recipient_name="Ada Lovelace",
-        signature=sig["sha256"],
-        photos=[photo["sha256"]],
-        cod_collected="35.00",
-    )
+    body = delivered(sig["sha256"], (photo["sha256"],), recipient="Ada Lovelace")
     assert drive(tw, "POST", f"/driver/orders/{o1}/delivery", body)[0] == 200
     page = track(tw, 0)
     assert (page["state"], page["state_label"]) == ("delivered", "Delivered")
@@ -391,8 +383,7 @@ def test_a_failed_delivery_shows_its_reason_in_the_customers_language(tw: TripWo
 def test_files_are_served_only_to_their_orders_link(tw: TripWorld) -> None:
     _, sig = upload(tw, png())
     _, stray = upload(tw, png((10, 10), "blue"))  # uploaded, in no ePOD
-    body = action(pos=STOP1, outcome="delivered", recipient_name="Ada",
-                  signature=sig["sha256"], cod_collected="35.00")  # fmt: skip
+    body = delivered(sig["sha256"])
     assert drive(tw, "POST", f"/driver/orders/{tw.order_ids[0]}/delivery", body)[0] == 200
     root = tw.api.url.removesuffix("/api/v1")
     t1, t2 = tw.tracking

@@ -50,6 +50,16 @@ def action(
     return body
 
 
+def delivered(
+    signature: str, photos: tuple[str, ...] = (), recipient: str = "Ada", **kw: Any
+) -> dict[str, Any]:
+    """The ePOD of order 1 handed over in full at stop 1 (its cash collected) by the
+    file hashes of its signature and photos; ``kw`` adds or replaces fields."""
+    extra: dict[str, Any] = {"photos": list(photos)} if photos else {}
+    return action(pos=STOP1, outcome="delivered", recipient_name=recipient,
+                  signature=signature, cod_collected="35.00", **extra, **kw)  # fmt: skip
+
+
 def upload(
     tw: TripWorld,
     data: bytes,
@@ -115,10 +125,7 @@ def test_a_driver_delivers_a_trip_end_to_end(tw: TripWorld) -> None:
     status, sig = upload(tw, png())
     assert status == 201
     status, photo = upload(tw, png((64, 48), "red"), "door.png")
-    body = action(
-        pos=STOP1, outcome="delivered", recipient_name="Ada", signature=sig["sha256"],
-        photos=[photo["sha256"]], cod_collected="35.00",
-    )  # fmt: skip
+    body = delivered(sig["sha256"], (photo["sha256"],))
     status, ans = drive(tw, "POST", f"/driver/orders/{o1}/delivery", body)
     assert status == 200, ans
     assert ans["state"] == "delivered" and ans["perfect"] is True
@@ -163,8 +170,7 @@ def test_a_driver_delivers_a_trip_end_to_end(tw: TripWorld) -> None:
 def test_a_retried_delivery_is_stored_once(tw: TripWorld) -> None:
     o1 = tw.order_ids[0]
     _, sig = upload(tw, png())
-    body = action(pos=STOP1, outcome="delivered", recipient_name="Ada",
-                  signature=sig["sha256"], cod_collected="35.00")  # fmt: skip
+    body = delivered(sig["sha256"])
     first = drive(tw, "POST", f"/driver/orders/{o1}/delivery", body)
     again = drive(tw, "POST", f"/driver/orders/{o1}/delivery",
                   {**body, "sent_at": datetime.now(UTC).isoformat()})  # fmt: skip
@@ -256,8 +262,7 @@ def test_an_incomplete_epod_is_refused_and_nothing_changes(
     tw: TripWorld, change: dict[str, Any], code: str
 ) -> None:
     status, sig = upload(tw, png())
-    body = action(pos=STOP1, outcome="delivered", recipient_name="Ada",
-                  signature=sig["sha256"], cod_collected="35.00")  # fmt: skip
+    body = delivered(sig["sha256"])
     status, ans = drive(
         tw, "POST", f"/driver/orders/{tw.order_ids[0]}/delivery", {**body, **change}
     )
@@ -314,8 +319,7 @@ def test_dispatchers_read_the_epod_its_checks_and_the_cash(tw: TripWorld) -> Non
     o1, o2 = tw.order_ids
     _, sig = upload(tw, png())
     _, photo = upload(tw, png((64, 48), "red"), "door.png")
-    full = action(pos=STOP1, outcome="delivered", recipient_name="Ada", signature=sig["sha256"],
-                  photos=[photo["sha256"]], cod_collected="35.00")  # fmt: skip
+    full = delivered(sig["sha256"], (photo["sha256"],))
     assert drive(tw, "POST", f"/driver/orders/{o1}/delivery", full)[0] == 200
     far = action(pos=STOP1, outcome="failed", reason_code="customer_absent")
     assert drive(tw, "POST", f"/driver/orders/{o2}/delivery", far)[0] == 200  # at stop 1

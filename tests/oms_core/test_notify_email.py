@@ -30,7 +30,7 @@ from oms_core.tower.plans import PlanSettings, load_vehicles
 from tests.conftest import free_port
 from tests.oms_core import order_in
 from tests.oms_core.test_delivery import FAST, Mailbox, smtp_server
-from tests.oms_core.test_driver_api import action, drive, png, upload
+from tests.oms_core.test_driver_api import action, delivered, drive, png, upload
 from tests.oms_core.trip_world import STOP1, STOP2, TRACKER, TripWorld, serve_trip
 from tests.polling import until
 
@@ -205,8 +205,7 @@ def test_a_partial_delivery_tells_what_came_what_did_not_and_why(tw: TripWorld) 
 def test_a_full_delivery_names_the_recipient_and_the_goods(tw: TripWorld) -> None:
     set_customer(tw, language="en")
     o1 = tw.order_ids[0]
-    body = action(pos=STOP1, outcome="delivered", recipient_name="Ada", signature=signed(tw),
-                  cod_collected="35.00")  # fmt: skip
+    body = delivered(signed(tw))
     assert drive(tw, "POST", f"/driver/orders/{o1}/delivery", body)[0] == 200
     with smtp_server() as (box, port):
         send_all(tw.dsn, port)
