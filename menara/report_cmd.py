@@ -21,13 +21,15 @@ from oms_core import reports
 
 __all__ = ["PROGRESS_AFTER_DAYS", "run"]
 
-PROGRESS_AFTER_DAYS = 7  # longer ranges show a line per day read
+PROGRESS_AFTER_DAYS = 7  # longer ranges show a line per section read
 
 
-def _progress(err: TextIO, days: int) -> reports.Progress:
+def _progress(err: TextIO, days: int) -> reports.Progress | None:
+    if days <= PROGRESS_AFTER_DAYS:
+        return None
+
     def show(section: str, done: int, total: int) -> None:
-        if days > PROGRESS_AFTER_DAYS:
-            print(f"report: {section} done ({done}/{total})", file=err, flush=True)
+        print(f"report: {section} done ({done}/{total})", file=err, flush=True)
 
     return show
 
@@ -94,12 +96,11 @@ def run(
         print(f"wrote {output} ({', '.join(t.name for t in report.tables)})", file=err)
         return 0
     if fmt == "csv":
-        name = section or report.tables[0].name
         try:
-            text = reports.to_csv(report.table(name))
+            text = reports.to_csv(report.table(section))
         except KeyError:
             names = ", ".join(t.name for t in report.tables)
-            print(f"menara report: no section {name!r}: pick one of {names}", file=err)
+            print(f"menara report: no section {section!r}: pick one of {names}", file=err)
             return 2
     elif fmt == "json":
         text = json.dumps(reports.to_json(report), indent=2) + "\n"

@@ -20,6 +20,7 @@ from oms_core.errors import IllegalTransition, InsufficientStock, InvalidOrder, 
 from oms_core.execution.actions import IdempotencyConflict
 from oms_core.files import UploadRefused
 from oms_core.fleet import FleetConflict
+from oms_core.reports import ReportError
 from oms_core.trips import TripRefused
 
 __all__ = ["ApiError", "Handler", "error_middleware", "error_response", "invalid"]
@@ -92,6 +93,9 @@ def _from_domain(exc: OmsError) -> web.Response:
     if isinstance(exc, InvalidOrder):
         problems = [{"code": p.code, "message": p.message} for p in exc.problems]
         return error_response(422, exc.code, "the order was refused: fix the problems", problems)
+    if isinstance(exc, ReportError):
+        detail = {"code": exc.code, "field": exc.field, "message": str(exc)}
+        return error_response(422, exc.code, str(exc), [detail])
     if isinstance(exc, PlanRejected):
         # The server's own planner erred, not the caller: logged, and the violations are
         # shown so the dispatcher can see why the day was left unplanned.

@@ -4,6 +4,7 @@ history and the stop lists, as JSON or, with ``Accept: text/csv``, as CSV (one s
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -13,15 +14,14 @@ from oms_core import reports
 from oms_core.api.auth import Role
 from oms_core.api.context import run
 from oms_core.api.errors import ApiError
-from oms_core.api.schemas import MAX_ID
+from oms_core.api.schema_parts import id_schema
 from oms_core.api.spec import Operation, Param, parse_params
 
 __all__ = ["OPERATIONS"]
 
 _READ = frozenset({Role.DISPATCHER, Role.SUPERVISOR})
-_ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+_ID = id_schema()
 _DATE = {"type": "string", "format": "date"}
-_SECTIONS = ["kpis", "failures", "stages", "alerts", "trips"]
 _RANGE = (
     Param("from", "query", _DATE, "first day, YYYY-MM-DD (required)"),
     Param("to", "query", _DATE, "last day, inclusive (default: from)"),
@@ -45,11 +45,6 @@ def _range(q: dict[str, Any]) -> tuple[date, date]:
     return start, q.get("to", start)
 
 
-def _refused(exc: reports.ReportError) -> ApiError:
-    detail = {"code": "invalid_value", "field": exc.field, "message": str(exc)}
-    return ApiError(422, "invalid_value", str(exc), [detail])
-
-
 def _wants_csv(request: web.Request) -> bool:
     return "text/csv" in request.headers.get("Accept", "")
 
@@ -57,12 +52,9 @@ def _wants_csv(request: web.Request) -> bool:
 def _answer(request: web.Request, report: reports.Report, section: str | None) -> web.Response:
     if not _wants_csv(request):
         if section is not None:
-            report = reports.Report(
-                report.kind, report.start, report.end, report.depot_id, report.by,
-                (report.table(section),),
-            )  # fmt: skip
+            report = replace(report, tables=(report.table(section),))
         return web.json_response(reports.to_json(report))
-    table = report.table(section or report.tables[0].name)
+    table = report.table(section)
     name = f"{report.kind}-{table.name}-{report.start}-{report.end}.csv"
     return web.Response(
         text=reports.to_csv(table),
@@ -80,22 +72,15 @@ async def get_kpis(request: web.Request) -> web.Response:
     def make(conn: Any) -> reports.Report:
         return reports.kpi_report(conn, start, end, depot_id=q.get("depot"), by=q.get("by", "day"))
 
-    try:
-        report = await run(request, make)
-    except reports.ReportError as exc:
-        raise _refused(exc) from exc
-    return _answer(request, report, q.get("section"))
+    return _answer(request, await run(request, make), q.get("section"))
 
 
 async def get_trips(request: web.Request) -> web.Response:
     q = parse_params(request, _OPS["getTripReport"])
     start, end = _range(q)
-    try:
-        report = await run(
-            request, lambda c: reports.trip_history(c, start, end, depot_id=q.get("depot"))
-        )
-    except reports.ReportError as exc:
-        raise _refused(exc) from exc
+    report = await run(
+        request, lambda c: reports.trip_history(c, start, end, depot_id=q.get("depot"))
+    )
     return _answer(request, report, None)
 
 
@@ -108,14 +93,13 @@ async def get_stops(request: web.Request) -> web.Response:
             conn, start, end, depot_id=q.get("depot"), trip_id=q.get("trip_id")
         )
 
-    try:
-        report = await run(request, make)
-    except reports.ReportError as exc:
-        raise _refused(exc) from exc
-    return _answer(request, report, None)
+    return _answer(request, await run(request, make), None)
 
 
-_BAD = ("a bad range (to before from, over 366 days), an unknown depot or parameter", "Error")
+_BAD = (
+    f"a bad range (to before from, over {reports.MAX_DAYS} days), an unknown depot or parameter",
+    "Error",
+)
 OPERATIONS = (
     Operation(
         "getKpiReport", "GET", "/reports/kpis", get_kpis,
@@ -126,7 +110,10 @@ OPERATIONS = (
         params=(
             *_RANGE,
             Param("by", "query", {"enum": list(reports.BY)}, "group by (default day)"),
-            Param("section", "query", {"enum": _SECTIONS}, "only this section (CSV: default kpis)"),
+            Param(
+                "section", "query", {"enum": list(reports.SECTIONS)},
+                "only this section (CSV: default kpis)",
+            ),
         ),
         description=_CSV + " Definitions: README, Reports and KPIs.",
     ),

@@ -11,6 +11,7 @@ a terminal table, CSV, an Excel workbook or JSON.
 from oms_core.reports.build import (
     BY,
     MAX_DAYS,
+    SECTIONS,
     Progress,
     Report,
     ReportError,
@@ -27,6 +28,7 @@ __all__ = [
     "FORMATS",
     "KPIS",
     "MAX_DAYS",
+    "SECTIONS",
     "STAGES",
     "Kpi",
     "Progress",

@@ -16,6 +16,7 @@ from oms_core.reports import sql
 __all__ = [
     "BY",
     "MAX_DAYS",
+    "SECTIONS",
     "Progress",
     "Report",
     "ReportError",
@@ -30,12 +31,13 @@ Conn = psycopg.Connection[Any]
 Progress = Callable[[str, int, int], None]
 BY = tuple(sql.DIMENSIONS)
 MAX_DAYS = 366
+SECTIONS = ("kpis", "failures", "stages", "alerts", "trips")  # of the KPI report, in order
 
 
 class ReportError(OmsError):
     """A report cannot be made as asked (bad range, unknown depot); the message says why."""
 
-    code = "invalid_report"
+    code = "invalid_value"
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
@@ -66,8 +68,10 @@ class Report:
     by: str | None
     tables: tuple[Table, ...]
 
-    def table(self, name: str) -> Table:
-        """The section called ``name``; KeyError when there is none."""
+    def table(self, name: str | None = None) -> Table:
+        """The section called ``name`` (None: the first); KeyError when there is none."""
+        if name is None:
+            return self.tables[0]
         for t in self.tables:
             if t.name == name:
                 return t
@@ -117,12 +121,10 @@ def kpi_report(
     dim = sql.DIMENSIONS[by]
     fmt = {"k": dim.key, "nm": dim.name, "join": dim.join, "orders": sql.ORDERS}
     customers = sql.CUSTOMERS if by == "customer" else sql.NO_CUSTOMERS
+    queries = (sql.KPIS, sql.FAILURES, sql.STAGE_ROWS, sql.ALERTS, sql.TRIPS)
     sections = {
-        "kpis": sql.KPIS.format(**fmt),
-        "failures": sql.FAILURES.format(**fmt),
-        "stages": sql.STAGE_ROWS.format(**fmt),
-        "alerts": sql.ALERTS.format(customers=customers, **fmt),
-        "trips": sql.TRIPS,
+        name: query.format(customers=customers, **fmt)
+        for name, query in zip(SECTIONS, queries, strict=True)
     }
     params: dict[str, Any] = {"start": start, "end": end, "depot": depot_id}
     tables = []
