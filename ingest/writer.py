@@ -312,7 +312,7 @@ class Writer:
             self._counters.inc("rows_duplicate", n - done - merged, transport=transport)
         self._counters.inc("dead_letters_written", len(letters))
         self._counters.inc("batches_committed", len(batches))
-        self._counters.observe("writer_batch_rows", sum(b.rows for b in batches))
+        self._counters.observe("writer_batch_rows", sum(sent.values()) + len(letters))
         for device_id in register:
             self._call(self._on_registered, device_id)
 

@@ -32,6 +32,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from oms_core.errors import InvalidOrder, OmsError, Problem
+from oms_core.retry import on_conflict
 
 __all__ = ["MAX_AGE", "Action", "ActionIn", "IdempotencyConflict", "perform", "request_digest"]
 
@@ -118,14 +119,11 @@ def perform(
     transaction and returns the JSON-ready answer; a retry gets the stored answer."""
     digest = request_digest(a.body)
     at, skew = _placed(a, now)
-    for attempt in range(1, ATTEMPTS + 1):
-        try:
-            return _once(conn, a, work, digest, now, at, skew, (trip_id, stop_id, order_id))
-        except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
-            if attempt == ATTEMPTS:
-                raise
-            log.info("driver action %s met a concurrent change; trying again", a.key)
-    raise AssertionError("unreachable")
+    return on_conflict(
+        lambda: _once(conn, a, work, digest, now, at, skew, (trip_id, stop_id, order_id)),
+        attempts=ATTEMPTS,
+        retried=lambda: log.info("driver action %s met a concurrent change; trying again", a.key),
+    )
 
 
 def _once(

@@ -32,6 +32,7 @@ import psycopg
 from decoders.model import FixArray
 from geofence.index import ZoneIndex
 from oms_core.alerts import store
+from oms_core.retry import on_conflict
 from oms_core.tower import effects
 from oms_core.tower.config import TowerConfig
 from oms_core.tower.plans import PlanSettings, VehicleInfo, load_vehicles
@@ -277,21 +278,24 @@ class Tower:
         """Apply a round's findings in one transaction; one that deadlocked (drivers'
         actions lock the same stops and orders) is rolled back whole and applied again,
         since the rules have already moved past these fixes."""
-        for attempt in range(1, APPLY_ATTEMPTS + 1):
-            try:
-                with conn.transaction():
-                    for device_id, info, found in per_vehicle.values():
-                        touched = effects.apply(conn, device_id, info, found)
-                        _count_quality(conn, device_id, found)
-                        if any(f.event.phase != "info" for f in found):
-                            self._save(conn, info.vehicle_id)
-                        self.counters["alerts_touched"] += touched
-                return
-            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
-                if attempt == APPLY_ATTEMPTS:
-                    raise
-                self.counters["apply_retries"] += 1
-                log.info("tower round met a concurrent change; applying it again")
+
+        def once() -> int:
+            touched = 0
+            with conn.transaction():
+                for device_id, info, found in per_vehicle.values():
+                    touched += effects.apply(conn, device_id, info, found)
+                    _count_quality(conn, device_id, found)
+                    if any(f.event.phase != "info" for f in found):
+                        self._save(conn, info.vehicle_id)
+            return touched  # counted once committed: a rolled-back try touched nothing
+
+        def retried() -> None:
+            self.counters["apply_retries"] += 1
+            log.info("tower round met a concurrent change; applying it again")
+
+        self.counters["alerts_touched"] += on_conflict(
+            once, attempts=APPLY_ATTEMPTS, retried=retried
+        )
 
     def _tick(self, now_s: float) -> None:
         conn = self._db()
