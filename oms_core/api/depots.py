@@ -20,7 +20,7 @@ from psycopg.rows import dict_row
 from oms_core.api.auth import Role
 from oms_core.api.context import read_json, run
 from oms_core.api.errors import ApiError, invalid
-from oms_core.api.schemas import MAX_ID
+from oms_core.api.schema_parts import id_schema
 from oms_core.api.spec import PREFIX, Operation, Param, parse_params
 from oms_core.api.validate import FieldProblem
 from oms_core.errors import NotFound
@@ -30,7 +30,7 @@ __all__ = ["OPERATIONS"]
 Conn = psycopg.Connection[Any]
 _READ = frozenset({Role.DISPATCHER, Role.SUPERVISOR})
 _WRITE = frozenset({Role.DISPATCHER})
-_ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+_ID_SCHEMA = id_schema()
 _COLUMNS = (
     "id, name, lat, lon, to_char(open_time, 'HH24:MI:SS') AS open_time,"
     " to_char(close_time, 'HH24:MI:SS') AS close_time, time_zone"

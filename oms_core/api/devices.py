@@ -17,7 +17,6 @@ from aiohttp import web
 from oms_core import devices
 from oms_core.api.auth import Role
 from oms_core.api.context import jsonable, read_json, run
-from oms_core.api.errors import ApiError
 from oms_core.api.schemas_setup import DEVICE_ID_PATTERN
 from oms_core.api.spec import PREFIX, Operation, Param, parse_params
 
@@ -36,19 +35,16 @@ def _json(device: devices.Device) -> dict[str, Any]:
 
 async def register(request: web.Request) -> web.Response:
     body = await read_json(request, "DeviceCreate")
-    try:
-        device = await run(
-            request,
-            lambda c: devices.register_device(
-                c,
-                body["device_id"],
-                protocol=body["protocol"],
-                label=body.get("label"),
-                vehicle_id=body.get("vehicle_id"),
-            ),
-        )
-    except devices.DeviceConflict as exc:
-        raise ApiError(409, exc.code, str(exc)) from exc
+    device = await run(
+        request,
+        lambda c: devices.register_device(
+            c,
+            body["device_id"],
+            protocol=body["protocol"],
+            label=body.get("label"),
+            vehicle_id=body.get("vehicle_id"),
+        ),
+    )
     location = f"{PREFIX}/devices/{device.device_id}"
     return web.json_response(_json(device), status=201, headers={"Location": location})
 

@@ -15,12 +15,15 @@ from typing import Any
 from aiohttp import web
 
 from oms_core.api.validate import FieldProblem
+from oms_core.devices import DeviceConflict
 from oms_core.dispatch import DayAlreadyPlanned, PlanRejected
 from oms_core.errors import IllegalTransition, InsufficientStock, InvalidOrder, NotFound, OmsError
 from oms_core.execution.actions import IdempotencyConflict
 from oms_core.files import UploadRefused
 from oms_core.fleet import FleetConflict
 from oms_core.reports import ReportError
+from oms_core.trip_import import TripNotPlanned
+from oms_core.trip_timing import TripInfeasible
 from oms_core.trips import TripRefused
 
 __all__ = ["ApiError", "Handler", "error_middleware", "error_response", "invalid"]
@@ -88,11 +91,24 @@ def _from_domain(exc: OmsError) -> web.Response:
         return error_response(409, exc.code, f"{exc}: restock or reduce the order", [stock])
     if isinstance(exc, UploadRefused):
         return error_response(exc.status, exc.code, str(exc))
-    if isinstance(exc, FleetConflict | TripRefused | DayAlreadyPlanned | IdempotencyConflict):
+    if isinstance(
+        exc,
+        FleetConflict
+        | TripRefused
+        | DayAlreadyPlanned
+        | IdempotencyConflict
+        | DeviceConflict
+        | TripNotPlanned,
+    ):
         return error_response(409, exc.code, str(exc))
-    if isinstance(exc, InvalidOrder):
+    if isinstance(exc, InvalidOrder | TripInfeasible):
         problems = [{"code": p.code, "message": p.message} for p in exc.problems]
-        return error_response(422, exc.code, "the order was refused: fix the problems", problems)
+        said = (
+            "the order was refused: fix the problems"
+            if isinstance(exc, InvalidOrder)
+            else "the trip was refused: fix the listed problems"
+        )
+        return error_response(422, exc.code, said, problems)
     if isinstance(exc, ReportError):
         detail = {"code": exc.code, "field": exc.field, "message": str(exc)}
         return error_response(422, exc.code, str(exc), [detail])

@@ -16,7 +16,7 @@ from oms_core.api.auth import Role
 from oms_core.api.context import CTX, PRINCIPAL, read_json, run
 from oms_core.api.errors import ApiError, invalid
 from oms_core.api.plans import PLAN_AHEAD_DAYS, trip_views
-from oms_core.api.schemas import MAX_ID
+from oms_core.api.schema_parts import id_schema
 from oms_core.api.spec import PREFIX, Operation, Param, parse_params
 from oms_core.api.validate import FieldProblem, parse_date, parse_datetime
 from oms_core.errors import NotFound
@@ -26,7 +26,7 @@ __all__ = ["OPERATIONS"]
 
 Conn = psycopg.Connection[Any]
 _WRITE = frozenset({Role.DISPATCHER})
-_ID_SCHEMA = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+_ID_SCHEMA = id_schema()
 _ERR = "Error"
 # Codes a refused trip's details may carry (the checker's rules, then the setting's).
 _CODES = (
@@ -37,11 +37,6 @@ _CODES = (
     " unknown_order, order_not_reserved, order_other_depot, no_coordinates,"
     " order_not_that_day, times_incomplete, stops_mismatch"
 )
-
-
-def _refused(exc: trip_import.TripInfeasible) -> ApiError:
-    details = [{"code": p.code, "message": p.message} for p in exc.problems]
-    return ApiError(422, exc.code, "the trip was refused: fix the listed problems", details)
 
 
 def _time(value: Any) -> datetime | None:
@@ -109,8 +104,6 @@ async def import_trip(request: web.Request) -> web.Response:
 
     try:
         stored = await run(request, store)
-    except trip_import.TripInfeasible as exc:
-        raise _refused(exc) from exc
     except RoutingUnavailable as exc:
         raise ApiError(503, exc.code, f"{exc}; nothing was stored") from exc
     location = f"{PREFIX}/trips/{stored['id']}"
@@ -128,10 +121,6 @@ async def reorder_stops(request: web.Request) -> web.Response:
 
     try:
         return web.json_response(await run(request, move))
-    except trip_import.TripInfeasible as exc:
-        raise _refused(exc) from exc
-    except trip_import.TripNotPlanned as exc:
-        raise ApiError(409, exc.code, str(exc)) from exc
     except RoutingUnavailable as exc:
         raise ApiError(503, exc.code, f"{exc}; nothing was changed") from exc
 
