@@ -100,8 +100,10 @@ def plan_vehicle(
 def _matrices(
     s: Setting, visits: Sequence[Visit], matrix: planning.MatrixProvider
 ) -> tuple[dict[str, int], IntMatrix, IntMatrix]:
-    """Index, distances and this vehicle's durations over the depot and the visits."""
-    known: dict[str, planning.Site] = {s.vehicle.depot.id: s.vehicle.depot}
+    """Index, distances and this vehicle's durations over the depot and the visits, the
+    sites listed as the checker lists them (so a memoising provider is asked once)."""
+    served = _served(s, {j.order_id for _, jobs in visits for j in jobs})
+    known = {site.id: site for site in served.sites()}  # distinct by id already
     for site, _ in visits:
         known.setdefault(site.id, site)
     dist, dur = matrix.matrices(list(known.values()))
@@ -175,12 +177,17 @@ def time_given(
 
 def check_route(s: Setting, route: planning.Route, matrix: planning.MatrixProvider) -> None:
     """Raise ``TripInfeasible`` with the independent checker's findings, each coded."""
-    served = {o for stop in route.stops for o in stop.order_ids}
-    jobs = tuple(j for j in s.day.problem.jobs if j.order_id in served)
-    problem = replace(s.day.problem, jobs=jobs)
+    problem = _served(s, {o for stop in route.stops for o in stop.order_ids})
     found = planning.check(problem, planning.Plan(routes=(route,)), matrix)
     if found:
         raise TripInfeasible([Problem(_code(v), v) for v in found])
+
+
+def _served(s: Setting, order_ids: set[str]) -> planning.Problem:
+    """The vehicle's day with only the trip's orders: what the checker is given."""
+    return replace(
+        s.day.problem, jobs=tuple(j for j in s.day.problem.jobs if j.order_id in order_ids)
+    )
 
 
 def _code(violation: str) -> str:

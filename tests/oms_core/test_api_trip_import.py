@@ -9,7 +9,7 @@ test says otherwise; the driver's shift is 08:00–17:00 local (06:00–15:00 UT
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,6 +18,8 @@ import psycopg
 import pytest
 
 from oms_core.api import Role
+from oms_core.planning import HaversineMatrix, Site
+from oms_core.planning.matrix import IntMatrix
 from tests.oms_core import DEPOT_LAT, DEPOT_LON
 from tests.oms_core.test_api import Api, api_for, order_body
 from tests.oms_core.test_api_plans import reserved_order
@@ -41,6 +43,10 @@ class Fleet:
 
 @pytest.fixture
 def fleet(api: Api) -> Fleet:
+    return van_and_driver(api)
+
+
+def van_and_driver(api: Api) -> Fleet:
     d = api.world.depot_id
     for sku in ("A", "B"):
         assert api.call("PUT", f"/stock/{d}/{sku}", json={"on_hand": 100})[0] == 200
@@ -257,3 +263,26 @@ def test_a_planners_trip_can_be_reordered_too(api: Api, fleet: Fleet) -> None:
     assert [s["order_ids"] for s in moved["stops"]] == planned[::-1]
     assert [s["seq"] for s in moved["stops"]] == [1, 2]
     assert api.call("POST", f"/trips/{trip['id']}/dispatch")[2]["state"] == "dispatched"
+
+
+class Counting:
+    """The planner's default matrix, counting the tables asked for (a road server's
+    table is the slow part of an import)."""
+
+    def __init__(self) -> None:
+        self.inner, self.calls = HaversineMatrix(), 0
+
+    def matrices(self, sites: Sequence[Site]) -> tuple[IntMatrix, IntMatrix]:
+        self.calls += 1
+        return self.inner.matrices(sites)
+
+
+def test_timing_and_checking_an_import_ask_for_one_table(clean_db: str) -> None:
+    counting = Counting()
+    for api in api_for(clean_db, matrix=counting):
+        van = van_and_driver(api)
+        north, east = reserved_order(api, **NORTH), reserved_order(api, **EAST)
+        stops = [{"order_ids": [east]}, {"order_ids": [north]}]  # not in order-id order
+        body = {"vehicle_id": van.van, "driver_id": van.driver, "date": DAY, "stops": stops}
+        assert api.call("POST", "/trips", json=body)[0] == 201
+    assert counting.calls == 1
