@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import class_row
 
+from oms_core import fleet
 from oms_core.errors import NotFound, OmsError
 
 __all__ = [
@@ -87,16 +88,12 @@ def list_devices(
 def _link(conn: Conn, device_id: str, vehicle_id: int) -> None:
     """Make ``device_id`` the vehicle's tracker: the vehicle's previous device (if any)
     is unlinked, and a device linked to another vehicle is moved to this one."""
-    if conn.execute("SELECT 1 FROM vehicles WHERE id = %s", (vehicle_id,)).fetchone() is None:
-        raise NotFound(f"no vehicle {vehicle_id}")
+    fleet.get_vehicle(conn, vehicle_id)  # NotFound for an unknown vehicle
     conn.execute(
         "UPDATE vehicles SET tracker_device_id = NULL WHERE tracker_device_id = %s AND id <> %s",
         (device_id, vehicle_id),
     )
-    conn.execute(
-        "UPDATE devices SET vehicle_id = NULL WHERE vehicle_id = %s AND device_id <> %s",
-        (vehicle_id, device_id),
-    )
+    _unlink_others(conn, vehicle_id, device_id)
     conn.execute(
         "UPDATE vehicles SET tracker_device_id = %s WHERE id = %s", (device_id, vehicle_id)
     )
@@ -149,6 +146,11 @@ def track_vehicle(conn: Conn, vehicle_id: int, device_id: str | None, protocol: 
             " protocol = coalesce(EXCLUDED.protocol, devices.protocol)",
             (device_id, protocol, f"tracker of vehicle {vehicle_id}", vehicle_id),
         )
+    _unlink_others(conn, vehicle_id, device_id)
+
+
+def _unlink_others(conn: Conn, vehicle_id: int, device_id: str | None) -> None:
+    """No device but ``device_id`` (none when None) stays linked to the vehicle."""
     conn.execute(
         "UPDATE devices SET vehicle_id = NULL"
         " WHERE vehicle_id = %s AND device_id IS DISTINCT FROM %s",

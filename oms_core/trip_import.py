@@ -92,8 +92,6 @@ def _setting(
     if row[0] != depot:
         msg = f"vehicle {vehicle_id} belongs to depot {row[0]}, not {depot}: move it first"
         return None, [Problem("vehicle_other_depot", msg)]
-    if _one(conn, "SELECT 1 FROM depots WHERE id = %s", (depot,)) is None:
-        return None, [Problem("unknown_depot", f"no depot {depot}")]
     taken = _one(
         conn, "SELECT driver_id FROM driver_assignments WHERE vehicle_id = %s AND day = %s",
         (vehicle_id, day),

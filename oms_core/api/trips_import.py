@@ -32,7 +32,7 @@ _ERR = "Error"
 _CODES = (
     "window_missed, over_capacity, outside_shift, outside_depot_hours, too_fast,"
     " service_too_short, mixed_stop, plan_check_failed, unknown_vehicle, vehicle_has_no_depot,"
-    " vehicle_other_depot, unknown_depot, no_driver, unknown_driver, vehicle_taken,"
+    " vehicle_other_depot, no_driver, unknown_driver, vehicle_taken,"
     " driver_taken, vehicle_busy, driver_busy, shift_outside_depot_hours, duplicate_order,"
     " unknown_order, order_not_reserved, order_other_depot, no_coordinates,"
     " order_not_that_day, times_incomplete, stops_mismatch"
