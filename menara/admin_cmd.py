@@ -42,8 +42,7 @@ def run(args: argparse.Namespace, cfg: Settings) -> int:
 def urls(cfg: Settings) -> list[tuple[str, str]]:
     """(what, where) for everything a new user opens or runs next."""
     base = cfg.base_url()
-    host = "127.0.0.1" if cfg.tcp_host in ("0.0.0.0", "::", "") else cfg.tcp_host
-    metrics = f"http://{host}:{cfg.metrics_port}/metrics" if cfg.metrics_port else "off"
+    metrics = f"http://{cfg.local_host()}:{cfg.metrics_port}/metrics" if cfg.metrics_port else "off"
     return [
         ("API", f"{base}/api/v1"),
         ("OpenAPI document", f"{base}/api/v1/openapi.json"),

@@ -317,7 +317,7 @@ async def _drive_day(
         demo_tower.alert_summary(feed, replay)
         for line in demo_outcomes.delivery_summary(conn, trip_ids, cfg.base_url()):
             print(line)
-        for line in demo_outcomes.where_to_look(conn, trip_ids, cfg.base_url()):
+        for line in demo_outcomes.where_to_look(conn, trip_ids, cfg):
             print(line)
     return 0
 

@@ -21,6 +21,9 @@ import psycopg
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Mailbox
 
+from menara import admin_cmd
+from menara.settings import Settings
+
 __all__ = ["MAIL_DIR", "delivery_summary", "free_port", "mail_sink", "where_to_look"]
 
 Conn = psycopg.Connection[Any]
@@ -142,18 +145,18 @@ def _command() -> str:
     return "menara"
 
 
-def where_to_look(conn: Conn, trip_ids: Sequence[int], base_url: str) -> list[str]:
+def where_to_look(conn: Conn, trip_ids: Sequence[int], cfg: Settings) -> list[str]:
     """The demo has stopped but its day stays in the database: the commands that show it
     again (the API and pages, the day's report, the Grafana dashboards)."""
     days = conn.execute(
         "SELECT min(day), max(day) FROM order_delivery_kpis WHERE trip_id = ANY(%s)",
         (list(trip_ids),),
     ).fetchone()
-    prog = _command()
+    prog, at = _command(), dict(admin_cmd.urls(cfg))
     lines = [
         "\nWhere to look now (the day stays in the database):",
-        f"  {prog} serve                 the API {base_url}/api/v1 (its OpenAPI document:"
-        f" {base_url}/api/v1/openapi.json), the driver app {base_url}/driver/ and the"
+        f"  {prog} serve                 the API {at['API']} (its OpenAPI document:"
+        f" {at['OpenAPI document']}), the driver app {at['driver app']} and the"
         " tracking links above",
         f"  {prog} admin bootstrap       a dispatcher token for the API, and these URLs",
     ]

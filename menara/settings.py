@@ -282,8 +282,11 @@ class Settings:
         """Where people reach Menara: ``public_url``, else the API on this machine."""
         if self.public_url:
             return self.public_url.rstrip("/")
-        host = "127.0.0.1" if self.tcp_host in ("0.0.0.0", "::", "") else self.tcp_host
-        return f"http://{host}:{self.api_port or 8080}"
+        return f"http://{self.local_host()}:{self.api_port or 8080}"
+
+    def local_host(self) -> str:
+        """The address this machine reaches the listeners at (loopback for a wildcard)."""
+        return "127.0.0.1" if self.tcp_host in ("0.0.0.0", "::", "") else self.tcp_host
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied and checked."""
