@@ -7,12 +7,20 @@ incident began, which can lie before the alert was raised.
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import barchart, stat, table, timeseries
-from grafana_foundation_sdk.builders import common as cb
+from grafana_foundation_sdk.builders import barchart, stat, table
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as model
 
-from dashboards.common import depot_filter, finish, legend, new_dashboard, place, vehicle_filter
+from dashboards.common import (
+    bars,
+    depot_filter,
+    finish,
+    legend,
+    new_dashboard,
+    place,
+    units,
+    vehicle_filter,
+)
 from dashboards.query import Sql
 
 UID = "menara-alerts"
@@ -94,12 +102,6 @@ LIMIT 500
 """
 
 
-def _seconds(panel: table.Panel, *fields: str) -> table.Panel:
-    for f in fields:
-        panel = panel.override_by_name(f, [model.DynamicConfigValue(id_val="unit", value="s")])
-    return panel
-
-
 def build() -> model.Dashboard:
     board = (
         new_dashboard(UID, "Alerts", "Open alerts, time to acknowledge, and where they come from")
@@ -119,25 +121,21 @@ def build() -> model.Dashboard:
             .stacking(cm.StackingMode.NORMAL)
             .with_target(Sql(OPEN_BY_TYPE))
         )
+        .with_panel(bars(24, 8).title("Alerts raised").with_target(Sql(RAISED).time_series()))
         .with_panel(
-            place(timeseries.Panel(), 24, 8)
-            .title("Alerts raised")
-            .draw_style(cm.GraphDrawStyle.BARS)
-            .stacking(cb.StackingConfig().mode(cm.StackingMode.NORMAL))
-            .with_target(Sql(RAISED).time_series())
-        )
-        .with_panel(
-            _seconds(place(table.Panel(), 12, 8), "avg_ack_s", "p90_ack_s")
+            units(place(table.Panel(), 12, 8), "s", "avg_ack_s", "p90_ack_s")
             .title("Time to acknowledge by type")
             .with_target(Sql(ACK_BY_TYPE))
         )
         .with_panel(
-            _seconds(place(table.Panel(), 12, 8), "avg_ack_s")
+            units(place(table.Panel(), 12, 8), "s", "avg_ack_s")
             .title("Per depot")
             .with_target(Sql(PER_DEPOT))
         )
         .with_panel(
-            _seconds(place(table.Panel(), 24, 10), "ack_s").title("Alerts").with_target(Sql(RECENT))
+            units(place(table.Panel(), 24, 10), "s", "ack_s")
+            .title("Alerts")
+            .with_target(Sql(RECENT))
         )
     )
     return finish(board)

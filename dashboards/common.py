@@ -12,6 +12,7 @@ from typing import Protocol, Self, TypeVar
 
 from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.builders import dashboard as dash
+from grafana_foundation_sdk.builders import timeseries
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as model
@@ -30,6 +31,15 @@ class Placeable(Protocol):
 
 
 P = TypeVar("P", bound=Placeable)
+
+
+class Overridable(Protocol):
+    """The part of the table and time series builders that :func:`units` uses."""
+
+    def override_by_name(self, name: str, properties: list[model.DynamicConfigValue]) -> Self: ...
+
+
+Q = TypeVar("Q", bound=Overridable)
 
 
 def depot_filter(column: str) -> str:
@@ -93,6 +103,22 @@ def new_dashboard(uid: str, title: str, description: str) -> dash.Dashboard:
 def place(panel: P, w: int, h: int) -> P:
     """Size a panel on the 24-column grid and point it at the Menara data source."""
     return panel.datasource(DATASOURCE).span(w).height(h)
+
+
+def units(panel: Q, unit: str, *fields: str) -> Q:
+    """Show ``fields`` in Grafana's ``unit`` (``s``, ``percentunit`` ...)."""
+    for f in fields:
+        panel = panel.override_by_name(f, [model.DynamicConfigValue(id_val="unit", value=unit)])
+    return panel
+
+
+def bars(w: int, h: int) -> timeseries.Panel:
+    """A time series drawn as stacked bars: counts per interval."""
+    return (
+        place(timeseries.Panel(), w, h)
+        .draw_style(cm.GraphDrawStyle.BARS)
+        .stacking(cb.StackingConfig().mode(cm.StackingMode.NORMAL))
+    )
 
 
 def legend() -> cb.VizLegendOptions:

@@ -13,7 +13,15 @@ from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as model
 from grafana_foundation_sdk.models import piechart as pm
 
-from dashboards.common import depot_filter, finish, legend, new_dashboard, place, vehicle_filter
+from dashboards.common import (
+    depot_filter,
+    finish,
+    legend,
+    new_dashboard,
+    place,
+    units,
+    vehicle_filter,
+)
 from dashboards.query import Sql
 
 UID = "menara-delivery-performance"
@@ -137,13 +145,10 @@ _PERCENT = ("on_time", "in_full", "otif", "perfect")
 
 
 def _units(panel: table.Panel) -> table.Panel:
-    for name in _PERCENT:
-        panel = panel.override_by_name(
-            name, [model.DynamicConfigValue(id_val="unit", value="percentunit")]
-        )
-    for name in ("avg_lead_time_s", "planned_duration_s", "actual_duration_s", "overrun_s"):
-        panel = panel.override_by_name(name, [model.DynamicConfigValue(id_val="unit", value="s")])
-    return panel
+    panel = units(panel, "percentunit", *_PERCENT)
+    return units(
+        panel, "s", "avg_lead_time_s", "planned_duration_s", "actual_duration_s", "overrun_s"
+    )
 
 
 def _pie() -> piechart.Panel:

@@ -6,12 +6,18 @@ Silence and ages are measured against the end of the dashboard's time range, whi
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import barchart, stat, table, timeseries
-from grafana_foundation_sdk.builders import common as cb
-from grafana_foundation_sdk.models import common as cm
+from grafana_foundation_sdk.builders import barchart, stat, table
 from grafana_foundation_sdk.models import dashboard as model
 
-from dashboards.common import device_filter, finish, legend, new_dashboard, place
+from dashboards.common import (
+    bars,
+    device_filter,
+    finish,
+    legend,
+    new_dashboard,
+    place,
+    units,
+)
 from dashboards.query import Sql
 
 UID = "menara-fleet-health"
@@ -101,32 +107,25 @@ ORDER BY 1
 """
 
 
-def _bars() -> timeseries.Panel:
-    return (
-        place(timeseries.Panel(), 12, 8)
-        .draw_style(cm.GraphDrawStyle.BARS)
-        .stacking(cb.StackingConfig().mode(cm.StackingMode.NORMAL))
-    )
-
-
 def build() -> model.Dashboard:
     board = (
         new_dashboard(UID, "Fleet health", "Silent devices, telemetry quality, ingest and rejects")
         .refresh("30s")
         .with_panel(place(stat.Panel(), 24, 4).title("Ingest").with_target(Sql(SUMMARY)))
         .with_panel(
-            place(table.Panel(), 12, 8)
+            units(place(table.Panel(), 12, 8), "s", "silent_s")
             .title(f"Silent devices (no fix for {SILENT_AFTER})")
-            .override_by_name("silent_s", [model.DynamicConfigValue(id_val="unit", value="s")])
             .with_target(Sql(SILENT))
         )
         .with_panel(place(table.Panel(), 12, 8).title("Telemetry issues").with_target(Sql(ISSUES)))
         .with_panel(
-            _bars().title("Fixes received per minute").with_target(Sql(INGEST_RATE).time_series())
+            bars(12, 8)
+            .title("Fixes received per minute")
+            .with_target(Sql(INGEST_RATE).time_series())
         )
-        .with_panel(_bars().title("Rejects").with_target(Sql(REJECT_RATE).time_series()))
+        .with_panel(bars(12, 8).title("Rejects").with_target(Sql(REJECT_RATE).time_series()))
         .with_panel(
-            _bars().title("Fixes per vehicle").with_target(Sql(FIXES_PER_VEHICLE).time_series())
+            bars(12, 8).title("Fixes per vehicle").with_target(Sql(FIXES_PER_VEHICLE).time_series())
         )
         .with_panel(
             place(barchart.Panel(), 12, 8)

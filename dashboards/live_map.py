@@ -14,7 +14,14 @@ from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as model
 from grafana_foundation_sdk.models import geomap as gm
 
-from dashboards.common import depot_filter, finish, new_dashboard, place, vehicle_filter
+from dashboards.common import (
+    depot_filter,
+    finish,
+    new_dashboard,
+    place,
+    units,
+    vehicle_filter,
+)
 from dashboards.query import Sql
 
 UID = "menara-live-map"
@@ -180,10 +187,9 @@ def build() -> model.Dashboard:
             .tooltip(geomap.TooltipOptions().mode(gm.TooltipMode.DETAILS))
         )
         .with_panel(
-            place(table.Panel(), 24, 8)
+            units(place(table.Panel(), 24, 8), "s", "age_s")
             .title("Last fix per vehicle")
             .with_target(Sql(LAST_FIX))
-            .override_by_name("age_s", [model.DynamicConfigValue(id_val="unit", value="s")])
         )
     )
     return finish(board)
