@@ -93,10 +93,12 @@ ORDER BY is_total, {k}
 """
 
 FAILURES = """
-WITH {orders}, g AS (SELECT r.*, {nm} AS group_name FROM report_orders r {join})
+WITH {orders}, g AS (
+    SELECT r.*, {nm} AS group_name, count(*) OVER (PARTITION BY r.{k}) AS group_orders
+    FROM report_orders r {join}
+)
 SELECT g.{k}, g.group_name AS name, f.criterion, f.reason, count(*) AS failures,
-       count(*)::float8 / (SELECT count(*) FROM report_orders x
-                           WHERE x.{k} IS NOT DISTINCT FROM g.{k}) AS share
+       count(*)::float8 / min(g.group_orders) AS share
 FROM g
 CROSS JOIN LATERAL (VALUES (1, 'on_time', g.on_time_reason),
                            (2, 'in_full', g.in_full_reason),
@@ -185,14 +187,17 @@ SELECT s.trip_id, t.day, t.depot_id, v.plate, d.name AS driver_name, s.seq, s.id
        extract(epoch FROM s.actual_arrival - s.planned_arrival)::float8 AS arrival_delay_s,
        extract(epoch FROM s.actual_departure - s.actual_arrival)::float8 AS dwell_s,
        s.out_of_sequence,
-       (SELECT count(*) FROM stop_orders so WHERE so.stop_id = s.id) AS orders,
-       (SELECT string_agg(o.tracking_number, ' ' ORDER BY o.tracking_number)
-        FROM stop_orders so JOIN orders o ON o.id = so.order_id
-        WHERE so.stop_id = s.id) AS order_numbers
+       so.orders, so.order_numbers
 FROM stops s
 JOIN trips t ON t.id = s.trip_id
 LEFT JOIN vehicles v ON v.id = t.vehicle_id
 LEFT JOIN drivers d ON d.id = t.driver_id
+CROSS JOIN LATERAL (
+    SELECT count(*) AS orders, string_agg(o.tracking_number, ' ' ORDER BY o.tracking_number)
+           AS order_numbers
+    FROM stop_orders so JOIN orders o ON o.id = so.order_id  -- order_id: NOT NULL, a key
+    WHERE so.stop_id = s.id
+) so
 WHERE t.day BETWEEN %(start)s AND %(end)s
   AND (%(depot)s::bigint IS NULL OR t.depot_id = %(depot)s)
   AND (%(trip)s::bigint IS NULL OR s.trip_id = %(trip)s)
