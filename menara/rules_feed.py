@@ -124,12 +124,12 @@ def decode(payload: bytes) -> list[RoundBatch]:
         raise RoundError(f"unreadable round header: {exc}") from exc
     if dtype != _DTYPE:
         raise RoundError("round of another fix layout (an ingest of another version?)")
-    raw = payload[_HEAD.size + n :]
+    start = _HEAD.size + n
     if not len(devices) == len(counts) == len(received) or (
-        sum(counts) * FIX_DTYPE.itemsize != len(raw)
+        sum(counts) * FIX_DTYPE.itemsize != len(payload) - start
     ):
         raise RoundError("round header does not match its fixes")
-    fixes = np.frombuffer(raw, dtype=FIX_DTYPE).copy()
+    fixes = np.frombuffer(payload, dtype=FIX_DTYPE, offset=start).copy()
     out, at = [], 0
     for device_id, count, received_us in zip(devices, counts, received, strict=True):
         out.append(RoundBatch(str(device_id), fixes[at : at + count], int(received_us)))
@@ -157,8 +157,8 @@ def _message(batches: Sequence[FixBatch]) -> bytes:
         },
         separators=(",", ":"),
     ).encode()
-    raw = b"".join(np.ascontiguousarray(b.fixes, dtype=FIX_DTYPE).tobytes() for b in batches)
-    return _HEAD.pack(MAGIC, len(head)) + head + raw
+    raw = (np.ascontiguousarray(b.fixes, dtype=FIX_DTYPE).tobytes() for b in batches)
+    return b"".join([_HEAD.pack(MAGIC, len(head)), head, *raw])
 
 
 class RoundPublisher:

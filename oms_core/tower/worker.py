@@ -254,8 +254,9 @@ class Tower:
             if info is None:
                 self.counters["fixes_untracked"] += len(fixes)
                 continue
-            tracked.append((device_id, info, fixes, max(b.received_us for b in group) / 1e6))
-            oldest_us = min(oldest_us, *(b.received_us for b in group))
+            received = [b.received_us for b in group]
+            tracked.append((device_id, info, fixes, max(received) / 1e6))
+            oldest_us = min(oldest_us, *received)
         members = round_members(self._zones, [t[2] for t in tracked])
         per_vehicle: dict[int, tuple[str, VehicleInfo, list[effects.Finding]]] = {}
         for (device_id, info, fixes, received_s), zones in zip(tracked, members, strict=True):
