@@ -36,12 +36,11 @@ from prometheus_client.core import Metric
 
 from ingest import metrics
 from ingest.counters import Counters
-from ingest.metrics import MetricsServer
 from ingest.model import Batch
 from ingest.mqtt import Connect, NetworkThread, Received
 from menara import db
 from menara.rules_feed import RoundBatch, RoundError, check_topic, decode
-from menara.service import make_deliverer, make_tower, tower_families
+from menara.service import make_deliverer, make_tower, start_metrics, tower_families
 from menara.settings import Settings
 from oms_core.tower.pool import TowerPool
 from oms_core.tower.worker import FixBatch, Tower
@@ -235,15 +234,9 @@ async def host(settings: Settings, *, counters: Counters, stop: asyncio.Event) -
             log.info("rules: reading rounds from %s", s.rules_topic)
 
         subscribed = asyncio.create_task(announce())
-        if s.metrics_port > 0:
-            server = MetricsServer(
-                host=s.tcp_host,
-                port=s.metrics_port,
-                counters=counters,
-                families=lambda: _families(tower, reorder, subscribed.done()),
-            )
-            await stack.enter_async_context(server)
-            log.info("metrics on http://%s:%d/metrics", s.tcp_host, server.port)
+        await start_metrics(
+            stack, s, counters, lambda: _families(tower, reorder, subscribed.done())
+        )
         watched = [
             asyncio.create_task(stop.wait()),
             asyncio.create_task(net.wait()),

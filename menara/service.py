@@ -289,15 +289,9 @@ async def serve(
                 settings=settings, writer=writer, registry=registry, counters=counters
             )
             await stack.enter_async_context(mqtt)
-        if settings.metrics_port > 0:
-            metrics = MetricsServer(
-                host=settings.tcp_host,
-                port=settings.metrics_port,
-                counters=counters,
-                families=lambda: _families(writer, tower, limiter, listeners),
-            )
-            await stack.enter_async_context(metrics)
-            log.info("metrics on http://%s:%d/metrics", settings.tcp_host, metrics.port)
+        await start_metrics(
+            stack, settings, counters, lambda: _families(writer, tower, limiter, listeners)
+        )
 
         background = [
             asyncio.create_task(_refresh_devices(dsn, registry), name="device-refresh"),
@@ -338,6 +332,23 @@ _OPEN_HELP = {
     "http": "HTTP intake requests being served, by protocol.",
     "udp": "Datagrams queued for the writer, by protocol (UDP has no connections).",
 }
+
+
+async def start_metrics(
+    stack: contextlib.AsyncExitStack,
+    settings: Settings,
+    counters: Counters,
+    families: Callable[[], Iterable[Metric]],
+) -> None:
+    """``/metrics`` and ``/healthz`` on ``metrics_port`` (none when it is 0), for as long
+    as ``stack`` is open."""
+    if settings.metrics_port <= 0:
+        return
+    server = MetricsServer(
+        host=settings.tcp_host, port=settings.metrics_port, counters=counters, families=families
+    )
+    await stack.enter_async_context(server)
+    log.info("metrics on http://%s:%d/metrics", settings.tcp_host, server.port)
 
 
 def tower_families(tower: Tower | TowerPool) -> Iterator[Metric]:
