@@ -142,9 +142,14 @@ def test_two_ingest_processes_and_two_rule_workers(
                 wait_for(partial(p.logged, "mqtt subscribed at"), f"{p.name} up", START_S)
             wait_for(lambda: rules.logged("rules: reading rounds from"), "rules up", START_S)
 
-            stats = asyncio.run(
-                send_timeline(fixes, transport="mqtt", port=own_broker.port, topic_prefix=prefix)
+            # Paced as devices send (the day 1,200 times faster, about 900 fixes/s): a
+            # burst at once would queue at the broker, and the replicas draining their
+            # halves at different speeds would hand a vehicle's fixes on further apart
+            # than rules_reorder_ms (README: Rule workers).
+            sending = send_timeline(
+                fixes, transport="mqtt", port=own_broker.port, topic_prefix=prefix, speedup=1200
             )
+            stats = asyncio.run(sending)
             assert len(stats.sent) == len(fixes)
 
             wait_for(lambda: _stored(clean_db) == len(fixes), "every fix stored", 120)
