@@ -26,7 +26,7 @@ from oms_core.api.validate import FieldProblem, parse_date
 from oms_core.errors import NotFound
 from oms_core.planning.matrix import RoutingUnavailable
 
-__all__ = ["DEFAULT_TIME_LIMIT_S", "OPERATIONS", "PLAN_AHEAD_DAYS", "trip_views"]
+__all__ = ["DEFAULT_TIME_LIMIT_S", "OPERATIONS", "PLAN_AHEAD_DAYS", "one_trip", "trip_views"]
 
 DEFAULT_TIME_LIMIT_S = 10
 # Orders are entered days, not years, ahead; the bound also keeps dates far from the
@@ -78,7 +78,8 @@ def _trips_by_id(conn: Conn, ids: Sequence[int]) -> list[dict[str, Any]]:
     return trip_views(conn, "id = ANY(%s)", (list(ids),))
 
 
-def _one_trip(conn: Conn, trip_id: int) -> dict[str, Any]:
+def one_trip(conn: Conn, trip_id: int) -> dict[str, Any]:
+    """The trip as the API shows it, or ``NotFound``."""
     found = _trips_by_id(conn, [trip_id])
     if not found:
         raise NotFound(f"no trip {trip_id}")
@@ -166,7 +167,7 @@ async def list_trips(request: web.Request) -> web.Response:
 
 async def get_trip(request: web.Request) -> web.Response:
     trip_id = parse_params(request, _OPS["getTrip"])["id"]
-    trip = await run(request, lambda c: _one_trip(c, trip_id))
+    trip = await run(request, lambda c: one_trip(c, trip_id))
     driver = _driver_of(request)
     if driver is not None and trip["driver_id"] != driver:
         raise NotFound(f"no trip {trip_id}")
@@ -179,7 +180,7 @@ async def dispatch_trip(request: web.Request) -> web.Response:
 
     def move(conn: Conn) -> dict[str, Any]:
         trips.dispatch_trip(conn, trip_id, actor=actor)
-        return _one_trip(conn, trip_id)
+        return one_trip(conn, trip_id)
 
     return web.json_response(await run(request, move))
 
@@ -190,7 +191,7 @@ async def start_trip(request: web.Request) -> web.Response:
 
     def move(conn: Conn) -> dict[str, Any]:
         trips.start_trip(conn, trip_id, actor=actor)
-        return _one_trip(conn, trip_id)
+        return one_trip(conn, trip_id)
 
     return web.json_response(await run(request, move))
 

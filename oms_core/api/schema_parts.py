@@ -5,10 +5,32 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["MAX_ID", "TEXT_PATTERN", "id_schema", "obj", "ref", "text_schema"]
+__all__ = [
+    "CLOCK",
+    "MAX_ID",
+    "OPT_TIME",
+    "TEXT_PATTERN",
+    "TIME",
+    "id_schema",
+    "obj",
+    "page",
+    "ref",
+    "text_schema",
+]
 
 MAX_ID = 2**63 - 1  # bigint ids
 TEXT_PATTERN = "^[^\\x00]*$"  # any text PostgreSQL can store (no NUL)
+TIME = {"type": "string", "format": "date-time"}
+OPT_TIME = {**TIME, "type": ["string", "null"]}
+CLOCK = {
+    "type": "string",
+    "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$",
+    "description": "local time HH:MM[:SS]",
+}
+_CURSOR = {
+    "type": ["string", "null"],
+    "description": "pass as cursor for the next page; null on the last",
+}
 
 
 def ref(name: str) -> dict[str, str]:
@@ -37,3 +59,8 @@ def text_schema(max_length: int, *, nullable: bool = False) -> dict[str, Any]:
     """Non-empty text up to ``max_length`` characters, or null when ``nullable``."""
     kind: Any = ["string", "null"] if nullable else "string"
     return {"type": kind, "minLength": 1, "maxLength": max_length, "pattern": TEXT_PATTERN}
+
+
+def page(key: str, item: str) -> dict[str, Any]:
+    """One keyset page: the ``item`` rows under ``key`` and the next page's cursor."""
+    return obj({key: {"type": "array", "items": ref(item)}, "next_cursor": _CURSOR})

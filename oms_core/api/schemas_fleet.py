@@ -8,27 +8,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from oms_core.api.schema_parts import TEXT_PATTERN, obj, ref, text_schema
+from oms_core.api.schema_parts import (
+    CLOCK,
+    OPT_TIME,
+    TEXT_PATTERN,
+    TIME,
+    obj,
+    page,
+    ref,
+    text_schema,
+)
 from oms_core.api.schema_parts import id_schema as _id
 
 __all__ = ["FLEET_SCHEMAS", "LANGUAGES", "MAX_INT4", "NOTIFY_CHANNELS"]
 
 MAX_INT4 = 2**31 - 1  # stock.on_hand is an integer column
-_TIME = {"type": "string", "format": "date-time"}
 _DAY = {"type": "string", "format": "date"}
-_CLOCK = {
-    "type": "string",
-    "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$",
-    "description": "local time HH:MM[:SS]",
-}
 
 
 def _list(key: str, item: str) -> dict[str, Any]:
     return obj({key: {"type": "array", "items": ref(item)}})
-
-
-def _page(key: str, item: str) -> dict[str, Any]:
-    return obj({key: {"type": "array", "items": ref(item)}, "next_cursor": _CURSOR})
 
 
 def _amount(description: str) -> dict[str, Any]:
@@ -43,11 +42,6 @@ _DECIMAL = {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?$"}
 _INT = {"type": "integer"}
 _OPT_INT = {"type": ["integer", "null"]}
 _OPT_STR = {"type": ["string", "null"]}
-_OPT_TIME = {**_TIME, "type": ["string", "null"]}
-_CURSOR = {
-    "type": ["string", "null"],
-    "description": "pass as cursor for the next page; null on the last",
-}
 
 _LAT = {"type": ["number", "null"], "minimum": -90, "maximum": 90}
 _LON = {"type": ["number", "null"], "minimum": -180, "maximum": 180}
@@ -100,11 +94,11 @@ FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
             "phone": _OPT_STR,
             "notify_prefs": ref("NotifyPrefs"),
             "language": {"enum": list(LANGUAGES)},
-            "created_at": _TIME,
+            "created_at": TIME,
             "addresses": {"type": "array", "items": ref("Address")},
         }
     ),
-    "CustomerPage": _page("customers", "Customer"),
+    "CustomerPage": page("customers", "Customer"),
     "ProductCreate": obj(
         {
             "sku": {
@@ -128,15 +122,15 @@ FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
             "active": {"type": "boolean"},
         }
     ),
-    "ProductPage": _page("products", "Product"),
+    "ProductPage": page("products", "Product"),
     "Depot": obj(
         {
             "id": _INT,
             "name": {"type": "string"},
             "lat": {"type": "number"},
             "lon": {"type": "number"},
-            "open_time": _CLOCK,
-            "close_time": _CLOCK,
+            "open_time": CLOCK,
+            "close_time": CLOCK,
             "time_zone": {"type": "string", "description": "IANA zone of the opening hours"},
         }
     ),
@@ -180,13 +174,13 @@ FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
             "depot_id": _OPT_INT,
         }
     ),
-    "VehicleList": _page("vehicles", "Vehicle"),
+    "VehicleList": page("vehicles", "Vehicle"),
     "DriverCreate": obj(
         {
             "name": text_schema(200),
             "phone": text_schema(40, nullable=True),
-            "shift_start": _CLOCK,
-            "shift_end": _CLOCK,
+            "shift_start": CLOCK,
+            "shift_end": CLOCK,
             "phone_device_id": text_schema(64, nullable=True),
         },
         ["name"],
@@ -196,12 +190,12 @@ FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
             "id": _INT,
             "name": {"type": "string"},
             "phone": _OPT_STR,
-            "shift_start": _CLOCK,
-            "shift_end": _CLOCK,
+            "shift_start": CLOCK,
+            "shift_end": CLOCK,
             "phone_device_id": _OPT_STR,
         }
     ),
-    "DriverList": _page("drivers", "Driver"),
+    "DriverList": page("drivers", "Driver"),
     "Assignment": obj({"driver_id": _id(), "vehicle_id": _id(), "day": _DAY}),
     "PlanRequest": obj(
         {
@@ -227,21 +221,21 @@ FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
             "seq": _INT,
             "lat": {"type": "number"},
             "lon": {"type": "number"},
-            "planned_arrival": _TIME,
-            "planned_departure": _TIME,
+            "planned_arrival": TIME,
+            "planned_departure": TIME,
             "service_time_s": _INT,
             "window_start": {"type": ["string", "null"]},
             "window_end": {"type": ["string", "null"]},
             "order_ids": {"type": "array", "items": _INT},
-            "eta": {**_OPT_TIME, "description": "live estimate; null until tracked"},
-            "actual_arrival": _OPT_TIME,
-            "actual_departure": _OPT_TIME,
+            "eta": {**OPT_TIME, "description": "live estimate; null until tracked"},
+            "actual_arrival": OPT_TIME,
+            "actual_departure": OPT_TIME,
             "arrival_method": {
                 "enum": ["geofence", "driver", "dispatcher", None],
                 "description": "which arrival came first (actual_arrival); null before any",
             },
-            "geofence_arrival": {**_OPT_TIME, "description": "the control tower's geofence"},
-            "driver_arrival": {**_OPT_TIME, "description": "the driver's tap in the app"},
+            "geofence_arrival": {**OPT_TIME, "description": "the control tower's geofence"},
+            "driver_arrival": {**OPT_TIME, "description": "the driver's tap in the app"},
             "radius_m": {
                 "type": ["number", "null"],
                 "description": "the stop's zone radius; null: the stop_radius_m setting",
@@ -256,12 +250,12 @@ FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
             "driver_id": _OPT_INT,
             "depot_id": _INT,
             "day": _DAY,
-            "planned_departure": _TIME,
-            "planned_return": _TIME,
+            "planned_departure": TIME,
+            "planned_return": TIME,
             "state": {"enum": ["planned", "dispatched", "in_progress", "completed", "cancelled"]},
-            "loaded_at": {**_OPT_TIME, "description": "the driver checked the load"},
-            "actual_departure": {**_OPT_TIME, "description": "left the depot (first seen)"},
-            "actual_return": {**_OPT_TIME, "description": "back at the depot, trip closed"},
+            "loaded_at": {**OPT_TIME, "description": "the driver checked the load"},
+            "actual_departure": {**OPT_TIME, "description": "left the depot (first seen)"},
+            "actual_return": {**OPT_TIME, "description": "back at the depot, trip closed"},
             "route_geometry": {
                 "type": "array",
                 "items": {"type": "array", "items": {"type": "number"}},
@@ -270,7 +264,7 @@ FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
             "stops": {"type": "array", "items": ref("TripStop")},
         }
     ),
-    "TripList": _page("trips", "Trip"),
+    "TripList": page("trips", "Trip"),
     "Unassigned": obj({"order_id": _INT, "reason": {"type": "string"}}),
     "IdleVehicle": obj({"vehicle_id": _INT, "reason": {"type": "string"}}),
     "PlanTotals": obj(

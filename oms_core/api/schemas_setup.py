@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from decoders import PROTOCOLS
+from oms_core.api.schema_parts import CLOCK, OPT_TIME, TIME, obj, page, ref, text_schema
 from oms_core.api.schema_parts import id_schema as _id
-from oms_core.api.schema_parts import obj, ref, text_schema
 
 __all__ = ["DEVICE_ID_PATTERN", "MAX_IMPORT_STOPS", "SETUP_SCHEMAS"]
 
@@ -15,13 +15,6 @@ MAX_IMPORT_STOPS = 200
 # What trackers send as their id (IMEI, serial, phone id): printable, no slash (it is a
 # path segment), no spaces.
 DEVICE_ID_PATTERN = "^[A-Za-z0-9._:@-]{1,64}$"
-_TIME = {"type": "string", "format": "date-time"}
-_OPT_TIME = {"type": ["string", "null"], "format": "date-time"}
-_CLOCK = {
-    "type": "string",
-    "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$",
-    "description": "local time HH:MM[:SS]",
-}
 _ZONE = {
     "type": "string",
     "pattern": "^[A-Za-z0-9_+/-]{1,64}$",
@@ -37,8 +30,8 @@ _DEPOT_FIELDS: dict[str, Any] = {
     "name": text_schema(200),
     "lat": {"type": "number", "minimum": -90, "maximum": 90},
     "lon": {"type": "number", "minimum": -180, "maximum": 180},
-    "open_time": {**_CLOCK, "description": "local opening time (default 06:00)"},
-    "close_time": {**_CLOCK, "description": "local closing time (default 22:00)"},
+    "open_time": {**CLOCK, "description": "local opening time (default 06:00)"},
+    "close_time": {**CLOCK, "description": "local closing time (default 22:00)"},
     "time_zone": _ZONE,
 }
 _DEVICE_ID = {
@@ -70,19 +63,11 @@ SETUP_SCHEMAS: dict[str, dict[str, Any]] = {
             "label": {"type": ["string", "null"]},
             "enabled": {"type": "boolean", "description": "false: its data is refused"},
             "vehicle_id": {"type": ["integer", "null"]},
-            "created_at": _TIME,
-            "last_fix_time": {**_OPT_TIME, "description": "newest stored fix; null: none yet"},
+            "created_at": TIME,
+            "last_fix_time": {**OPT_TIME, "description": "newest stored fix; null: none yet"},
         }
     ),
-    "DevicePage": obj(
-        {
-            "devices": {"type": "array", "items": ref("Device")},
-            "next_cursor": {
-                "type": ["string", "null"],
-                "description": "pass as cursor for the next page; null on the last",
-            },
-        }
-    ),
+    "DevicePage": page("devices", "Device"),
     "VehicleUpdate": obj(
         {
             "tracker_device_id": {
@@ -104,8 +89,8 @@ SETUP_SCHEMAS: dict[str, dict[str, Any]] = {
                 "items": _id(),
                 "description": "orders served at this stop (same delivery coordinates)",
             },
-            "planned_arrival": _TIME,
-            "planned_departure": _TIME,
+            "planned_arrival": TIME,
+            "planned_departure": TIME,
         },
         ["order_ids"],
     ),
@@ -135,8 +120,8 @@ SETUP_SCHEMAS: dict[str, dict[str, Any]] = {
             },
             "date": {"type": "string", "format": "date", "description": "the depot's local day"},
             "depot_id": {**_id(), "description": "default: the vehicle's depot"},
-            "planned_departure": {**_TIME, "description": "leaves the depot (with stop times)"},
-            "planned_return": {**_TIME, "description": "back at the depot (with stop times)"},
+            "planned_departure": {**TIME, "description": "leaves the depot (with stop times)"},
+            "planned_return": {**TIME, "description": "back at the depot (with stop times)"},
             "stops": {
                 "type": "array",
                 "minItems": 1,

@@ -15,11 +15,10 @@ from oms_core import trip_import
 from oms_core.api.auth import Role
 from oms_core.api.context import CTX, PRINCIPAL, read_json, run
 from oms_core.api.errors import ApiError, invalid
-from oms_core.api.plans import PLAN_AHEAD_DAYS, trip_views
+from oms_core.api.plans import PLAN_AHEAD_DAYS, one_trip
 from oms_core.api.schema_parts import id_schema
 from oms_core.api.spec import PREFIX, Operation, Param, parse_params
 from oms_core.api.validate import FieldProblem, parse_date, parse_datetime
-from oms_core.errors import NotFound
 from oms_core.planning.matrix import RoutingUnavailable
 
 __all__ = ["OPERATIONS"]
@@ -85,13 +84,6 @@ def _trip(request: web.Request, body: dict[str, Any]) -> trip_import.ImportedTri
     )
 
 
-def _one(conn: Conn, trip_id: int) -> dict[str, Any]:
-    found = trip_views(conn, "id = %s", (trip_id,))
-    if not found:
-        raise NotFound(f"no trip {trip_id}")
-    return found[0]
-
-
 async def import_trip(request: web.Request) -> web.Response:
     trip = _trip(request, await read_json(request, "TripImport"))
     ctx, actor = request.app[CTX], request[PRINCIPAL].name
@@ -100,7 +92,7 @@ async def import_trip(request: web.Request) -> web.Response:
         trip_id = trip_import.import_trip(
             conn, trip, actor=actor, matrix=ctx.matrix, routes=ctx.routes
         )
-        return _one(conn, trip_id)
+        return one_trip(conn, trip_id)
 
     try:
         stored = await run(request, store)
@@ -117,7 +109,7 @@ async def reorder_stops(request: web.Request) -> web.Response:
 
     def move(conn: Conn) -> dict[str, Any]:
         trip_import.reorder_stops(conn, trip_id, stop_ids, matrix=ctx.matrix, routes=ctx.routes)
-        return _one(conn, trip_id)
+        return one_trip(conn, trip_id)
 
     try:
         return web.json_response(await run(request, move))
