@@ -62,12 +62,38 @@ def frame_size(buf: bytes, pos: int) -> int:
     return size if length >= MIN_LENGTH and size <= MAX_FRAME else -1
 
 
-def _next_start(buf: bytes, start: int) -> int:
-    """Index of the next ``7878`` or ``7979`` at or after ``start``, or -1."""
-    a, b = buf.find(SHORT, start), buf.find(LONG, start)
-    if a < 0 or (0 <= b < a):
-        return b
-    return a
+class _Find:
+    """``buf.find(needle, start)`` for a ``start`` that only grows: a search resumes
+    where the last one ended, so a whole split reads each byte once per needle.
+    Searching afresh from every frame start is quadratic when the needle is far away
+    or absent (``78 78`` repeated with no ``0D 0A``: tens of seconds for 256 KiB)."""
+
+    __slots__ = ("at", "buf", "needle", "since")
+
+    def __init__(self, buf: bytes, needle: bytes) -> None:
+        self.buf, self.needle = buf, needle
+        self.since, self.at = 0, buf.find(needle)  # invariant: at == buf.find(needle, since)
+
+    def __call__(self, start: int) -> int:
+        if start < self.since or 0 <= self.at < start:
+            self.since, self.at = start, self.buf.find(self.needle, start)
+        return self.at
+
+
+class _Scan:
+    """The searches one split makes: next start marker (either kind), next stop bits."""
+
+    __slots__ = ("long", "short", "stop")
+
+    def __init__(self, buf: bytes) -> None:
+        self.short, self.long, self.stop = _Find(buf, SHORT), _Find(buf, LONG), _Find(buf, STOP)
+
+    def next_start(self, start: int) -> int:
+        """Index of the next ``7878`` or ``7979`` at or after ``start``, or -1."""
+        a, b = self.short(start), self.long(start)
+        if a < 0 or (0 <= b < a):
+            return b
+        return a
 
 
 def _noise(buf: bytes, pos: int, end: int, out: list[bytes]) -> None:
@@ -77,8 +103,10 @@ def _noise(buf: bytes, pos: int, end: int, out: list[bytes]) -> None:
 
 
 def split(buf: bytes) -> tuple[list[bytes], bytes]:
-    """Complete frames (and noise runs) in order, and the unconsumed tail."""
+    """Complete frames (and noise runs) in order, and the unconsumed tail; linear in
+    ``buf`` (``pos`` only moves forward, and so do the searches)."""
     out: list[bytes] = []
+    scan = _Scan(buf)
     pos, n = 0, len(buf)
     while pos < n:
         if buf.startswith(SHORT, pos) or buf.startswith(LONG, pos):
@@ -89,13 +117,13 @@ def split(buf: bytes) -> tuple[list[bytes], bytes]:
                 out.append(buf[pos : pos + size])
                 pos += size
                 continue
-            end = _cut_damaged(buf, pos)
+            end = _cut_damaged(buf, pos, scan)
             if end < 0:
                 break
             _noise(buf, pos, end, out)  # one frame unless it is longer than MAX_FRAME
             pos = end
             continue
-        nxt = _next_start(buf, pos + 1)
+        nxt = scan.next_start(pos + 1)
         if nxt < 0:  # keep a last byte that may begin a start marker
             nxt = n - 1 if buf[-1] in (0x78, 0x79) else n
             if nxt <= pos:
@@ -105,11 +133,11 @@ def split(buf: bytes) -> tuple[list[bytes], bytes]:
     return out, buf[pos:]
 
 
-def _cut_damaged(buf: bytes, pos: int) -> int:
+def _cut_damaged(buf: bytes, pos: int, scan: _Scan) -> int:
     """End of a frame whose length field lies: after the next stop bits, or at the next
     start marker if that comes first; -1 to wait for more bytes."""
-    stop = buf.find(STOP, pos + 2)
-    nxt = _next_start(buf, pos + 2)
+    stop = scan.stop(pos + 2)
+    nxt = scan.next_start(pos + 2)
     if stop >= 0 and (nxt < 0 or stop + 2 <= nxt):
         return stop + 2
     if nxt >= 0:
