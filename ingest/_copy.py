@@ -74,10 +74,24 @@ COPY_DEAD = (
     " FROM STDIN (FORMAT BINARY)"
 )
 DEAD_TYPES = ("timestamptz", "text", "text", "text", "text", "text", "text", "bytea")
-REGISTER = (
-    "INSERT INTO devices (device_id, protocol)"
-    " SELECT * FROM unnest(%s::text[], %s::text[]) ON CONFLICT (device_id) DO NOTHING"
-)
+# Registers unknown devices (``new``) and binds registered ones that have no protocol yet,
+# each to its first stored fix's protocol; returns every one of them that now has a
+# protocol, with it (the final SELECT sees ``devices`` as it was before this statement).
+REGISTER = """
+WITH w AS (SELECT * FROM unnest(%s::text[], %s::text[], %s::bool[]) AS w(device_id, protocol, new)),
+ins AS (
+  INSERT INTO devices (device_id, protocol) SELECT device_id, protocol FROM w WHERE new
+  ON CONFLICT (device_id) DO UPDATE SET protocol = excluded.protocol
+  WHERE devices.protocol IS NULL
+  RETURNING device_id, protocol),
+upd AS (
+  UPDATE devices d SET protocol = w.protocol FROM w
+  WHERE NOT w.new AND d.device_id = w.device_id AND d.protocol IS NULL
+  RETURNING d.device_id, d.protocol)
+SELECT w.device_id, coalesce(i.protocol, u.protocol, d.protocol) AS protocol
+FROM w LEFT JOIN ins i USING (device_id) LEFT JOIN upd u USING (device_id)
+       LEFT JOIN devices d USING (device_id)
+WHERE coalesce(i.protocol, u.protocol, d.protocol) IS NOT NULL"""
 
 _INSERT = """
 INSERT INTO positions (device_id, fix_time, received_time, lat, lon, speed_kmh, course_deg,
@@ -116,10 +130,8 @@ grp AS (
   FROM src GROUP BY device_id, fix_time),
 ins AS (
   INSERT INTO positions ({columns}) SELECT {columns} FROM grp
-  ON CONFLICT (device_id, fix_time) DO UPDATE SET {fills},
-    valid = positions.valid AND excluded.valid,
-    attributes = coalesce(positions.attributes, excluded.attributes)
-  WHERE {missing}
+  ON CONFLICT (device_id, fix_time) DO UPDATE SET {sets}
+  WHERE positions.protocol IS DISTINCT FROM excluded.protocol OR {missing}
   RETURNING transport, xmax = 0 AS inserted)
 SELECT transport, inserted, count(*) FROM ins GROUP BY 1, 2"""
 
@@ -127,6 +139,14 @@ _COLUMNS = (
     "device_id, fix_time, received_time, lat, lon, speed_kmh, course_deg, altitude_m,"
     " satellites, hdop, valid, ignition, odometer_m, attributes, transport, protocol"
 )
+# A stored row's columns after a merge with a fix of the same protocol; a row of another
+# protocol (another transport's claim on the device, say an impersonator's) is replaced.
+_SAME_PROTOCOL = {
+    **{c: f"coalesce(positions.{c}, excluded.{c})" for c in _FILLABLE},
+    "valid": "positions.valid AND excluded.valid",
+    "attributes": "coalesce(positions.attributes, excluded.attributes)",
+    **{c: f"positions.{c}" for c in ("received_time", "lat", "lon", "transport", "protocol")},
+}
 
 
 def insert_sql(*, attributes: bool) -> tuple[str, str]:
@@ -138,7 +158,10 @@ def insert_sql(*, attributes: bool) -> tuple[str, str]:
     the same (device, fix time) into one row, first value winning, and fills columns a
     stored row lacks (an RMC and its GGA that arrived in different packets or messages
     become one row, as they would have in one packet); an exact resend changes nothing.
-    It returns (transport, inserted, rows): inserted false means merged into a stored row.
+    A stored row of another protocol is not the device's own (ingest binds a device to
+    one protocol): it is replaced whole, so it can neither block nor blend into the
+    device's fix. It returns (transport, inserted, rows): inserted false means merged
+    into, or replaced, a stored row.
     """
     plain = _INSERT.format(
         attributes="a.attributes" if attributes else "NULL::jsonb",
@@ -154,7 +177,11 @@ def insert_sql(*, attributes: bool) -> tuple[str, str]:
             f"(array_agg({c} ORDER BY n) FILTER (WHERE {c} IS NOT NULL))[1] AS {c}"
             for c in _FILLABLE
         ),
-        fills=", ".join(f"{c} = coalesce(positions.{c}, excluded.{c})" for c in _FILLABLE),
+        sets=",\n    ".join(
+            f"{c} = CASE WHEN positions.protocol IS DISTINCT FROM excluded.protocol"
+            f" THEN excluded.{c} ELSE {same} END"
+            for c, same in _SAME_PROTOCOL.items()
+        ),
         missing=" OR ".join(
             f"(positions.{c} IS NULL AND excluded.{c} IS NOT NULL)" for c in _FILLABLE
         ),

@@ -21,6 +21,8 @@ from ingest.model import Batch, DeadLetter, now_us
 
 log = logging.getLogger(__name__)
 
+FUTURE_FIX = "future_fix"  # reject code: a fix time too far ahead of its receipt
+
 
 def to_batch(
     decoded: Decoded,
@@ -33,10 +35,15 @@ def to_batch(
     counters: Counters,
     raw: bytes = b"",
     on_commit: Callable[[], None] | None = None,
+    refuse: tuple[str, str] | None = None,
 ) -> Batch:
-    """Count and package one decode result; unadmitted devices become dead letters.
+    """Count and package one decode result; refused fixes become dead letters.
 
-    ``raw`` is the input that produced ``decoded``; it is kept when the device is refused.
+    ``raw`` is the input that produced ``decoded``; it is kept when fixes are refused:
+    all of them when the registry does not admit the device in ``protocol``
+    (``unknown_device``, ``wrong_protocol``) or the caller refuses them (``refuse``:
+    code, detail — the HTTP intake's ``bad_secret``), else those more than the
+    registry's ``future_fix_s`` ahead of their receipt (``future_fix``).
     """
     received = now_us()
     letters = [
@@ -48,22 +55,34 @@ def to_batch(
     if decoded.ignored:
         counters.inc("frames_ignored", decoded.ignored, protocol=protocol)
     fixes, attributes = decoded.fixes, decoded.attributes
-    admission = registry.admit(device_id) if len(fixes) else Admission.KNOWN
-    if admission is Admission.REJECT:
-        counters.inc("rejects", len(fixes), protocol=protocol, code="unknown_device")
-        letters.append(
-            DeadLetter(
-                transport,
-                protocol,
-                peer,
-                device_id,
-                "unknown_device",
-                f"{len(fixes)} fixes from a device not in `devices` (unknown_devices=reject)",
-                raw,
-                received,
+    admission = registry.admit(device_id, protocol) if len(fixes) else Admission.KNOWN
+    if admission.refused:
+        refuse = _refusal(admission, device_id, protocol, len(fixes))
+    elif refuse is None and len(fixes):
+        ahead = fixes["fix_time_us"] > received + round(registry.future_fix_s * 1e6)
+        if ahead.any():
+            n = int(ahead.sum())
+            counters.inc("rejects", n, protocol=protocol, code=FUTURE_FIX)
+            detail = (
+                f"{n} of {len(fixes)} fixes more than {registry.future_fix_s:g} s ahead of"
+                " their receipt (future_fix_s): a wrong device clock, or not the device"
             )
+            letters.append(
+                DeadLetter(transport, protocol, peer, device_id, FUTURE_FIX, detail, raw, received)
+            )
+            keep = ~ahead
+            if attributes:
+                attributes = tuple(a for a, k in zip(attributes, keep, strict=True) if k)
+            fixes = fixes[keep]
+    if refuse is not None and len(fixes):
+        code, detail = refuse
+        counters.inc("rejects", len(fixes), protocol=protocol, code=code)
+        letters.append(
+            DeadLetter(transport, protocol, peer, device_id, code, detail, raw, received)
         )
         fixes, attributes = fixes[:0], ()
+    elif admission.writes_device and len(fixes):
+        registry.claim(device_id, protocol)
     counters.inc("fixes_in", len(fixes), transport=transport, protocol=protocol)
     return Batch(
         device_id=device_id,
@@ -72,10 +91,23 @@ def to_batch(
         fixes=fixes,
         attributes=attributes,
         dead_letters=tuple(letters),
-        register_device=admission is Admission.REGISTER,
+        register_device=admission is Admission.REGISTER and bool(len(fixes)),
+        bind_device=admission is Admission.BIND and bool(len(fixes)),
         received_us=received,
         on_commit=on_commit,
     )
+
+
+def _refusal(admission: Admission, device_id: str, protocol: str, n: int) -> tuple[str, str]:
+    """(code, detail) of a device the registry refuses."""
+    if admission is Admission.WRONG_PROTOCOL:
+        detail = (
+            f"{n} {protocol} fixes from a device registered for another protocol: not the"
+            " device, or change its protocol (PATCH /api/v1/devices/<id>)"
+        )
+    else:
+        detail = f"{n} fixes from a device not in `devices` (unknown_devices=reject) or disabled"
+    return admission.value, detail
 
 
 def decode_safely(

@@ -45,6 +45,7 @@ class Batch:
     attributes: tuple[dict[str, Any], ...] = ()  # empty, or one dict per fix
     dead_letters: tuple[DeadLetter, ...] = ()
     register_device: bool = False  # insert the device into `devices` with this batch
+    bind_device: bool = False  # bind the registered device (no protocol yet) to this one
     received_us: int = field(default_factory=now_us)
     on_commit: Callable[[], None] | None = None
 

@@ -369,6 +369,17 @@ def prepare(
     return Replay([moved(t, offset) for t in driven], faults, shift(fixes, offset), speedup)
 
 
+MQTT_PROTOCOL = "menara-json"  # what the MQTT link publishes (``<prefix>/<device>/json``)
+
+
+def replayed_as(protocol: str, cfg: Settings) -> str:
+    """The protocol a van speaking ``protocol`` is replayed in (``links``): its own when
+    its TCP listener is on, else MQTT JSON. Ingest binds a device to one protocol, so
+    the demo registers its vans with this one before the replay."""
+    port = service.TCP_PORTS.get(protocol)
+    return protocol if port is not None and int(getattr(cfg, port)) > 0 else MQTT_PROTOCOL
+
+
 def links(
     fixes: list[SimFix], spoken: dict[str, str], cfg: Settings, fleet: FleetConfig
 ) -> list[tuple[str, list[SimFix], dict[str, Any]]]:
@@ -377,10 +388,7 @@ def links(
     by: dict[str, list[SimFix]] = {}
     for f in fixes:
         p = spoken.get(f.device_id, "")
-        by.setdefault(
-            p if p in service.TCP_PORTS and int(getattr(cfg, service.TCP_PORTS[p])) > 0 else "mqtt",
-            [],
-        ).append(f)
+        by.setdefault("mqtt" if replayed_as(p, cfg) == MQTT_PROTOCOL else p, []).append(f)
     out: list[tuple[str, list[SimFix], dict[str, Any]]] = []
     for key, group in sorted(by.items()):
         kw: dict[str, Any] = (

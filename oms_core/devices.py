@@ -1,13 +1,18 @@
-"""The device registry as the control room edits it: register, enable/disable, link to a vehicle.
+"""The device registry as the control room edits it: register, enable/disable, change its
+protocol, give it a secret, link it to a vehicle.
 
 Ingest admits a device by its row in ``devices`` (reloaded every few seconds by the
-service), so what is written here takes effect without a restart. The tower finds a
+service), so what is written here takes effect without a restart: only in its
+``protocol`` (another is refused ``wrong_protocol``; none yet: the first stored fix's),
+and, with a secret, only OsmAnd requests carrying it (``key``). The tower finds a
 vehicle's fixes through ``vehicles.tracker_device_id``; ``devices.vehicle_id`` mirrors
 it, and both are written in one transaction so the two never disagree.
 """
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,10 +26,13 @@ from oms_core.errors import NotFound, OmsError
 __all__ = [
     "Device",
     "DeviceConflict",
+    "clear_secret",
     "get_device",
     "list_devices",
+    "new_secret",
     "register_device",
     "set_enabled",
+    "set_protocol",
     "track_vehicle",
 ]
 
@@ -32,6 +40,7 @@ Conn = psycopg.Connection[Any]
 # Newest fix per device from the positions primary key (device_id, fix_time): one index probe.
 _SELECT = (
     "SELECT d.device_id, d.protocol, d.label, d.enabled, d.vehicle_id, d.created_at,"
+    " d.secret_hash IS NOT NULL AS has_secret,"
     " p.fix_time AS last_fix_time FROM devices d LEFT JOIN LATERAL ("
     " SELECT fix_time FROM positions WHERE device_id = d.device_id"
     " ORDER BY fix_time DESC LIMIT 1) p ON true"
@@ -54,6 +63,7 @@ class Device:
     enabled: bool
     vehicle_id: int | None
     created_at: datetime
+    has_secret: bool
     last_fix_time: datetime | None
 
 
@@ -129,6 +139,39 @@ def set_enabled(conn: Conn, device_id: str, enabled: bool) -> Device:
     """Enable or disable a device (a disabled device's data is refused and kept as dead
     letters); ``NotFound`` for an unregistered one."""
     cur = conn.execute("UPDATE devices SET enabled = %s WHERE device_id = %s", (enabled, device_id))
+    if cur.rowcount != 1:
+        raise NotFound(f"no device {device_id!r}: register it with POST /devices")
+    return get_device(conn, device_id)
+
+
+def set_protocol(conn: Conn, device_id: str, protocol: str) -> Device:
+    """Bind a device to ``protocol`` (its data in any other is refused from the next
+    registry reload on); ``NotFound`` for an unregistered one."""
+    cur = conn.execute(
+        "UPDATE devices SET protocol = %s WHERE device_id = %s", (protocol, device_id)
+    )
+    if cur.rowcount != 1:
+        raise NotFound(f"no device {device_id!r}: register it with POST /devices")
+    return get_device(conn, device_id)
+
+
+def new_secret(conn: Conn, device_id: str) -> str:
+    """Give the device a new random secret (replacing any) and return it: only its
+    SHA-256 is stored (ingest.devices.hash_secret computes the same), so it is shown once.
+    ``NotFound`` for an unregistered device."""
+    secret = secrets.token_urlsafe(32)  # 256 bits: a fast hash is enough, as for API tokens
+    digest = hashlib.sha256(secret.encode()).hexdigest()
+    cur = conn.execute(
+        "UPDATE devices SET secret_hash = %s WHERE device_id = %s", (digest, device_id)
+    )
+    if cur.rowcount != 1:
+        raise NotFound(f"no device {device_id!r}: register it with POST /devices")
+    return secret
+
+
+def clear_secret(conn: Conn, device_id: str) -> Device:
+    """Let the device send without a secret again; ``NotFound`` for an unregistered one."""
+    cur = conn.execute("UPDATE devices SET secret_hash = NULL WHERE device_id = %s", (device_id,))
     if cur.rowcount != 1:
         raise NotFound(f"no device {device_id!r}: register it with POST /devices")
     return get_device(conn, device_id)

@@ -1,5 +1,5 @@
 """Device endpoints: register trackers and phones, list them with their newest fix,
-disable and enable them.
+disable and enable them, change the protocol they are bound to, give them a secret.
 
 Ingest reloads the registry every few seconds (``menara.service``), so a device
 registered here is admitted under ``unknown_devices = reject`` without a restart, and a
@@ -75,6 +75,25 @@ async def disable(request: web.Request) -> web.Response:
     return web.json_response(_json(found))
 
 
+async def update(request: web.Request) -> web.Response:
+    device_id = parse_params(request, _OPS["updateDevice"])["device_id"]
+    body = await read_json(request, "DeviceUpdate")
+    found = await run(request, lambda c: devices.set_protocol(c, device_id, body["protocol"]))
+    return web.json_response(_json(found))
+
+
+async def new_secret(request: web.Request) -> web.Response:
+    device_id = parse_params(request, _OPS["newDeviceSecret"])["device_id"]
+    secret = await run(request, lambda c: devices.new_secret(c, device_id))
+    return web.json_response({"device_id": device_id, "secret": secret}, status=201)
+
+
+async def clear_secret(request: web.Request) -> web.Response:
+    device_id = parse_params(request, _OPS["clearDeviceSecret"])["device_id"]
+    found = await run(request, lambda c: devices.clear_secret(c, device_id))
+    return web.json_response(_json(found))
+
+
 async def enable(request: web.Request) -> web.Response:
     device_id = parse_params(request, _OPS["enableDevice"])["device_id"]
     found = await run(request, lambda c: devices.set_enabled(c, device_id, True))
@@ -120,6 +139,32 @@ OPERATIONS = (
         "enableDevice", "POST", "/devices/{device_id}/enable", enable,
         "Accept a disabled device's data again", _WRITE,
         {200: ("the enabled device", "Device"), 404: _NOT_FOUND}, params=_PATH,
+    ),
+    Operation(
+        "updateDevice", "PATCH", "/devices/{device_id}", update,
+        "Bind a device to another protocol", _WRITE,
+        {200: ("the changed device", "Device"), 404: _NOT_FOUND},
+        body="DeviceUpdate", params=_PATH,
+        description="Ingest takes a device's data only in its protocol (another is refused"
+        " as wrong_protocol and kept as a dead letter); within a few seconds it takes the"
+        " new one. A stored fix of another protocol is replaced by the device's own fix"
+        " for the same time.",
+    ),
+    Operation(
+        "newDeviceSecret", "POST", "/devices/{device_id}/secret", new_secret,
+        "Give a device a new secret (shown once)", _WRITE,
+        {201: ("the secret: configure it on the device now", "DeviceSecret"),
+         404: _NOT_FOUND},
+        params=_PATH,
+        description="Replaces any earlier secret; only its SHA-256 is stored. From the next"
+        " registry reload (a few seconds) the device's OsmAnd requests must carry it as the"
+        " key query parameter (?key=...), else they are refused 403 bad_secret. For an MQTT"
+        " device use it as its broker password (README: device users on the broker).",
+    ),
+    Operation(
+        "clearDeviceSecret", "DELETE", "/devices/{device_id}/secret", clear_secret,
+        "Remove a device's secret: its requests need none again", _WRITE,
+        {200: ("the device", "Device"), 404: _NOT_FOUND}, params=_PATH,
     ),
 )  # fmt: skip
 _OPS = {op.operation_id: op for op in OPERATIONS}

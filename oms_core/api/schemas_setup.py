@@ -59,12 +59,34 @@ SETUP_SCHEMAS: dict[str, dict[str, Any]] = {
     "Device": obj(
         {
             "device_id": {"type": "string"},
-            "protocol": {"type": ["string", "null"]},
+            "protocol": {
+                "type": ["string", "null"],
+                "description": "its data is accepted in this protocol only; null: bound to"
+                " the protocol of its first stored fix",
+            },
             "label": {"type": ["string", "null"]},
             "enabled": {"type": "boolean", "description": "false: its data is refused"},
             "vehicle_id": {"type": ["integer", "null"]},
             "created_at": TIME,
+            "has_secret": {
+                "type": "boolean",
+                "description": "true: its OsmAnd requests must carry the secret (key)",
+            },
             "last_fix_time": {**OPT_TIME, "description": "newest stored fix; null: none yet"},
+        }
+    ),
+    "DeviceUpdate": obj(
+        {
+            "protocol": {
+                **_PROTOCOL,
+                "description": "the only protocol its data is accepted in from now on",
+            }
+        }
+    ),
+    "DeviceSecret": obj(
+        {
+            "device_id": {"type": "string"},
+            "secret": {"type": "string", "description": "shown only now; only its hash is kept"},
         }
     ),
     "DevicePage": page("devices", "Device"),

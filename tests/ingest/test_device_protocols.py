@@ -95,7 +95,7 @@ def _record(i: int) -> teltonika_out.AvlRecord:
 
 def _register(dsn: str, device_id: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("INSERT INTO devices (device_id, protocol) VALUES (%s, 'x')", (device_id,))
+        conn.execute("INSERT INTO devices (device_id) VALUES (%s)", (device_id,))
 
 
 @pytest.fixture

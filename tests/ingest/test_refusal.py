@@ -132,7 +132,7 @@ def sql(dsn: str, text: str, *args: object) -> list[tuple[Any, ...]]:
 
 def configured(dsn: str, dialect: Dialect, policy: str) -> Settings:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("INSERT INTO devices (device_id, protocol) VALUES (%s, 'x')", (KNOWN,))
+        conn.execute("INSERT INTO devices (device_id) VALUES (%s)", (KNOWN,))
     return settings_for(dsn, **{dialect.port_setting: free_port()}, unknown_devices=policy)
 
 

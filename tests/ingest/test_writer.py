@@ -101,15 +101,22 @@ def test_duplicates_within_and_across_batches_are_stored_once(clean_db: str) -> 
 
     async def go() -> None:
         async with Writer(clean_db, counters=counters, batch_delay_ms=1000) as w:
-            await w.put(Batch("d1", "mqtt", "nmea", twice, on_commit=lambda: acks.update(["a"])))
-            await w.put(Batch("d1", "mqtt", "nmea", fixes(3), on_commit=lambda: acks.update(["b"])))
+            await w.put(
+                Batch("d1", "udp", "teltonika", twice, on_commit=lambda: acks.update(["a"]))
+            )
+            await w.put(
+                Batch("d1", "udp", "teltonika", fixes(3), on_commit=lambda: acks.update(["b"]))
+            )
             await w.drain()  # both in one flush: the resend meets its original in one statement
-            await w.put(Batch("d1", "tcp", "t55", fixes(4), on_commit=lambda: acks.update(["c"])))
+            # the same protocol over another transport (Teltonika's TCP after its UDP)
+            await w.put(
+                Batch("d1", "tcp", "teltonika", fixes(4), on_commit=lambda: acks.update(["c"]))
+            )
 
     run(go())
     assert rows(clean_db, "SELECT count(*), count(DISTINCT fix_time) FROM positions") == [(4, 4)]
     assert counters.get("rows_written") == 4
-    assert counters.get("rows_duplicate", transport="mqtt") == 2 + 3 - 2
+    assert counters.get("rows_duplicate", transport="udp") == 2 + 3 - 2
     assert counters.get("rows_duplicate", transport="tcp") == 3
     assert counters.get("rows_written", transport="tcp") == 1
     assert acks == {"a": 1, "b": 1, "c": 1}
@@ -186,10 +193,13 @@ def test_dead_letters_keep_raw_bytes(clean_db: str) -> None:
 
 
 def test_register_device_inserts_it_and_reports_it(clean_db: str) -> None:
-    registered: list[str] = []
+    registered: list[tuple[str, str]] = []
+
+    def report(device_id: str, protocol: str) -> None:
+        registered.append((device_id, protocol))
 
     async def go() -> None:
-        async with Writer(clean_db, counters=Counters(), on_registered=registered.append) as w:
+        async with Writer(clean_db, counters=Counters(), on_registered=report) as w:
             await w.put(Batch("new1", "tcp", "t55", fixes(2), register_device=True))
             await w.put(Batch("known", "tcp", "t55", fixes(2)))
             await w.drain()
@@ -199,7 +209,66 @@ def test_register_device_inserts_it_and_reports_it(clean_db: str) -> None:
     assert rows(clean_db, "SELECT device_id, protocol, enabled FROM devices") == [
         ("new1", "t55", True)
     ]
-    assert registered == ["new1", "new1"]  # the second insert is a no-op, the answer the same
+    # the second insert is a no-op, the answer the same
+    assert registered == [("new1", "t55"), ("new1", "t55")]
+
+
+def test_a_device_without_a_protocol_is_bound_to_its_first_stored_fix(clean_db: str) -> None:
+    """Binding updates only a registered device with no protocol: never inserts one (a
+    device deleted meanwhile stays deleted), never changes a protocol already set."""
+    with psycopg.connect(clean_db, autocommit=True) as conn:
+        conn.execute("INSERT INTO devices (device_id) VALUES ('open'), ('set')")
+        conn.execute("UPDATE devices SET protocol = 'gt06' WHERE device_id = 'set'")
+    registered: list[tuple[str, str]] = []
+
+    def report(device_id: str, protocol: str) -> None:
+        registered.append((device_id, protocol))
+
+    async def go() -> None:
+        async with Writer(clean_db, counters=Counters(), on_registered=report) as w:
+            for dev in ("open", "set", "gone"):
+                await w.put(Batch(dev, "tcp", "teltonika", fixes(1), bind_device=True))
+            await w.put(Batch("open", "http", "osmand", fixes(1, start=9), bind_device=True))
+
+    run(go())
+    assert rows(clean_db, "SELECT device_id, protocol FROM devices ORDER BY 1") == [
+        ("open", "teltonika"),
+        ("set", "gt06"),
+    ]
+    assert sorted(registered) == [("open", "teltonika"), ("set", "gt06")]
+
+
+def test_a_stored_fix_of_another_protocol_is_replaced_by_the_devices_own(clean_db: str) -> None:
+    """Another protocol's row at the device's fix time neither blocks nor blends into the
+    device's fix (an impersonator's, or one stored before the device was bound); a row of
+    the same protocol is still filled in, never overwritten."""
+    counters = Counters()
+    theirs = fixes(3, lat=-7.0)
+    theirs["speed_kmh"] = 99.0
+    ours = fixes(3)
+    ours["speed_kmh"] = np.nan  # an RMC-less record: nothing to blend in either
+    gga = fixes(1, lat=-8.0)
+    gga["satellites"] = 7
+
+    async def go() -> None:
+        async with Writer(clean_db, counters=counters) as w:
+            await w.put(Batch("d1", "http", "osmand", theirs))
+            await w.drain()
+            await w.put(Batch("d1", "tcp", "teltonika", ours))
+            await w.drain()
+            await w.put(Batch("d1", "udp", "teltonika", gga))
+
+    run(go())
+    got = rows(
+        clean_db,
+        "SELECT lat, speed_kmh, satellites, transport, protocol FROM positions ORDER BY fix_time",
+    )
+    assert got == [
+        (-6.0, None, 7, "tcp", "teltonika"),  # the GGA filled a gap, its position lost
+        (-6.0, None, None, "tcp", "teltonika"),
+        (-6.0, None, None, "tcp", "teltonika"),
+    ]
+    assert counters.get("rows_merged", transport="tcp") == 3
 
 
 async def waits_on_lock(conn: psycopg.AsyncConnection[Any], pid: int | None) -> bool:

@@ -1,11 +1,13 @@
 """Devices without SQL: register, list with the newest fix, disable and enable; a
 vehicle's tracker is registered with the vehicle; and a running service admits a device
-registered through the API under ``unknown_devices = reject`` and refuses it once disabled.
+registered through the API under ``unknown_devices = reject`` and refuses it once disabled,
+once bound to another protocol, and without its secret once it has one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -46,6 +48,7 @@ def test_register_list_disable_enable(api: Api) -> None:
         "enabled": True,
         "vehicle_id": None,
         "created_at": made["created_at"],
+        "has_secret": False,
         "last_fix_time": None,
     }
     for n in range(3):
@@ -179,3 +182,87 @@ def test_a_running_service_follows_the_registry(clean_db: str) -> None:
         )  # the fix before registration and the one after disabling
 
     asyncio.run(asyncio.wait_for(main(), 90))
+
+
+def test_a_device_secret_and_protocol_set_through_the_api(clean_db: str) -> None:
+    """A secret made through the API is asked of the device's OsmAnd requests (``key``):
+    none or a wrong one is 403 ``bad_secret``, kept without the secret (only its hash is
+    stored anywhere); removing it opens the device again; another protocol set through
+    the API refuses OsmAnd as ``wrong_protocol``."""
+    cfg = settings_for(
+        clean_db, unknown_devices="reject", api_port=free_port(), osmand_port=free_port()
+    )
+    with psycopg.connect(clean_db, autocommit=True) as conn:
+        token = create_token(conn, "desk", Role.DISPATCHER)
+        conn.execute("INSERT INTO devices (device_id, protocol) VALUES ('PHONE-7', 'osmand')")
+    api = f"http://127.0.0.1:{cfg.api_port}/api/v1"
+    auth = {"Authorization": f"Bearer {token}"}
+    sent = [0]
+    got: dict[str, Any] = {}
+
+    async def send(http: aiohttp.ClientSession, key: str | None = None) -> tuple[int, str]:
+        sent[0] += 1
+        fix = query("PHONE-7", time=T0 + timedelta(seconds=sent[0]), lat=-6.2, lon=106.8)
+        extra = "" if key is None else f"&key={key}"
+        async with http.get(f"http://127.0.0.1:{cfg.osmand_port}/?{fix}{extra}") as r:
+            return r.status, (await r.text()).split(":")[0]
+
+    async def main() -> None:
+        async with running(cfg, Counters()), aiohttp.ClientSession() as http:
+            assert await send(http) == (200, "")
+            async with http.post(f"{api}/devices/PHONE-7/secret", headers=auth) as r:
+                assert r.status == 201
+                got.update(await r.json())
+            secret = got["secret"]
+            assert len(secret) >= 40
+            digest = hashlib.sha256(secret.encode()).hexdigest()
+            assert _rows(clean_db, "SELECT secret_hash FROM devices") == [(digest,)]
+
+            async def asked() -> bool:
+                return await send(http) == (403, "bad_secret")
+
+            await until(asked, timeout_s=15, what="the secret to be asked for")
+            assert await send(http, "not-it") == (403, "bad_secret")
+            assert await send(http, secret) == (200, "")
+            async with http.get(f"{api}/devices/PHONE-7", headers=auth) as r:
+                assert (await r.json())["has_secret"] is True
+
+            async with http.delete(f"{api}/devices/PHONE-7/secret", headers=auth) as r:
+                assert (r.status, (await r.json())["has_secret"]) == (200, False)
+
+            async def open_again() -> bool:
+                return await send(http) == (200, "")
+
+            await until(open_again, timeout_s=15, what="the secret to be dropped")
+            body = {"protocol": "teltonika"}
+            async with http.patch(f"{api}/devices/PHONE-7", json=body, headers=auth) as r:
+                assert (r.status, (await r.json())["protocol"]) == (200, "teltonika")
+
+            async def rebound() -> bool:
+                return await send(http) == (403, "wrong_protocol")
+
+            await until(rebound, timeout_s=15, what="the new protocol to be enforced")
+            async with http.patch(f"{api}/devices/NOPE", json=body, headers=auth) as r:
+                assert r.status == 404
+            async with http.post(f"{api}/devices/NOPE/secret", headers=auth) as r:
+                assert r.status == 404
+
+    asyncio.run(asyncio.wait_for(main(), 90))
+    secret = got["secret"]
+    stored = _rows(
+        clean_db,
+        "SELECT count(*) FROM dead_letters WHERE reason = 'bad_secret'"
+        " AND position(%s in convert_from(raw, 'UTF8') || detail) = 0",
+        secret,
+    )
+    assert stored[0][0] >= 2  # none and the wrong one, both kept without any secret
+    keyed = _rows(clean_db, "SELECT count(*) FROM dead_letters WHERE position('key=' in raw) > 0")
+    assert keyed == [(0,)]
+    leaked = _rows(
+        clean_db,
+        "SELECT count(*) FROM positions WHERE attributes::text LIKE '%%' || %s || '%%'"
+        " OR attributes ? 'key'",
+        secret,
+    )
+    assert leaked == [(0,)]
+    assert _rows(clean_db, "SELECT secret_hash FROM devices") == [(None,)]
