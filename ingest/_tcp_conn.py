@@ -34,6 +34,7 @@ class Conn(asyncio.Protocol):
     """One device connection: unframed tail, decoder session, identity, flow state."""
 
     __slots__ = (
+        "bad_frames",
         "buf",
         "device_id",
         "hanging_up",
@@ -52,6 +53,7 @@ class Conn(asyncio.Protocol):
         self.listener = listener
         self.transport: asyncio.Transport | None = None
         self.buf = b""
+        self.bad_frames = 0  # rejects since the last good frame
         self.session = Session()
         self.device_id: str | None = None
         self.peer = "?"
