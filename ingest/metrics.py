@@ -1,4 +1,10 @@
-"""A tiny HTTP endpoint for Prometheus: ``GET /metrics`` and ``GET /healthz``.
+"""A tiny HTTP endpoint for Prometheus and probes: ``GET /metrics``, ``/healthz``, ``/readyz``.
+
+``/healthz`` is liveness: it answers 200 whenever the event loop does, so a supervisor
+restarts only a process that is stuck. ``/readyz`` is readiness: 503 naming each
+dependency that is unreachable right now (the database, the MQTT broker), one per line,
+200 once all are back; a load balancer stops sending work meanwhile. A process that is
+alive but not ready must not be restarted: it recovers by itself when they return.
 
 The body is ``prometheus_client``'s exposition of a registry of this server's own (not
 the process-wide default one, so that tests and several services in one process do
@@ -13,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Protocol
 
@@ -27,12 +33,14 @@ from prometheus_client.core import (
 
 from ingest.counters import HELP, HISTOGRAMS, Counters, LabelSet
 
-__all__ = ["Buckets", "MetricsServer", "Sample", "counter", "gauge", "histogram"]
+__all__ = ["Buckets", "MetricsServer", "Readiness", "Sample", "counter", "gauge", "histogram"]
 
 log = logging.getLogger(__name__)
 
 PREFIX = "menara_"
 Sample = tuple[dict[str, str], float]  # (labels, value)
+# What keeps the process from working now: {dependency: problem}, empty when ready.
+Readiness = Callable[[], Awaitable[Mapping[str, str]]]
 
 _MAX_HEADER_LINES = 100
 _READ_TIMEOUT_S = 5.0
@@ -112,7 +120,8 @@ class _Collector:
 
 class MetricsServer:
     """Serves the counters plus the families ``families`` returns on every scrape (so
-    gauges are current); ``port=0`` binds a free port, readable as ``.port`` once entered."""
+    gauges are current), and the probes (``readiness`` checked per ``/readyz``: none
+    means always ready); ``port=0`` binds a free port, readable as ``.port`` once entered."""
 
     def __init__(
         self,
@@ -121,9 +130,11 @@ class MetricsServer:
         port: int,
         counters: Counters,
         families: Callable[[], Iterable[Metric]] = tuple,
+        readiness: Readiness | None = None,
     ) -> None:
         self.host = host
         self.port = port
+        self._readiness = readiness
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(counters, families))
         self._server: asyncio.Server | None = None
@@ -175,4 +186,13 @@ class MetricsServer:
             return "200 OK", CONTENT_TYPE_LATEST, self.render()
         if path == "/healthz":
             return "200 OK", _TEXT, b"ok\n"
+        if path == "/readyz":
+            return await self._ready()
         return "404 Not Found", _TEXT, b"not found\n"
+
+    async def _ready(self) -> tuple[str, str, bytes]:
+        problems = {} if self._readiness is None else await self._readiness()
+        if not problems:
+            return "200 OK", _TEXT, b"ready\n"
+        lines = "".join(f"{name}: {problem}\n" for name, problem in sorted(problems.items()))
+        return "503 Service Unavailable", _TEXT, lines.encode("utf-8", "replace")

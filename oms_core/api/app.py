@@ -79,6 +79,7 @@ def make_app(
     pool: ConnectionPool[psycopg.Connection[Any]] | str,
     *,
     max_body_bytes: int = 1_048_576,
+    db_timeout_s: float = 5.0,
     now: Callable[[], datetime] = utc_now,
     min_lead_s: float = 3600,
     service_area: ServiceArea = DEFAULT_SERVICE_AREA,
@@ -90,7 +91,8 @@ def make_app(
     """The OMS API under ``/api/v1``.
 
     ``pool`` is a psycopg pool the caller owns, or a DSN: then the app opens its own pool
-    on startup and closes it on cleanup. ``max_body_bytes`` caps request bodies (413);
+    on startup and closes it on cleanup; a request that gets no connection within
+    ``db_timeout_s`` is answered 503. ``max_body_bytes`` caps request bodies (413);
     ``now`` is the clock verification uses; ``min_lead_s`` and ``service_area`` are
     passed to ``oms_core.verify.verify`` (defaults: one hour, 50 km from the depot).
     ``geocoder`` finds coordinates for addresses sent without them (default none: such
@@ -102,7 +104,7 @@ def make_app(
     """
     owned = isinstance(pool, str)
     if isinstance(pool, str):
-        pool = ConnectionPool(pool, open=False, kwargs={"autocommit": True})
+        pool = ConnectionPool(pool, open=False, kwargs={"autocommit": True}, timeout=db_timeout_s)
     by_id = {op.operation_id: op for op in OPERATIONS}
     ctx = Context(pool, now, min_lead_s, service_area, geocoder, matrix, routes)
     ctx = ctx if execution is None else replace(ctx, execution=execution)

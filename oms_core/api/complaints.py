@@ -25,7 +25,8 @@ from psycopg.rows import dict_row
 from oms_core.api.auth import Role
 from oms_core.api.context import CTX, read_json, run
 from oms_core.api.errors import ApiError, invalid
-from oms_core.api.schemas import MAX_ID, SCHEMAS
+from oms_core.api.schema_check import FieldProblem, problems_in
+from oms_core.api.schemas import MAX_ID
 from oms_core.api.schemas_tracking import COMPLAINT_FORM
 from oms_core.api.spec import PAGE_PARAMS, PREFIX, Operation, Param, parse_params
 from oms_core.api.tracking import (
@@ -37,7 +38,6 @@ from oms_core.api.tracking import (
     valid_token,
 )
 from oms_core.api.uploads import Form, accept_image, read_form
-from oms_core.api.validate import FieldProblem, validate
 from oms_core.errors import NotFound
 
 __all__ = ["OPERATIONS", "ComplaintIn", "from_form", "read_complaint", "store_complaint"]
@@ -91,7 +91,7 @@ def _checked(category: Any, text: Any) -> tuple[str, str]:
     if isinstance(text, str):
         text = text.replace("\r\n", "\n").strip()
     body = {"category": category, "text": text}
-    problems = validate(body, SCHEMAS["ComplaintCreate"], SCHEMAS)
+    problems = problems_in(body, "ComplaintCreate")
     if problems:
         raise invalid(problems)
     return category, text

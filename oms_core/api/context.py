@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -18,8 +19,7 @@ from psycopg_pool import ConnectionPool
 
 from oms_core.api.auth import Principal
 from oms_core.api.errors import ApiError, invalid
-from oms_core.api.schemas import SCHEMAS
-from oms_core.api.validate import validate
+from oms_core.api.schema_check import problems_in
 from oms_core.execution.epod import EpodRules
 from oms_core.files import FileStore
 from oms_core.geocode import AddressNotFound, GeocodeError, Geocoder
@@ -36,6 +36,7 @@ __all__ = [
     "geocode",
     "geocode_refusal",
     "jsonable",
+    "load_json",
     "read_json",
     "run",
 ]
@@ -61,6 +62,7 @@ class Execution:
     positions: PositionSink | None = None  # None: the driver page's positions get 503
     public_rate_per_min: int = 120  # per client address on public routes; 0: no limit
     eta_window_min: int = 60  # the tracking page's arrival window around the ETA
+    webhook_allow_private: bool = False  # webhooks may name non-public addresses
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +108,66 @@ async def run(request: web.Request, fn: Callable[[psycopg.Connection[Any]], T]) 
     return await asyncio.to_thread(call)
 
 
+MAX_JSON_DEPTH = 32  # nested arrays and objects in a request body; the schemas need ≤ 6
+# A \\uD800-\\uDFFF escape: the only way a lone surrogate gets into parsed JSON.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_Trail = tuple[Any, ...]  # (parent trail, key), () at the root: a pointer built on failure
+
+
 def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
+
+
+def load_json(raw: bytes) -> Any:
+    """``raw`` parsed as JSON, or a 400 ``bad_json`` saying what is wrong: not JSON,
+    nested deeper than ``MAX_JSON_DEPTH``, or a string that is not Unicode text (a lone
+    UTF-16 surrogate escape, which no database column can store)."""
+    try:
+        value = json.loads(raw, parse_constant=_no_constant)
+    except RecursionError as exc:
+        raise _bad_json(f"nested deeper than {MAX_JSON_DEPTH} levels") from exc
+    except ValueError as exc:
+        raise _bad_json(str(exc)) from exc
+    deep = raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH
+    if deep or _SURROGATE_ESCAPE.search(raw):
+        _check_tree(value)
+    return value
+
+
+def _bad_json(why: str) -> ApiError:
+    return ApiError(400, "bad_json", f"the body is not valid JSON: {why}")
+
+
+def _check_tree(value: Any) -> None:
+    """Walk ``value`` without recursion: its depth, and every string and key is text."""
+    todo: list[tuple[Any, int, _Trail]] = [(value, 1, ())]
+    while todo:
+        item, depth, trail = todo.pop()
+        if isinstance(item, str):
+            _check_text(item, trail)
+        elif isinstance(item, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise _bad_json(f"nested deeper than {MAX_JSON_DEPTH} levels")
+            pairs = item.items() if isinstance(item, dict) else enumerate(item)
+            for key, sub in pairs:
+                if isinstance(key, str):
+                    _check_text(key, (trail, key))
+                todo.append((sub, depth + 1, (trail, key)))
+
+
+def _check_text(text: str, trail: _Trail) -> None:
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        keys: list[str] = []
+        while trail:
+            trail, key = trail
+            keys.append(str(key).encode("utf-8", "backslashreplace").decode()[:40])
+        at = "/" + "/".join(reversed(keys))
+        bad = f"\\u{ord(text[exc.start]):04x}"
+        raise _bad_json(f"{at} holds a lone surrogate {bad}: send Unicode text") from exc
 
 
 async def read_json(request: web.Request, schema: str) -> dict[str, Any]:
@@ -116,14 +176,10 @@ async def read_json(request: web.Request, schema: str) -> dict[str, Any]:
         raise ApiError(
             415, "unsupported_media_type", "send the body as JSON (Content-Type: application/json)"
         )
-    raw = await request.read()  # raises 413 past the app's client_max_size
-    try:
-        body = json.loads(raw, parse_constant=_no_constant)
-    except (ValueError, RecursionError) as exc:
-        raise ApiError(400, "bad_json", f"the body is not valid JSON: {exc}") from exc
-    problems = validate(body, {"$ref": f"#/components/schemas/{schema}"}, SCHEMAS)
-    if problems:
-        raise invalid(problems)
+    body = load_json(await request.read())  # the read raises 413 past client_max_size
+    found = problems_in(body, schema)
+    if found:
+        raise invalid(found)
     assert isinstance(body, dict)  # every request schema is an object
     return body
 

@@ -20,9 +20,9 @@ from psycopg.rows import dict_row
 from oms_core.api.auth import Role
 from oms_core.api.context import read_json, run
 from oms_core.api.errors import ApiError, invalid
+from oms_core.api.schema_check import FieldProblem
 from oms_core.api.schema_parts import id_schema
 from oms_core.api.spec import PREFIX, Operation, Param, parse_params
-from oms_core.api.validate import FieldProblem
 from oms_core.errors import NotFound
 
 __all__ = ["OPERATIONS"]

@@ -23,10 +23,10 @@ from oms_core.api.auth import Principal, Role, create_sign_in_code, redeem_sign_
 from oms_core.api.context import CTX, PRINCIPAL, read_json, run
 from oms_core.api.driver_view import driver_today
 from oms_core.api.errors import ApiError
+from oms_core.api.schema_check import parse_datetime
 from oms_core.api.schemas import MAX_ID
 from oms_core.api.spec import Operation, Param, parse_params
 from oms_core.api.uploads import accept_image, read_form
-from oms_core.api.validate import parse_datetime
 from oms_core.execution import driver as steps
 from oms_core.execution.actions import Action, ActionIn, perform
 from oms_core.execution.epod import EpodIn, LineOutcome, deliver

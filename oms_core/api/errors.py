@@ -3,18 +3,24 @@
 
 Handlers raise ``ApiError`` or let domain errors (``oms_core.errors``) through; the
 middleware picks the status from the error class, so a handler cannot answer the same
-condition with two different statuses.
+condition with two different statuses. A database that cannot be reached (refused or lost
+connections, no pooled connection within the pool's timeout, the server shutting down)
+is 503 ``database_unavailable`` with ``Retry-After``: the request may succeed later as
+it is, unlike a 500.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import psycopg
 from aiohttp import web
+from psycopg_pool import PoolClosed
 
-from oms_core.api.validate import FieldProblem
+from oms_core.api.schema_check import FieldProblem
 from oms_core.devices import DeviceConflict
 from oms_core.dispatch import DayAlreadyPlanned, PlanRejected
 from oms_core.errors import IllegalTransition, InsufficientStock, InvalidOrder, NotFound, OmsError
@@ -26,7 +32,14 @@ from oms_core.trip_import import TripNotPlanned
 from oms_core.trip_timing import TripInfeasible
 from oms_core.trips import TripRefused
 
-__all__ = ["ApiError", "Handler", "error_middleware", "error_response", "invalid"]
+__all__ = [
+    "RETRY_AFTER_S",
+    "ApiError",
+    "Handler",
+    "error_middleware",
+    "error_response",
+    "invalid",
+]
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -39,6 +52,12 @@ _HTTP_CODES = {
     405: ("method_not_allowed", "this URL does not take that method: see the Allow header"),
     413: ("body_too_large", "the body is larger than this server accepts: send less"),
 }
+RETRY_AFTER_S = 5  # what a 503 asks clients to wait before trying again
+# psycopg's OperationalError covers connection failures and server shutdown (SQLSTATE
+# classes 08, 53, 57, 58) and the pool's errors (no connection in time, too many waiting);
+# of these only a closed pool (never opened, or shut) is the server's own fault: a 500.
+_UNAVAILABLE = psycopg.OperationalError
+_LOG_EVERY_S = 60.0  # an outage is logged once a minute, not once a request
 
 
 class ApiError(Exception):
@@ -126,6 +145,34 @@ def _internal() -> web.Response:
     return error_response(500, "internal_error", "the server failed; it was logged: try again")
 
 
+class _OutageLog:
+    """Log the first unavailable-database error, then one line a minute with a count."""
+
+    def __init__(self) -> None:
+        self.next_at, self.quiet = 0.0, 0
+
+    def __call__(self, exc: Exception) -> None:
+        now = time.monotonic()
+        if now < self.next_at:
+            self.quiet += 1
+            return
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        log.warning("database unavailable: %s (%d more since the last line)", first, self.quiet)
+        self.next_at, self.quiet = now + _LOG_EVERY_S, 0
+
+
+_log_outage = _OutageLog()
+
+
+def _unavailable() -> web.Response:
+    return error_response(
+        503,
+        "database_unavailable",
+        f"the database cannot be reached: try again in {RETRY_AFTER_S} s",
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn whatever the handler raised into the JSON error shape."""
@@ -135,6 +182,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(exc.status, exc.code, exc.message, exc.details)
     except OmsError as exc:
         return _from_domain(exc)
+    except _UNAVAILABLE as exc:
+        if isinstance(exc, PoolClosed):
+            log.exception("unhandled error in %s %s", request.method, request.path)
+            return _internal()
+        _log_outage(exc)
+        return _unavailable()
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

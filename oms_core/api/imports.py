@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -24,12 +23,11 @@ from aiohttp import web
 
 from oms_core import orders
 from oms_core.api.auth import Role
-from oms_core.api.context import CTX, PRINCIPAL, run
+from oms_core.api.context import CTX, PRINCIPAL, load_json, run
 from oms_core.api.errors import ApiError
 from oms_core.api.orders import needs_geocoding, order_in
-from oms_core.api.schemas import SCHEMAS
+from oms_core.api.schema_check import problems_in
 from oms_core.api.spec import Operation
-from oms_core.api.validate import validate
 from oms_core.errors import InvalidOrder, OmsError
 from oms_core.geocode import GeocodeError, Geocoder
 from oms_core.model import OrderIn
@@ -63,7 +61,7 @@ def _err(code: str, message: str, details: Sequence[dict[str, Any]] = ()) -> Err
 
 
 def _schema_error(body: Any) -> Error | None:
-    problems = validate(body, {"$ref": "#/components/schemas/OrderCreate"}, SCHEMAS)
+    problems = problems_in(body, "OrderCreate")
     if not problems:
         return None
     details = [{"code": p.code, "field": p.field, "message": p.message} for p in problems]
@@ -71,10 +69,7 @@ def _schema_error(body: Any) -> Error | None:
 
 
 def _from_json(raw: bytes) -> list[_Order]:
-    try:
-        items = json.loads(raw)
-    except ValueError as exc:
-        raise ApiError(400, "bad_json", f"the body is not valid JSON: {exc}") from exc
+    items = load_json(raw)
     if not isinstance(items, list):
         raise ApiError(422, "wrong_type", "send a JSON array of orders (or text/csv)")
     _cap(len(items))

@@ -16,9 +16,9 @@ from aiohttp import web
 from oms_core import orders, verify
 from oms_core.api.auth import Role
 from oms_core.api.context import CTX, PRINCIPAL, geocode, read_json, run
+from oms_core.api.schema_check import parse_datetime
 from oms_core.api.schemas import MAX_ID
 from oms_core.api.spec import PAGE_PARAMS, PREFIX, Operation, Param, parse_params
-from oms_core.api.validate import parse_datetime
 from oms_core.errors import Problem
 from oms_core.model import LineIn, Order, OrderFilter, OrderIn
 from oms_core.states import OrderState, PaymentMethod

@@ -20,9 +20,9 @@ from oms_core import dispatch, trips
 from oms_core.api.auth import Principal, Role
 from oms_core.api.context import CTX, PRINCIPAL, jsonable, read_json, run
 from oms_core.api.errors import ApiError, invalid
+from oms_core.api.schema_check import FieldProblem, parse_date
 from oms_core.api.schemas import MAX_ID
 from oms_core.api.spec import PAGE_PARAMS, PREFIX, Operation, Param, parse_params
-from oms_core.api.validate import FieldProblem, parse_date
 from oms_core.errors import NotFound
 from oms_core.planning.matrix import RoutingUnavailable
 

@@ -1,5 +1,5 @@
 """The API's JSON schemas, once: the OpenAPI document publishes them and the handlers
-validate request bodies against them (``validate.validate``).
+validate request bodies against them (``schema_check.problems_in``).
 
 Money and measured totals are decimal strings ("12.50"): JSON numbers are binary
 floats and would round cents. Times are RFC 3339 with an offset.

@@ -12,8 +12,8 @@ from aiohttp import web
 
 from oms_core.api.auth import Role
 from oms_core.api.errors import ApiError, invalid
+from oms_core.api.schema_check import FieldProblem, parse_date, parse_datetime
 from oms_core.api.schemas import SCHEMAS, ref
-from oms_core.api.validate import FieldProblem, parse_date, parse_datetime
 
 __all__ = ["PAGE_PARAMS", "PREFIX", "Operation", "Param", "document", "parse_params"]
 

@@ -16,9 +16,9 @@ from oms_core.api.auth import Role
 from oms_core.api.context import CTX, PRINCIPAL, read_json, run
 from oms_core.api.errors import ApiError, invalid
 from oms_core.api.plans import PLAN_AHEAD_DAYS, one_trip
+from oms_core.api.schema_check import FieldProblem, parse_date, parse_datetime
 from oms_core.api.schema_parts import id_schema
 from oms_core.api.spec import PREFIX, Operation, Param, parse_params
-from oms_core.api.validate import FieldProblem, parse_date, parse_datetime
 from oms_core.planning.matrix import RoutingUnavailable
 
 __all__ = ["OPERATIONS"]

@@ -187,3 +187,36 @@ def test_unhandled_errors_are_500_without_internals(api: Api) -> None:
         stop(served)
     assert _error(reply) == (500, "internal_error", [])
     assert "pool" not in json.dumps(reply[2]).lower()
+
+
+def test_a_lone_surrogate_is_400_naming_the_field_and_nothing_is_stored(api: Api) -> None:
+    # Valid JSON syntax, but "\ud800" alone is no character: PostgreSQL cannot store it.
+    customers = api.call("GET", "/customers")[2]["customers"]
+    for path, raw, field in [
+        ("/customers", b'{"name": "a\\ud800b"}', "/name"),
+        ("/customers", b'{"name": "Bea", "phone": "\\udfff"}', "/phone"),
+        ("/customers", b'{"\\ud83dx": 1, "name": "Bea"}', "/\\ud83dx"),
+        ("/orders", json.dumps(order_body(api.world, instructions="\udc00")).encode(), ""),
+        ("/orders/import", json.dumps([order_body(api.world, lat="\ud800")]).encode(), ""),
+    ]:
+        status, code, _ = _error(reply := api.call("POST", path, data=raw, headers=JSON))
+        assert (status, code) == (400, "bad_json"), (path, raw)
+        assert "lone surrogate" in reply[2]["error"]["message"]
+        assert field in reply[2]["error"]["message"]
+    assert api.call("GET", "/customers")[2]["customers"] == customers
+    assert api.call("GET", "/orders")[2]["orders"] == []
+    # A proper pair (one emoji) is text, and is stored.
+    status, _, made = api.call(
+        "POST", "/customers", data=b'{"name": "\\ud83d\\ude00"}', headers=JSON
+    )
+    assert (status, made["name"]) == (201, "\U0001f600")
+
+
+def test_deep_nesting_is_400_never_a_recursion_error(api: Api) -> None:
+    deepest = b"[" * 2000 + b"]" * 2000  # past Python's recursion limit (this app takes 4 KiB)
+    deep = b'{"name": ' + b"[" * 40 + b"]" * 40 + b"}"  # parses, but past MAX_JSON_DEPTH
+    for path in ("/customers", "/orders", "/orders/import"):
+        for raw in (deepest, deep):
+            status, code, _ = _error(reply := api.call("POST", path, data=raw, headers=JSON))
+            assert (status, code) == (400, "bad_json"), (path, raw[:12])
+            assert "nested deeper than 32 levels" in reply[2]["error"]["message"]
