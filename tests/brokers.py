@@ -1,8 +1,10 @@
 """A private Mosquitto started from ``deploy/mosquitto.conf`` for tests that count losses.
 
-The machine's broker on 1883 runs Debian's defaults (1000 queued, 20 in flight) and drops
+The broker on 1883 may run Debian's defaults (1000 queued, 20 in flight), which drop
 QoS 1 messages for a lagging subscriber; exactly-once tests need the project's limits, so
-they get their own broker on a free port with its persistence directory in a temp dir.
+they get their own broker on a free port with its persistence directory in a temp dir,
+configured as Menara's local broker is (``menara.local_broker``: what setup and the demo
+run), or with the production password file and ACL.
 """
 
 from __future__ import annotations
@@ -17,18 +19,25 @@ from pathlib import Path
 
 import pytest
 
-PROJECT_CONF = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto.conf"
+from menara import local_broker
+
+PROJECT_CONF = local_broker.PROJECT_CONF  # deploy/mosquitto.conf
 PROJECT_ACL = PROJECT_CONF.parent / "mosquitto" / "acl"
 
 
 class Broker:
     """A private Mosquitto process; ``stop``/``start`` keep its port and its persistence."""
 
-    def __init__(self, work: Path, *, password_file: Path | None = None) -> None:
+    def __init__(
+        self, work: Path, *, password_file: Path | None = None, debian: bool = False
+    ) -> None:
         self.host = "127.0.0.1"
         self.port = _free_port()
         self.conf = work / "mosquitto.conf"
-        self.conf.write_text(derive_config(self.port, work, password_file=password_file))
+        if debian:
+            self.conf.write_text(debian_config(self.port))
+        else:
+            self.conf.write_text(derive_config(self.port, work, password_file=password_file))
         self.log = work / "mosquitto.log"
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -65,20 +74,28 @@ def _free_port() -> int:
 def derive_config(port: int, data_dir: Path, *, password_file: Path | None = None) -> str:
     """The project config with the listener moved to ``port`` and persistence in ``data_dir``.
 
-    Anonymous (the production authentication lines dropped) unless ``password_file`` is
-    given: then its users log in and the project's ACL applies, as in production.
+    Anonymous, as Menara's local broker (``menara.local_broker.local_config``), unless
+    ``password_file`` is given: then its users log in and the project's ACL applies, as in
+    production.
     """
+    if password_file is None:
+        return local_broker.local_config(port, data_dir)
     text = PROJECT_CONF.read_text()
     text = re.sub(r"(?m)^listener 1883\b.*$", f"listener {port} 127.0.0.1", text)
     text = re.sub(r"(?m)^persistence_location .*$", f"persistence_location {data_dir}/", text)
-    if password_file is None:
-        text = re.sub(r"(?m)^(password_file|acl_file) .*\n", "", text)
-        text = re.sub(r"(?m)^allow_anonymous false$", "allow_anonymous true", text)
-    else:
-        text = re.sub(r"(?m)^password_file .*$", f"password_file {password_file}", text)
-        text = re.sub(r"(?m)^acl_file .*$", f"acl_file {PROJECT_ACL}", text)
+    text = re.sub(r"(?m)^password_file .*$", f"password_file {password_file}", text)
+    text = re.sub(r"(?m)^acl_file .*$", f"acl_file {PROJECT_ACL}", text)
     # As root Mosquitto switches to user `mosquitto`, who cannot write our temp dir.
     return text + f"\nuser {getpass.getuser()}\n"
+
+
+def debian_config(port: int) -> str:
+    """Mosquitto as Debian ships it (its queue limits spelled out), anonymous on ``port``."""
+    return (
+        f"listener {port} 127.0.0.1\nallow_anonymous true\n"
+        "max_queued_messages 1000\nmax_inflight_messages 20\n"
+        f"user {getpass.getuser()}\n"
+    )
 
 
 def wait_listening(host: str, port: int, timeout_s: float = 10.0) -> None:
@@ -109,6 +126,17 @@ def project_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]
 def own_broker(tmp_path: Path) -> Iterator[Broker]:
     """A Mosquitto of the test's own, which the test may stop and start."""
     broker = Broker(tmp_path)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def debian_broker(tmp_path: Path) -> Iterator[Broker]:
+    """A Mosquitto with Debian's defaults: it drops what a session queues beyond 1000."""
+    broker = Broker(tmp_path, debian=True)
     broker.start()
     try:
         yield broker

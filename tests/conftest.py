@@ -77,5 +77,6 @@ def listeners_off_env() -> dict[str, str]:
     return {f"MENARA_{k.upper()}": "0" for k in listeners_off()}
 
 
-from tests.brokers import own_broker, project_broker  # noqa: E402, F401
+from tests.brokers import debian_broker, own_broker, project_broker  # noqa: E402, F401
 from tests.demo_day import demo_day  # noqa: E402, F401
+from tests.proxy import pg_proxy  # noqa: E402, F401

@@ -23,8 +23,9 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client.parser import text_string_to_metric_families
 
+from ingest.broker_check import PROBE_MESSAGES
 from simulators.nmea_out import rmc
-from tests.brokers import Broker
+from tests.brokers import Broker  # project_broker: menara.local_broker.local_config
 from tests.conftest import free_port, listeners_off_env
 from tests.polling import wait_for
 
@@ -147,6 +148,8 @@ def test_sigkill_mid_stream_loses_and_duplicates_nothing(
         metrics_port = free_port()
         second = Service({**env, "MENARA_METRICS_PORT": str(metrics_port)}, log)
         second.wait_subscribed()
+        # Menara's local broker (setup's and the demo's configuration) passed the check.
+        assert f"keeps queued messages ({PROBE_MESSAGES} of {PROBE_MESSAGES})" in log.read_text()
         publisher.join(timeout=120)
         assert not publisher.is_alive()
         wait_for(lambda: count(clean_db, rows) >= published, "every fix to be stored", 120)
