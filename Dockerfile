@@ -36,8 +36,12 @@ RUN python -c "from decoders import PROTOCOLS; from decoders.warmup import warm_
 from oms_core.tower.warmup import warm_up as rules; warm_up(PROTOCOLS); rules()"
 
 # Device listeners (T55, Teltonika TCP and UDP, GT06, H02, GPS103, OsmAnd HTTP), the API,
-# metrics. Healthy once the metrics endpoint answers, which the service opens after its
-# listeners, MQTT and API are up (`menara rules` opens it once its workers run).
+# metrics. Metrics have no credentials and listen on loopback unless MENARA_METRICS_HOST
+# says otherwise (docker-compose.yml sets 0.0.0.0 for Prometheus; never publish 9464).
+# Healthy once the metrics endpoint answers (from inside the container), which the service
+# opens after its listeners, MQTT and API are up (`menara rules` once its workers run).
+# /healthz is liveness, not /readyz: a database outage must not mark every replica
+# unhealthy (an orchestrator would restart them, which cannot bring the database back).
 EXPOSE 5005 5027 5027/udp 5023 5013 5001 5055 8080 9464
 HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 CMD ["python", "-c", \
     "import os, urllib.request as u; p = os.environ.get('MENARA_METRICS_PORT', '9464'); \

@@ -42,7 +42,8 @@ def run(args: argparse.Namespace, cfg: Settings) -> int:
 def urls(cfg: Settings) -> list[tuple[str, str]]:
     """(what, where) for everything a new user opens or runs next."""
     base = cfg.base_url()
-    metrics = f"http://{cfg.local_host()}:{cfg.metrics_port}/metrics" if cfg.metrics_port else "off"
+    where = f"{cfg.local_host(cfg.metrics_host)}:{cfg.metrics_port}"
+    metrics = f"http://{where}/metrics" if cfg.metrics_port else "off"
     return [
         ("API", f"{base}/api/v1"),
         ("OpenAPI document", f"{base}/api/v1/openapi.json"),

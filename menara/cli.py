@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 from collections.abc import Sequence
 from datetime import date
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from decoders import PROTOCOLS
-from menara import admin_cmd, dashboards_cmd
+from menara import admin_cmd, dashboards_cmd, logs, redact
 from menara import settings as settings_mod
 from menara.settings import Settings, SettingsError
 from simulators.model import DEVICE_PROTOCOLS
@@ -167,9 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"menara: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=cfg.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(cfg.log_level)
     try:
         return _dispatch(args, cfg)
     except KeyboardInterrupt:
@@ -179,8 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace, cfg: Settings) -> int:
     if args.command == "config":
         for name, typ, _default, help_ in settings_mod.describe():
-            value = getattr(cfg, name)
-            shown = "********" if "password" in name and value else value
+            shown = redact.setting(name, getattr(cfg, name))
             print(f"{name} = {json.dumps(shown)}  # {typ}: {help_}")
         return 0
     if args.command == "decode":

@@ -281,6 +281,18 @@ def test_prometheus_scrapes_every_menara_service() -> None:
     assert targets == expected
 
 
+def test_listeners_reach_beyond_loopback_and_metrics_stay_inside_the_stack() -> None:
+    wildcard = ("0.0.0.0", "::", "")
+    for name in menara_services():
+        cfg, ports = effective(name), published(services()[name])
+        # Prometheus runs in its own container: loopback metrics would be unreachable.
+        assert cfg.metrics_host in wildcard, f"{name}: metrics_host {cfg.metrics_host}"
+        assert f"{cfg.metrics_port}/tcp" not in ports, f"{name} publishes its metrics"
+    for name in serving():
+        cfg = effective(name)
+        assert cfg.tcp_host in wildcard and cfg.api_host in wildcard, name
+
+
 def test_images_are_pinned() -> None:
     for name, svc in services().items():
         image = str(svc["image"])

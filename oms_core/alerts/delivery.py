@@ -14,6 +14,9 @@ claimed again when the lease ends (receivers de-duplicate on ``X-Menara-Delivery
 Decisions, documented here once:
 - 2xx delivers; any other status, a timeout or a connection error is a failed attempt.
   Redirects are not followed (a 3xx is a failure: register the final URL).
+- A webhook whose host is, or now resolves to, a loopback, private, link-local,
+  multicast or metadata address fails at once, saying so, unless ``allow_private``
+  (``oms_core.alerts.destinations``: the connection goes to the addresses checked).
 - 410 Gone deactivates the webhook and fails the row at once: the receiver said it
   will never want these again. Rows of an inactive webhook fail with that reason.
 - ``smtp_port = 0`` (email off): email rows fail at once with last_error
@@ -40,13 +43,15 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 import aiohttp
 import aiosmtplib
 import psycopg
+from aiohttp.abc import AbstractResolver
 from psycopg.rows import dict_row
 
-from oms_core.alerts import mail
+from oms_core.alerts import destinations, mail
 from oms_core.alerts.outbox import CHANNEL
 from oms_core.alerts.signing import sign, verify_signature
 from oms_core.notify import facts, render, texts
@@ -124,6 +129,8 @@ class Deliverer:
     database error and were retried after ``poll_s``).
     ``base_url`` is where customers reach Menara (their tracking links);
     ``eta_window_min`` how wide the arrival window they are promised is.
+    ``allow_private`` lets webhooks reach non-public addresses; ``resolver`` is the DNS
+    resolver webhook hosts are looked up with (default: aiohttp's).
     """
 
     def __init__(
@@ -142,6 +149,8 @@ class Deliverer:
         public_url: str | None = None,
         base_url: str = "http://127.0.0.1:8080",
         eta_window_min: int = 60,
+        allow_private: bool = False,
+        resolver: AbstractResolver | None = None,
     ) -> None:
         if max_attempts < 1 or batch_size < 1 or timeout_s <= 0 or poll_s <= 0:
             raise ValueError(
@@ -153,6 +162,8 @@ class Deliverer:
         self.timeout_s, self.max_attempts, self.poll_s = timeout_s, max_attempts, poll_s
         self.backoff_base_s, self.backoff_cap_s = backoff_base_s, backoff_cap_s
         self.batch_size = batch_size
+        self.allow_private, self._dns = allow_private, resolver
+        self._guard: destinations.GuardedResolver | None = None
         # A claim outlives any send of its batch (sends run concurrently, each bounded).
         self.lease_s = 2 * timeout_s + 30
         self.counters: Counter[str] = Counter()
@@ -168,7 +179,10 @@ class Deliverer:
         self._listen_conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
         await self._listen_conn.execute(f"LISTEN {CHANNEL}")  # before the first drain
         timeout = aiohttp.ClientTimeout(total=self.timeout_s)
-        self._http = aiohttp.ClientSession(timeout=timeout)
+        if not self.allow_private:
+            self._guard = destinations.GuardedResolver(self._dns)
+        connector = aiohttp.TCPConnector(resolver=self._guard or self._dns)
+        self._http = aiohttp.ClientSession(timeout=timeout, connector=connector)
         self._tasks = [
             asyncio.create_task(self._listen(), name="deliveries-listen"),
             asyncio.create_task(self._work(), name="deliveries-work"),
@@ -191,6 +205,8 @@ class Deliverer:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._http is not None:
             await self._http.close()
+        if self._guard is not None:
+            await self._guard.close()
         for conn in (self._conn, self._listen_conn):
             if conn is not None:
                 await conn.close()
@@ -283,6 +299,10 @@ class Deliverer:
     async def _post(self, row: Mapping[str, Any], payload: Mapping[str, Any]) -> _Failure | None:
         if not row["active"]:
             return _Failure("the webhook is inactive", final=True)
+        # Literal addresses never reach the resolver, which checks names.
+        problem = destinations.host_problem(urlsplit(row["url"]).hostname or "")
+        if problem is not None and not self.allow_private:
+            return _Failure(destinations.refusal(problem), final=True)
         assert self._http is not None
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
         timestamp = int(time.time())
@@ -302,6 +322,9 @@ class Deliverer:
                     return None
                 excerpt = (await resp.content.read(_EXCERPT_BYTES)).decode(errors="replace")
         except (aiohttp.ClientError, TimeoutError) as exc:
+            cause = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else None
+            if isinstance(cause, destinations.AddressRefused):
+                return _Failure(str(cause), final=True)
             return _Failure(f"{type(exc).__name__}: {exc}".rstrip(": "))
         error = f"HTTP {resp.status}: {' '.join(excerpt.split())}".rstrip(": ")
         if resp.status == 410:

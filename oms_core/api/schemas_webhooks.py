@@ -51,7 +51,8 @@ WEBHOOKS_SCHEMAS: dict[str, dict[str, Any]] = {
                 "minLength": 1,
                 "maxLength": 2000,
                 "pattern": _TEXT,
-                "description": "http:// or https:// URL that receives signed POSTs",
+                "description": "http:// or https:// URL that receives signed POSTs; its"
+                " host must be a public address (unless webhook_allow_private)",
             },
             "purpose": {
                 "enum": list(PURPOSES),

@@ -22,14 +22,15 @@ import psycopg
 from aiohttp import web
 from psycopg.rows import dict_row
 
+from oms_core.alerts.destinations import url_refusal
 from oms_core.alerts.outbox import CHANNEL
 from oms_core.api.auth import Role
-from oms_core.api.context import read_json, run
+from oms_core.api.context import CTX, read_json, run
 from oms_core.api.errors import ApiError, invalid
+from oms_core.api.schema_check import FieldProblem
 from oms_core.api.schemas import MAX_ID
 from oms_core.api.schemas_webhooks import DELIVERY_STATES
 from oms_core.api.spec import PAGE_PARAMS, PREFIX, Operation, Param, parse_params
-from oms_core.api.validate import FieldProblem
 from oms_core.errors import NotFound
 from oms_core.notify import EVENTS
 
@@ -97,6 +98,12 @@ async def create_webhook(request: web.Request) -> web.Response:
     if problem is not None:
         detail = {"code": "invalid_url", "field": "/url", "message": problem}
         raise ApiError(422, "invalid_url", f"the url {problem}", [detail])
+    refused = None
+    if not request.app[CTX].execution.webhook_allow_private:
+        refused = await url_refusal(body["url"])
+    if refused is not None:
+        detail = {"code": "address_not_allowed", "field": "/url", "message": refused}
+        raise ApiError(400, "address_not_allowed", refused, [detail])
     secret = body.get("secret") or secrets.token_urlsafe(32)
     types, purpose = body.get("types"), body.get("purpose", "alerts")
     unknown = sorted(set(types or ()) - set(EVENTS)) if purpose == "customer_messages" else []
@@ -308,12 +315,15 @@ OPERATIONS = (
     Operation(
         "createWebhook", "POST", "/webhooks", create_webhook,
         "Subscribe a URL to alert events or customer messages (HMAC-signed POSTs)", _WRITE,
-        {201: ("the webhook with its secret, shown only now", "WebhookCreated")},
+        {201: ("the webhook with its secret, shown only now", "WebhookCreated"),
+         400: ("malformed JSON, or the URL's host is not public (address_not_allowed)", _ERR)},
         body="WebhookCreate",
         description="Each POST carries X-Menara-Event, X-Menara-Delivery (de-duplicate on"
         " it), X-Menara-Timestamp and X-Menara-Signature: sha256=<hex HMAC-SHA256 of"
         " \"{timestamp}.{body}\" with the secret>. 2xx acknowledges; anything else is retried"
-        " with backoff; 410 Gone deactivates the webhook. A bad URL is 422 invalid_url."
+        " with backoff; 410 Gone deactivates the webhook. A bad URL is 422 invalid_url;"
+        " a host that is or resolves to a loopback, private, link-local, multicast or cloud"
+        " metadata address is 400 address_not_allowed (unless webhook_allow_private)."
         " A customer_messages webhook (an SMS / WhatsApp gateway) gets one POST per message"
         " to send: {event, medium, to, language, text, tracking_number, tracking_url}.",
     ),

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from oms_core.alerts.delivery import Deliverer
 from oms_core.api import Role
+from oms_core.api.context import Execution
 from oms_core.api.webhooks import email_problem, url_problem
+from oms_core.files import FileStore
 from tests.conftest import free_port
 from tests.oms_core.test_api import Api, api_for
 from tests.oms_core.test_delivery import FAST, raise_alert, receiver, scene
@@ -23,6 +26,14 @@ pytestmark = pytest.mark.db
 @pytest.fixture
 def api(clean_db: str) -> Iterator[Api]:
     yield from api_for(clean_db)
+
+
+@pytest.fixture
+def loopback_api(clean_db: str, tmp_path: Path) -> Iterator[Api]:
+    """The API with webhook_allow_private on: the tests' receivers listen on loopback."""
+    yield from api_for(
+        clean_db, execution=Execution(FileStore(tmp_path), webhook_allow_private=True)
+    )
 
 
 def test_a_webhook_secret_is_shown_once(api: Api) -> None:
@@ -89,7 +100,8 @@ def test_depot_contacts_add_list_remove(api: Api) -> None:
     assert api.call("POST", f"/depots/{d + 1}/contacts", json={"email": "x@y.org"})[0] == 404
 
 
-def test_failed_deliveries_are_listed_and_retried(api: Api) -> None:
+def test_failed_deliveries_are_listed_and_retried(loopback_api: Api) -> None:
+    api = loopback_api
     dead_url = f"http://127.0.0.1:{free_port()}/hook"
     hook = api.call("POST", "/webhooks", json={"url": dead_url, "secret": "s3cret-s3cret-s3cret"})
     hid = hook[2]["id"]

@@ -38,6 +38,7 @@ FAST: dict[str, Any] = {
     "backoff_cap_s": 0.1,
     "poll_s": 30.0,
     "timeout_s": 5.0,
+    "allow_private": True,  # the test receivers listen on loopback
 }
 
 

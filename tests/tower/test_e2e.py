@@ -113,6 +113,7 @@ def test_the_fleet_scenarios_reach_stream_webhook_and_email(clean_db: str) -> No
             tower_clock="fleet",
             stale_fix_s=7200.0,
             unknown_devices="reject",
+            webhook_allow_private=True,  # the webhook receiver listens on loopback
         )
         streamed: list[dict[str, Any]] = []
 
