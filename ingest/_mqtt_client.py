@@ -170,6 +170,11 @@ class NetworkThread:
         """Wait until the broker has confirmed the first subscription."""
         await self._subscribed.wait()
 
+    @property
+    def connected(self) -> bool:
+        """Whether the broker connection is up now (for readiness; a flag read)."""
+        return self._client.is_connected()
+
     async def stop_reading(self) -> None:
         """Read no more messages; returns once everything read is in the writer's hands."""
         self._reading = False

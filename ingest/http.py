@@ -11,11 +11,19 @@ the body (a form). Answers, in plain text so phones can log them:
 
 - 200: stored (or already stored); with several positions, at least one was stored.
 - 400: nothing usable (``<code>: <detail>`` of the first reject); kept as a dead letter.
-- 403: the device is refused (``unknown_devices=reject``); ``to_batch`` keeps the dead letter.
+- 403: the device is refused: unknown (``unknown_devices=reject``) or disabled, registered
+  for another protocol (``wrong_protocol``), or it has a secret and the request does not
+  carry it as the ``key`` query parameter (``bad_secret``); ``to_batch`` keeps the dead
+  letter. The ``key`` parameter is taken out of the request before it is decoded or
+  kept, so a secret is never stored, not even in a dead letter.
+- 400 ``future_fix``: every position is more than ``future_fix_s`` ahead of its receipt.
 - 413: body over ``max_body_bytes``; counted, not kept (nothing to learn from a flood).
 - 503: the writer failed, the intake is stopping, or the commit did not come within
   ``commit_timeout_s`` (the database is down or stuck); the phone retries later. A fix
   answered 503 may still be committed afterwards: its resend is then stored once.
+
+Connections are accepted within the limits of the TCP device listeners (``ingest.limits``):
+one beyond them is closed before a request is read.
 
 Each request waits for its own commit, so a slow database pushes back on phones through
 their open requests (``open_connections``); the commit timeout bounds how long, so
@@ -30,6 +38,7 @@ import asyncio
 import logging
 from types import TracebackType
 from typing import Protocol
+from urllib.parse import unquote_plus
 
 from aiohttp import web
 
@@ -37,13 +46,16 @@ from decoders import Codec, Decoded
 from decoders.model import Session
 from ingest.counters import Counters
 from ingest.devices import DeviceRegistry
-from ingest.intake import decode_safely, to_batch
+from ingest.intake import FUTURE_FIX, decode_safely, to_batch
+from ingest.limits import NO_LIMITS, Acceptor, FdBudget, Limits
 from ingest.model import Batch, peer_name
 
 log = logging.getLogger(__name__)
 
 TRANSPORT = "http"
 _REASON_CHARS = 200  # a reason line a phone's log can show
+KEY_PARAM = "key"  # the query parameter holding a device's secret
+BAD_SECRET = "bad_secret"  # reject code: the device has a secret, the request not that one
 COMMIT_TIMEOUT_S = 10.0  # under Traccar Client's 15 s request timeout: the phone hears 503
 SHUTDOWN_GRACE_S = 1.0  # at exit, left to requests still reading a body (owed nothing)
 
@@ -74,6 +86,8 @@ class HttpListener:
         registry: DeviceRegistry,
         counters: Counters,
         commit_timeout_s: float = COMMIT_TIMEOUT_S,
+        limits: Limits = NO_LIMITS,
+        fds: FdBudget | None = None,
     ) -> None:
         self.codec = codec
         self.host = host
@@ -91,7 +105,9 @@ class HttpListener:
         self._failed = asyncio.Event()
         self._failure: BaseException | None = None
         self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
+        self._acceptor = Acceptor(
+            self._handler, limits=limits, fds=fds, counters=counters, what=(TRANSPORT, codec.NAME)
+        )
 
     @property
     def open_connections(self) -> int:
@@ -104,12 +120,13 @@ class HttpListener:
         app.router.add_route("POST", "/{path:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S)
         await self._runner.setup()
-        self._site = web.TCPSite(
-            self._runner, self.host, self.port, backlog=4096, reuse_address=True
-        )
-        await self._site.start()
-        self.port = int(self._runner.addresses[0][1])
+        self.port = await self._acceptor.start(self.host, self.port, backlog=4096)
         return self
+
+    def _handler(self) -> asyncio.Protocol:
+        """aiohttp's protocol for one connection the acceptor admitted."""
+        assert self._runner is not None and self._runner.server is not None
+        return self._runner.server()
 
     async def __aexit__(
         self,
@@ -128,9 +145,7 @@ class HttpListener:
         The first step of a clean shutdown: every phone that was told 200 is committed.
         """
         self._reading = False
-        if self._site is not None:
-            site, self._site = self._site, None
-            await site.stop()
+        self._acceptor.close()
         await self._idle.wait()
 
     async def wait(self) -> None:
@@ -171,19 +186,21 @@ class HttpListener:
         return self._answer(503, "not accepting data now, retry later", close=True)
 
     async def _serve(self, request: web.Request, body: bytes) -> web.Response:
-        status, text, close = await self._process(_frame(request, body), _peer(request))
+        frame, key = _frame(request, body)
+        status, text, close = await self._process(frame, _peer(request), key)
         return self._answer(status, text, close=close)
 
     async def submit(self, frame: bytes, peer: str) -> tuple[int, str]:
         """Store one request's data that reached Menara another way (the driver page posts
         its phone's positions to the API): the same decode, identity rules, commit and
-        answer a phone gets here, as (HTTP status, reason)."""
+        answer a phone gets here, as (HTTP status, reason); the API authenticated the sender,
+        so no device secret is asked for."""
         if not self._accepting():
             return 503, "not accepting data now, retry later"
         self._owed += 1
         self._idle.clear()
         try:
-            status, text, _ = await self._process(frame, peer)
+            status, text, _ = await self._process(frame, peer, None, trusted=True)
         finally:
             self._owed -= 1
             if self._owed == 0:
@@ -191,8 +208,11 @@ class HttpListener:
         self._count("http_responses", status=str(status))
         return status, text[:_REASON_CHARS]
 
-    async def _process(self, frame: bytes, peer: str) -> tuple[int, str, bool]:
-        """(status, reason, close the connection) for one request's data."""
+    async def _process(
+        self, frame: bytes, peer: str, key: str | None, *, trusted: bool = False
+    ) -> tuple[int, str, bool]:
+        """(status, reason, close the connection) for one request's data; ``key`` is the
+        request's secret, not asked for when ``trusted``."""
         self._count("bytes_in", len(frame))
         if not frame.strip():
             self._count("empty_requests")
@@ -200,6 +220,9 @@ class HttpListener:
         self._count("frames_in")
         decoded = self._decode(frame, peer)
         device_id = decoded.device_id or ""
+        refuse = None
+        if not trusted and not self._registry.secret_matches(device_id, key):
+            refuse = (BAD_SECRET, f"{'no' if key is None else 'a wrong'} {KEY_PARAM} parameter")
         batch = to_batch(
             decoded,
             device_id=device_id,
@@ -209,6 +232,7 @@ class HttpListener:
             registry=self._registry,
             counters=self._counters,
             raw=frame,
+            refuse=refuse,
         )
         if batch.rows:
             try:
@@ -223,8 +247,11 @@ class HttpListener:
                 return 503, "storage unavailable, retry later", True
         if len(batch.fixes):
             return 200, "", False
-        if len(decoded.fixes):
-            return 403, f"unknown device {device_id}", False
+        if len(decoded.fixes):  # all refused: the last dead letter says why
+            why = batch.dead_letters[-1]
+            if why.code == "unknown_device":
+                return 403, f"unknown device {device_id}", False
+            return 400 if why.code == FUTURE_FIX else 403, f"{why.code}: {why.detail}", False
         if decoded.rejects:
             first = decoded.rejects[0]
             return 400, f"{first.code}: {first.detail}", False
@@ -256,12 +283,33 @@ class HttpListener:
         self._counters.inc(name, n, transport=TRANSPORT, protocol=self.codec.NAME, **labels)
 
 
-def _frame(request: web.Request, body: bytes) -> bytes:
-    """The JSON body, else the raw query string, else the (form) body."""
+def _frame(request: web.Request, body: bytes) -> tuple[bytes, str | None]:
+    """(frame, secret): the JSON body, else the raw query string, else the (form) body,
+    without the ``key`` parameter, and that parameter's value (from the URL with JSON)."""
+    query = request.rel_url.raw_query_string.encode("utf-8", "surrogateescape")
     if body.lstrip()[:1] == b"{":
-        return body
-    query = request.rel_url.raw_query_string
-    return query.encode("utf-8", "surrogateescape") if query else body
+        return body, _take_key(query)[1]
+    return _take_key(query or body)
+
+
+def _take_key(form: bytes) -> tuple[bytes, str | None]:
+    """``form`` without its ``key`` parameters, and the last one's value (None: none).
+
+    Split as the decoder's ``parse_qsl`` splits (``&``, a leading ``/?`` or URL kept
+    apart), so what is left decodes as before, minus the secret.
+    """
+    head, sep, tail = form.partition(b"?")
+    if not sep or b"=" in head or b"&" in head:
+        head, sep, tail = b"", b"", form
+    key: str | None = None
+    kept = []
+    for part in tail.split(b"&"):
+        name, _, value = part.partition(b"=")
+        if unquote_plus(name.decode("utf-8", "replace")) == KEY_PARAM:
+            key = unquote_plus(value.decode("utf-8", "replace"))
+        else:
+            kept.append(part)
+    return (head + sep + b"&".join(kept) if key is not None else form), key
 
 
 def _peer(request: web.Request) -> str:

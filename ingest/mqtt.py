@@ -13,6 +13,14 @@ larger than ``MAX_PAYLOAD_BYTES``, or content its decoder rejects — is a count
 as a dead letter with the raw payload, and acknowledged once that dead letter is committed;
 other devices are never affected.
 
+Identity: ingest sees a topic, never the broker user that published it, so the device
+id in the topic is what binds a message to a device (and to its registered protocol:
+``/nmea`` is ``nmea``, ``/json`` is ``menara-json``; the other kind is ``wrong_protocol``).
+That a device can publish only under its own id is the broker's job: its user name is
+its device id, its password is its secret, and the ACL ``pattern write <prefix>/%u/#``
+(``deploy/mosquitto/acl``) confines it to its own topics. A broker that lets anyone
+publish lets anyone speak for any device.
+
 Delivery: an MQTT v5 persistent session (clean start off, session expiry) with manual
 acks. A QoS 1 message's PUBACK goes out only after the writer has committed the batch
 holding it, so after a crash anywhere the broker still has every unacknowledged message
@@ -47,7 +55,7 @@ from decoders import PROTOCOLS, Decoded, Reject, Session, empty_fixes
 from decoders.model import valid_device_id
 from ingest._mqtt_client import KEEPALIVE_S, BatchSink, Connect, NetworkThread, Received
 from ingest.counters import Counters
-from ingest.devices import Admission, DeviceRegistry
+from ingest.devices import DeviceRegistry
 from ingest.intake import decode_safely, to_batch
 from ingest.model import Batch
 
@@ -202,6 +210,11 @@ class MqttIngest:
         """Wait until the broker has confirmed the first subscription."""
         await self._net.subscribed()
 
+    @property
+    def connected(self) -> bool:
+        """Whether the broker connection is up now (for readiness)."""
+        return self._net.connected
+
     async def wait(self) -> None:
         """Block while MQTT intake works; raise the error that stopped it (writer failure)."""
         await self._net.wait()
@@ -267,7 +280,7 @@ class MqttIngest:
 
         A refused device's session is not kept (nor one of a device disabled since).
         """
-        if self._registry.admit(key[0]) is Admission.REJECT:
+        if self._registry.admit(*key).refused:
             return
         self._sessions[key] = session  # popped before decoding, so this is the newest end
         while len(self._sessions) > self._max_sessions:

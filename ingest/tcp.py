@@ -18,7 +18,9 @@ after the whole frames before it are stored and acked; anything else that goes w
 dead-lettered and counted, and never leaves the protocol callbacks. A device the
 registry refuses, at login or later (disabled while connected), gets the protocol's
 refusal (Teltonika ``0x00``) or nothing and never an ack; what it sent is dead-lettered
-and the connection closed.
+and the connection closed. So is a peer that sends only rejects: ``max_bad_frames`` in a
+row without one good frame. Connections are accepted within the listener's ``limits``
+and the descriptor budget all listeners share (``ingest.limits``).
 
 If the writer fails, the feeder closes every connection and ends; whatever is queued
 after that (a closing connection's truncated tail) has nowhere to go and is dropped and
@@ -40,6 +42,7 @@ from ingest._tcp_conn import Conn, Reply
 from ingest.counters import Counters
 from ingest.devices import Admission, DeviceRegistry
 from ingest.intake import decode_safely, frame, on_loop, to_batch
+from ingest.limits import NO_LIMITS, Acceptor, FdBudget, Limits
 from ingest.model import Batch, BatchSink, DeadLetter
 
 log = logging.getLogger(__name__)
@@ -64,12 +67,16 @@ class TcpListener:
         writer: BatchSink,
         registry: DeviceRegistry,
         counters: Counters,
+        limits: Limits = NO_LIMITS,
+        fds: FdBudget | None = None,
+        max_bad_frames: int = 0,
     ) -> None:
         self.codec = codec
         self.host = host
         self.port = port
         self.idle_timeout_s = idle_timeout_s
         self.max_frame = max_frame(codec, max_line_bytes)
+        self.max_bad_frames = max_bad_frames  # rejects in a row before a hang-up (0: never)
         self.clock = 0.0  # loop time, advanced by the sweep: coarse but free to read
         self._writer = writer
         self._registry = registry
@@ -82,7 +89,13 @@ class TcpListener:
         self._putting = False  # the feeder is suspended inside writer.put: it is full
         self._feeding = True  # False once the feeder has ended: nothing will take the queue
         self._reading = True
-        self._server: asyncio.Server | None = None
+        self._acceptor = Acceptor(
+            lambda: Conn(self),
+            limits=limits,
+            fds=fds,
+            counters=counters,
+            what=(TRANSPORT, codec.NAME),
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -93,10 +106,7 @@ class TcpListener:
     async def __aenter__(self) -> TcpListener:
         self._loop = asyncio.get_running_loop()
         self.clock = self._loop.time()
-        self._server = await self._loop.create_server(
-            lambda: Conn(self), self.host, self.port, backlog=4096, reuse_address=True
-        )
-        self.port = int(self._server.sockets[0].getsockname()[1])
+        self.port = await self._acceptor.start(self.host, self.port, backlog=4096)
         self._tasks = [
             asyncio.create_task(self._feed(), name=f"tcp-{self.codec.NAME}-feed"),
             asyncio.create_task(self._sweep(), name=f"tcp-{self.codec.NAME}-sweep"),
@@ -117,8 +127,6 @@ class TcpListener:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)  # failures went to wait()
-        if self._server is not None:
-            await self._server.wait_closed()
 
     async def stop_reading(self) -> None:
         """Stop accepting and reading, and hand everything already read to the writer.
@@ -127,8 +135,7 @@ class TcpListener:
         sends the acks while the connections are still open.
         """
         self._reading = False
-        if self._server is not None:
-            self._server.close()
+        self._acceptor.close()
         for conn in self._conns:
             conn.pause()
         await self.flush()
@@ -212,7 +219,9 @@ class TcpListener:
         device = conn.device_id or ""
         # Asked for every packet, not just the login: a device disabled while connected
         # must get no reply, least of all an ack for fixes that are only dead-lettered.
-        refused = bool(device) and self._registry.admit(device) is Admission.REJECT
+        # In its protocol too: a known IMEI in another protocol's login is not the device.
+        admission = self._registry.admit(device, self.codec.NAME) if device else Admission.KNOWN
+        refused = admission.refused
         payload = b"" if refused else b"".join(decoded.replies)
         batch = to_batch(
             decoded,
@@ -225,14 +234,28 @@ class TcpListener:
             raw=raw,
         )
         if refused:
-            self._refuse(conn, decoded, batch, raw)
+            self._refuse(conn, decoded, batch, raw, admission)
         elif batch.rows:
             acker = self._acker(conn, payload) if payload else None
             self._submit(conn, dataclasses.replace(batch, on_commit=acker))
         elif payload:  # nothing to make durable first
             conn.reply(payload)
+        self._judge(conn, len(frames), decoded)
 
-    def _refuse(self, conn: Conn, decoded: Decoded, batch: Batch, raw: bytes) -> None:
+    def _judge(self, conn: Conn, frames: int, decoded: Decoded) -> None:
+        """Hang up after ``max_bad_frames`` rejects in a row with no good frame between:
+        a peer sending only garbage would otherwise be read (and dead-lettered) forever."""
+        if len(decoded.rejects) < frames or len(decoded.fixes):
+            conn.bad_frames = 0
+            return
+        conn.bad_frames += len(decoded.rejects)
+        if self.max_bad_frames and conn.bad_frames >= self.max_bad_frames and not conn.hanging_up:
+            self._count("bad_frames_closed")
+            conn.hang_up()
+
+    def _refuse(
+        self, conn: Conn, decoded: Decoded, batch: Batch, raw: bytes, admission: Admission
+    ) -> None:
         """A device the registry refuses: say so if the protocol can, keep its data, hang up.
 
         Fixes in the packet were already dead-lettered by ``to_batch``; a packet without
@@ -242,7 +265,9 @@ class TcpListener:
             self._submit(conn, batch)
         if not len(decoded.fixes):
             detail = "a device not in `devices` (unknown_devices=reject) or disabled"
-            self.dead_letter(conn, "unknown_device", detail, raw)
+            if admission is Admission.WRONG_PROTOCOL:
+                detail = f"a device registered for another protocol than {self.codec.NAME}"
+            self.dead_letter(conn, admission.value, detail, raw)
         if conn.transport is not None:
             self._count("refused_devices")
             conn.reply(decoded.refused_reply)  # after acks owed for what it sent before
@@ -298,8 +323,7 @@ class TcpListener:
             log.exception("tcp %s: the writer failed, closing every connection", self.codec.NAME)
             self._feeding = False
             self._reading = False
-            if self._server is not None:
-                self._server.close()
+            self._acceptor.close()
             for conn in list(self._conns):
                 conn.close()
             self._queue.clear()

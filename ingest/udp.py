@@ -20,7 +20,7 @@ from typing import Any
 from decoders import Decoded
 from decoders.model import Session
 from ingest.counters import Counters
-from ingest.devices import Admission, DeviceRegistry
+from ingest.devices import DeviceRegistry
 from ingest.intake import decode_safely, on_loop, to_batch
 from ingest.model import Batch, BatchSink, peer_name
 
@@ -125,7 +125,7 @@ class UdpListener:
             lambda: self._decode(data, session=Session()), (data,), Session(), f"udp {peer}"
         )
         device = decoded.device_id or ""
-        refused = bool(device) and self._registry.admit(device) is Admission.REJECT
+        refused = bool(device) and self._registry.admit(device, self.protocol).refused
         replies = () if refused else decoded.replies  # a refused device hears nothing
         batch = to_batch(
             decoded,

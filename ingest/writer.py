@@ -11,6 +11,8 @@ A lost connection is retried with the same batches after a backoff; content the
 database refuses twice is kept as ``db_rejected`` dead letters so that it cannot
 block the stream. If the connection drops during COMMIT itself the outcome is
 unknown and the retry may store that flush's dead letters twice (fixes never).
+Dead letters pass ``letters`` (``ingest.dead_letters``) on the way in: what a flood
+sends is counted, and only samples of it are stored.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import psycopg
 
 from ingest import _copy, backoff
 from ingest.counters import Counters
+from ingest.dead_letters import LetterCap
 from ingest.errors import StorageError
 from ingest.model import Batch, DeadLetter
 
@@ -66,10 +69,12 @@ class Writer:
         batch_rows: int = 5000,
         batch_delay_ms: int = 50,
         max_pending: int = 100_000,
-        on_registered: Callable[[str], None] | None = None,
+        on_registered: Callable[[str, str], None] | None = None,
         on_committed: Callable[[Sequence[Batch]], Awaitable[object]] | None = None,
+        letters: LetterCap | None = None,
     ) -> None:
         self._dsn = dsn
+        self._letters = letters  # which dead letters to store; None: all
         self._counters = counters
         self._batch_rows = max(1, batch_rows)
         self._delay_s = batch_delay_ms / 1000
@@ -178,6 +183,10 @@ class Writer:
         now = self._loop.time()
         was_empty = not self._queue
         for batch in batches:
+            if self._letters is not None and batch.dead_letters:
+                batch = self._letters.admit(batch)
+                if not batch.rows and batch.on_commit is None and not batch.register_device:
+                    continue  # only dropped dead letters: nothing to write or acknowledge
             rows = len(batch.fixes) + len(batch.dead_letters)
             self._accepted += 1
             self._queue.append(_Item(self._accepted, now, batch, rows))
@@ -289,7 +298,13 @@ class Writer:
     async def _write(self, conn: AsyncConn, batches: Sequence[Batch]) -> None:
         with_fixes = [b for b in batches if len(b.fixes)]
         letters = [d for b in batches for d in b.dead_letters]
-        register = {b.device_id: b.protocol for b in with_fixes if b.register_device}
+        # the first batch's protocol binds a device (claims make a second one rare)
+        register = {  # device: (protocol, new)
+            b.device_id: (b.protocol, b.register_device)
+            for b in reversed(with_fixes)
+            if b.register_device or b.bind_device
+        }
+        bound: list[tuple[str, str]] = []
         outcome: Counter[tuple[str, bool]] = Counter()
         async with conn.cursor() as cur:
             if with_fixes:
@@ -300,7 +315,9 @@ class Writer:
                     for d in letters:
                         await cp.write_row(_copy.letter_row(d))
             if register:
-                await cur.execute(_copy.REGISTER, (list(register), list(register.values())))
+                protocols, new = zip(*register.values(), strict=True)
+                await cur.execute(_copy.REGISTER, (list(register), list(protocols), list(new)))
+                bound = [(str(d), str(p)) for d, p in await cur.fetchall()]
         await conn.commit()
         sent = Counter[str]()
         for b in with_fixes:
@@ -313,8 +330,8 @@ class Writer:
         self._counters.inc("dead_letters_written", len(letters))
         self._counters.inc("batches_committed", len(batches))
         self._counters.observe("writer_batch_rows", sum(sent.values()) + len(letters))
-        for device_id in register:
-            self._call(self._on_registered, device_id)
+        for device_id, protocol in bound:
+            self._call(self._on_registered, device_id, protocol)
 
     async def _hand_on(self, batches: Sequence[Batch]) -> None:
         """Give committed fixes to the next stage (the rules); awaiting it is how a slow
@@ -420,4 +437,5 @@ def _rejected(batch: Batch, err: Exception) -> Batch:
         attributes=(),
         dead_letters=tuple(letters),
         register_device=False,
+        bind_device=False,
     )

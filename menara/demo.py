@@ -37,7 +37,9 @@ from menara import (
     demo_oms,
     demo_outcomes,
     demo_tower,
+    local_broker,
     position_summary,
+    redact,
     service,
 )
 from menara.settings import Settings
@@ -127,23 +129,30 @@ async def _demo(args: argparse.Namespace, cfg: Settings) -> int:
     )
     ids = device_ids(fleet)
     spoken = protocols(fleet)
-    print(f"menara demo: database {cfg.db_dsn}")
+    print(f"menara demo: database {redact.dsn(cfg.db_dsn)}")
     _, res = db.ready(cfg)
     engine = "TimescaleDB" if res.timescaledb else "PostgreSQL (time_bucket shim)"
     print(f"schema version {res.version}, engine {engine}")
-    with psycopg.connect(cfg.db_dsn, autocommit=True) as conn, conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO devices (device_id, protocol, label) VALUES (%s, %s, %s)"
-            " ON CONFLICT (device_id) DO NOTHING",
-            [(d, spoken[d], f"demo van {i + 1}") for i, d in enumerate(ids)],
-        )
+    _register(cfg, ids, spoken)
     planned = _planned_trips(cfg, fleet, _interleaved(ids, spoken), orders=args.orders)
     if planned:
         replay = demo_tower.prepare(cfg, planned, speedup=args.speedup, duration_s=args.duration)
         if replay is not None:
+            _register(cfg, ids, {d: demo_tower.replayed_as(p, cfg) for d, p in spoken.items()})
             cut = None if args.speedup is None else args.duration
             return await _replay(cfg, fleet, spoken, replay, duration_s=cut)
     return await _loop(cfg, fleet, ids)
+
+
+def _register(cfg: Settings, ids: list[str], protocol: dict[str, str]) -> None:
+    """The demo vans in ``devices``, each bound to the protocol it is about to speak (ingest
+    refuses a device's data in any other: an earlier run may have used another link)."""
+    with psycopg.connect(cfg.db_dsn, autocommit=True) as conn, conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO devices (device_id, protocol, label) VALUES (%s, %s, %s)"
+            " ON CONFLICT (device_id) DO UPDATE SET protocol = excluded.protocol",
+            [(d, protocol[d], f"demo van {i + 1}") for i, d in enumerate(ids)],
+        )
 
 
 async def _loop(cfg: Settings, fleet: FleetConfig, ids: list[str]) -> int:
@@ -450,7 +459,8 @@ def run(args: argparse.Namespace, cfg: Settings) -> int:
         print(f"menara demo: --speedup must be a number > 0, not {args.speedup}", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(_demo(args, cfg))
+        with local_broker.for_demo(cfg) as served:  # one that keeps queued fixes
+            return asyncio.run(_demo(args, served))
     except db.DatabaseError as exc:
         print(f"\nmenara demo: {exc}", file=sys.stderr)
         return 1

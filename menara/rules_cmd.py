@@ -40,7 +40,8 @@ from ingest.model import Batch
 from ingest.mqtt import Connect, NetworkThread, Received
 from menara import db
 from menara.rules_feed import RoundBatch, RoundError, check_topic, decode
-from menara.service import make_deliverer, make_tower, start_metrics, tower_families
+from menara.service import make_deliverer, make_tower
+from menara.service_metrics import start_metrics, tower_families
 from menara.settings import Settings
 from oms_core.tower.pool import TowerPool
 from oms_core.tower.worker import FixBatch, Tower
@@ -235,7 +236,7 @@ async def host(settings: Settings, *, counters: Counters, stop: asyncio.Event) -
 
         subscribed = asyncio.create_task(announce())
         await start_metrics(
-            stack, s, counters, lambda: _families(tower, reorder, subscribed.done())
+            stack, s, counters, lambda: _families(tower, reorder, subscribed.done()), broker=net
         )
         watched = [
             asyncio.create_task(stop.wait()),

@@ -22,37 +22,36 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
 import psycopg
 from aiohttp import web
-from prometheus_client.core import Metric
 
 from decoders import PROTOCOLS, teltonika
 from decoders.warmup import warm_up
-from ingest import backoff, metrics
+from ingest import backoff, broker_check
 from ingest.counters import Counters
+from ingest.dead_letters import LetterCap, LetterLimits, retention_loop
 from ingest.devices import Admission, DeviceRegistry
 from ingest.http import HttpListener
-from ingest.metrics import MetricsServer
+from ingest.limits import FdBudget, Limits, raise_fd_limit
 from ingest.model import Batch
 from ingest.mqtt import MqttIngest
 from ingest.tcp import TcpListener
 from ingest.udp import UdpListener
 from ingest.writer import Writer
-from menara import db, position_summary
+from menara import db, position_summary, service_metrics
 from menara.rules_feed import RoundPublisher
 from menara.settings import Settings
 from oms_core.alerts.delivery import Deliverer
 from oms_core.api import make_app
 from oms_core.api.context import Execution, PositionSink
-from oms_core.api.ratelimit import RATE_LIMITER, RateLimiter
+from oms_core.api.ratelimit import RATE_LIMITER
 from oms_core.execution.epod import EpodRules
 from oms_core.files import FileStore
 from oms_core.geocode import Geocoder
 from oms_core.planning.routes import road_providers
-from oms_core.tower import stats
 from oms_core.tower.config import TowerConfig
 from oms_core.tower.pool import TowerPool
 from oms_core.tower.worker import Tower
@@ -91,6 +90,16 @@ def make_writer(
         max_pending=settings.writer_max_pending,
         on_registered=registry.mark_registered,
         on_committed=on_committed,
+        letters=LetterCap(
+            LetterLimits(
+                per_peer=settings.dead_letter_max_per_peer,
+                per_device=settings.dead_letter_max_per_device,
+                total=settings.dead_letter_max_total,
+                window_s=settings.dead_letter_window_s,
+                max_bytes=settings.dead_letter_max_bytes,
+            ),
+            counters=counters,
+        ),
     )
 
 
@@ -130,16 +139,17 @@ def make_execution(settings: Settings, positions: PositionSink | None) -> Execut
         positions=positions,
         public_rate_per_min=settings.public_rate_per_min,
         eta_window_min=settings.notify_eta_window_min,
+        webhook_allow_private=settings.webhook_allow_private,
     )
 
 
 def phone_sink(dsn: str, registry: DeviceRegistry, intake: HttpListener) -> PositionSink:
     """Where the driver page's positions go: the OsmAnd intake, as the driver's phone
     device, which is registered (protocol osmand) on its first position unless an
-    operator disabled it."""
+    operator disabled it or registered it for another protocol."""
 
     async def sink(device_id: str, frame: bytes) -> tuple[int, str]:
-        if registry.admit(device_id) is not Admission.KNOWN:
+        if registry.admit(device_id, "osmand") in (Admission.REGISTER, Admission.REJECT):
             async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
                 await conn.execute(
                     "INSERT INTO devices (device_id, protocol, label) VALUES (%s, 'osmand',"
@@ -147,11 +157,11 @@ def phone_sink(dsn: str, registry: DeviceRegistry, intake: HttpListener) -> Posi
                     (device_id,),
                 )
                 cur = await conn.execute(
-                    "SELECT enabled FROM devices WHERE device_id = %s", (device_id,)
+                    "SELECT enabled, protocol FROM devices WHERE device_id = %s", (device_id,)
                 )
                 row = await cur.fetchone()
-            if row is not None and row[0]:
-                registry.mark_registered(device_id)
+            if row is not None and row[0] and row[1] is not None:
+                registry.mark_registered(device_id, row[1])
         return await intake.submit(frame, "driver-app")
 
     return sink
@@ -169,6 +179,7 @@ def make_deliverer(settings: Settings) -> Deliverer:
         public_url=settings.public_url or None,
         base_url=settings.base_url(),
         eta_window_min=settings.notify_eta_window_min,
+        allow_private=settings.webhook_allow_private,
     )
 
 
@@ -181,15 +192,24 @@ async def serve(
 ) -> None:
     """Run ingest until ``stop`` is set; ``ready`` is set once every listener is up."""
     dsn = settings.db_dsn
+    # Device connections share what the open-file limit leaves beyond the reserve.
+    fds = FdBudget(settings.fd_reserve, limit=raise_fd_limit())
+    limits = Limits(settings.tcp_max_connections, settings.tcp_max_connections_per_peer)
+    log.info("open files: limit %d, %d kept for the API and database", fds.limit, fds.reserve)
     await asyncio.to_thread(db.ready, settings)
-    registry = DeviceRegistry(policy=settings.unknown_devices)
+    registry = DeviceRegistry(policy=settings.unknown_devices, future_fix_s=settings.future_fix_s)
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         known = await registry.refresh(conn)
     log.info("devices: %d known, unknown devices: %s", known, settings.unknown_devices)
     # Before any device connects: a first packet would otherwise compile on the event loop.
     log.info("decoders: preparing kernels (after an install they compile: up to a minute)")
+    # Meanwhile: does the broker keep what it queues while we are away? (a warning if not)
+    checking = settings.mqtt_port > 0 and settings.mqtt_broker_check
+    check = asyncio.create_task(broker_check.check(settings, counters)) if checking else None
     took = await asyncio.to_thread(warm_up, PROTOCOLS)
     log.info("decoders: ready in %.1f s", took)
+    if check is not None:
+        await check
 
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(make_deliverer(settings))
@@ -217,6 +237,8 @@ async def serve(
                 writer=writer,
                 registry=registry,
                 counters=counters,
+                limits=limits,
+                fds=fds,
             )
 
         # The OsmAnd intake takes the driver page's positions too, listening or not.
@@ -236,6 +258,9 @@ async def serve(
                     writer=writer,
                     registry=registry,
                     counters=counters,
+                    limits=limits,
+                    fds=fds,
+                    max_bad_frames=settings.tcp_max_bad_frames,
                 )
             else:
                 listener = phones if name == "osmand" else http_intake(name, port)
@@ -265,6 +290,7 @@ async def serve(
             app = make_app(
                 dsn,
                 max_body_bytes=settings.api_max_body_bytes,
+                db_timeout_s=settings.api_db_timeout_s,
                 geocoder=geocoder,
                 matrix=matrix,
                 routes=routes,
@@ -273,8 +299,8 @@ async def serve(
             api = web.AppRunner(app, access_log=None)
             await api.setup()
             stack.push_async_callback(api.cleanup)
-            await web.TCPSite(api, settings.tcp_host, settings.api_port).start()
-            log.info("api on http://%s:%d/api/v1", settings.tcp_host, settings.api_port)
+            await web.TCPSite(api, settings.api_host, settings.api_port).start()
+            log.info("api on http://%s:%d/api/v1", settings.api_host, settings.api_port)
             log.info("driver app on %s/driver/", settings.base_url())
             if not settings.public_url:
                 log.warning(
@@ -289,8 +315,12 @@ async def serve(
                 settings=settings, writer=writer, registry=registry, counters=counters
             )
             await stack.enter_async_context(mqtt)
-        await start_metrics(
-            stack, settings, counters, lambda: _families(writer, tower, limiter, listeners)
+        await service_metrics.start_metrics(
+            stack,
+            settings,
+            counters,
+            lambda: service_metrics.families(writer, tower, limiter, listeners),
+            broker=mqtt,
         )
 
         background = [
@@ -300,13 +330,16 @@ async def serve(
         if settings.report_refresh_s > 0:
             refresh = position_summary.refresh_loop(dsn, settings.report_refresh_s)
             background.append(asyncio.create_task(refresh, name="report-refresh"))
+        if settings.dead_letter_retention_days > 0:
+            prune = retention_loop(dsn, settings.dead_letter_retention_days)
+            background.append(asyncio.create_task(prune, name="dead-letter-retention"))
         intakes: list[TcpListener | HttpListener | UdpListener | MqttIngest] = [
             *listeners,
             *([mqtt] if mqtt else []),
         ]
         watched = [
             asyncio.create_task(stop.wait(), name="stop"),
-            *(asyncio.create_task(x.wait(), name=_intake_name(x)) for x in intakes),
+            *(asyncio.create_task(x.wait(), name=service_metrics.intake_name(x)) for x in intakes),
         ]
         try:
             done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
@@ -325,90 +358,6 @@ async def serve(
                 task.cancel()
             await asyncio.gather(*background, *watched, return_exceptions=True)
     log.info("stopped")
-
-
-_OPEN_HELP = {
-    "tcp": "Open TCP device connections, by protocol.",
-    "http": "HTTP intake requests being served, by protocol.",
-    "udp": "Datagrams queued for the writer, by protocol (UDP has no connections).",
-}
-
-
-async def start_metrics(
-    stack: contextlib.AsyncExitStack,
-    settings: Settings,
-    counters: Counters,
-    families: Callable[[], Iterable[Metric]],
-) -> None:
-    """``/metrics`` and ``/healthz`` on ``metrics_port`` (none when it is 0), for as long
-    as ``stack`` is open."""
-    if settings.metrics_port <= 0:
-        return
-    server = MetricsServer(
-        host=settings.tcp_host, port=settings.metrics_port, counters=counters, families=families
-    )
-    await stack.enter_async_context(server)
-    log.info("metrics on http://%s:%d/metrics", settings.tcp_host, server.port)
-
-
-def tower_families(tower: Tower | TowerPool) -> Iterator[Metric]:
-    """The rules' gauge, counters and latency, wherever they run (serve or rules)."""
-    yield metrics.gauge(
-        "tower_queued_rounds",
-        "Rounds of committed fixes waiting for the rules (back-pressure on ingest).",
-        [({}, tower.queued)],
-    )
-    for name, value in sorted(tower.counters.items()):
-        yield metrics.counter(f"tower_{name}", stats.COUNTERS.get(name, name), [({}, value)])
-    yield metrics.histogram(
-        "tower_rule_latency_seconds", stats.RULE_LATENCY_HELP, tower.rule_latency
-    )
-
-
-def _families(
-    writer: Writer,
-    tower: Tower | TowerPool | None,
-    limiter: RateLimiter | None,
-    listeners: Iterable[TcpListener | HttpListener | UdpListener],
-) -> Iterator[Metric]:
-    """What /metrics shows besides the ingest counters, read at scrape time."""
-    yield metrics.gauge(
-        "writer_pending_rows", "Rows accepted and not yet committed.", [({}, writer.pending_rows)]
-    )
-    if tower is not None:
-        yield from tower_families(tower)
-    if limiter is not None:
-        rate = limiter.counters()
-        yield metrics.counter(
-            "public_rate_refused",
-            "Public requests (tracking, complaints, sign-in) refused with 429.",
-            [({}, rate["refused"])],
-        )
-        yield metrics.counter(
-            "public_rate_evicted",
-            "Rate-limit buckets evicted to keep at most max_clients.",
-            [({}, rate["evicted"])],
-        )
-        yield metrics.gauge(
-            "public_rate_clients",
-            "Client addresses with a rate-limit bucket.",
-            [({}, rate["clients"])],
-        )
-    open_by_kind: dict[str, list[metrics.Sample]] = {}
-    for lis in listeners:
-        kind, name = _intake_name(lis).split()
-        open_by_kind.setdefault(kind, []).append(({"protocol": name}, lis.open_connections))
-    for kind, samples in open_by_kind.items():
-        yield metrics.gauge(f"{kind}_connections_open", _OPEN_HELP[kind], samples)
-
-
-def _intake_name(intake: TcpListener | HttpListener | UdpListener | MqttIngest) -> str:
-    if isinstance(intake, MqttIngest):
-        return "mqtt"
-    if isinstance(intake, UdpListener):
-        return f"udp {intake.protocol}"
-    kind = "tcp" if isinstance(intake, TcpListener) else "http"
-    return f"{kind} {intake.codec.NAME}"
 
 
 async def _announce(

@@ -70,7 +70,13 @@ class Settings:
     mqtt_session_expiry_s: int = _s(
         86400, "How long the broker keeps our session (and queued fixes) while we are away."
     )
-    tcp_host: str = _s("0.0.0.0", "Address the TCP device listeners bind to.")
+    mqtt_broker_check: bool = _s(
+        True,
+        "At start, check that the broker keeps QoS 1 messages queued while ingest is away"
+        " (1,200 tiny messages on a private topic); warn and count"
+        " mqtt_broker_probe_dropped when it drops them.",
+    )
+    tcp_host: str = _s("0.0.0.0", "Address the device listeners (TCP, UDP, OsmAnd HTTP) bind to.")
     t55_port: int = _s(5005, "T55 (NMEA over TCP) listener port (0 turns it off).")
     teltonika_port: int = _s(5027, "Teltonika (codec 8/8E over TCP) listener port (0: off).")
     teltonika_udp_port: int = _s(5027, "Teltonika UDP (codec 8/8E datagrams) port (0: off).")
@@ -94,6 +100,46 @@ class Settings:
     tcp_max_line_bytes: int = _s(
         1024, "Longest text line accepted; longer input is dead-lettered and the link closed."
     )
+    tcp_max_connections: int = _s(
+        10000,
+        "Most open connections per device port (each TCP protocol and osmand_port); one"
+        " more is closed at once and counted in connections_refused (0: no limit).",
+    )
+    tcp_max_connections_per_peer: int = _s(
+        1000,
+        "Most open connections from one remote address per device port; generous because"
+        " trackers behind a carrier NAT share one address (0: no limit).",
+    )
+    tcp_max_bad_frames: int = _s(
+        50,
+        "Close a device connection after this many rejected frames in a row without a good"
+        " one (garbage); the device may connect again (0: never).",
+    )
+    fd_reserve: int = _s(
+        256,
+        "File descriptors kept free for the API, database and broker: device ports refuse"
+        " connections beyond the open-file limit (raised to the hard limit at start) minus this.",
+    )
+    dead_letter_max_per_peer: int = _s(
+        100,
+        "Dead letters stored per dead_letter_window_s from one remote address; more are"
+        " only counted in dead_letters_dropped (0: no cap).",
+    )
+    dead_letter_max_per_device: int = _s(
+        100, "Dead letters stored per dead_letter_window_s naming one device (0: no cap)."
+    )
+    dead_letter_max_total: int = _s(
+        5000, "Dead letters stored per dead_letter_window_s in all (0: no cap)."
+    )
+    dead_letter_window_s: float = _s(
+        3600.0, "The window the dead_letter_max_* caps count in (seconds)."
+    )
+    dead_letter_max_bytes: int = _s(
+        4096, "Raw bytes kept per dead letter; the rest is cut off (0: keep all)."
+    )
+    dead_letter_retention_days: float = _s(
+        7.0, "`menara serve` deletes dead letters older than this, hourly (0: keep all)."
+    )
     unknown_devices: str = _s(
         "reject",
         "What to do with a device id not in the devices table: reject (dead-letter) or register.",
@@ -106,10 +152,18 @@ class Settings:
     writer_max_pending: int = _s(
         100000, "Fixes accepted but not yet committed; readers wait (back-pressure) beyond it."
     )
+    api_host: str = _s(
+        "0.0.0.0", "Address the REST API, driver app and customer tracking pages bind to."
+    )
     api_port: int = _s(
-        8080, "Order management REST API on http://<tcp_host>:<port>/api/v1 (0: off)."
+        8080, "Order management REST API on http://<api_host>:<port>/api/v1 (0: off)."
     )
     api_max_body_bytes: int = _s(1048576, "Largest API request body; larger gets 413.")
+    api_db_timeout_s: float = _s(
+        5.0,
+        "Longest an API request waits for a database connection; then it is answered"
+        " 503 database_unavailable with Retry-After.",
+    )
     plan_time_limit_s: float = _s(
         10.0, "How long `menara plan` lets the route optimiser search per depot and day."
     )
@@ -186,7 +240,9 @@ class Settings:
         3600.0, "Telemetry: a fix received this much later than its time is stale."
     )
     future_fix_s: float = _s(
-        300.0, "Telemetry: a fix time this far ahead of its receipt is in the future."
+        300.0,
+        "A fix time more than this ahead of its receipt is refused at ingest (future_fix,"
+        " dead-lettered) and flagged by the tower's telemetry rule.",
     )
     escalate_after_s: float = _s(
         900.0, "Escalate an alert nobody acknowledged within this many seconds."
@@ -224,7 +280,7 @@ class Settings:
     public_url: str = _s(
         "",
         "Base URL people reach Menara at, for links in emails, customer messages and driver"
-        " sign-in links (empty: http://<tcp_host>:<api_port>, fine on one machine only).",
+        " sign-in links (empty: http://<api_host>:<api_port>, fine on one machine only).",
     )
     file_dir: str = _s(
         "menara-files",
@@ -270,11 +326,22 @@ class Settings:
     smtp_port: int = _s(25, "SMTP port (0 turns email off: alerts and customers).")
     smtp_sender: str = _s("menara@localhost", "From address of alert and customer emails.")
     webhook_timeout_s: float = _s(10.0, "A webhook POST that takes longer counts as failed.")
+    webhook_allow_private: bool = _s(
+        False,
+        "Allow webhook URLs whose host is or resolves to a loopback, private, link-local,"
+        " multicast or cloud metadata address (refused by default, at registration and"
+        " at every send: a token holder could otherwise make Menara reach internal services).",
+    )
     webhook_max_attempts: int = _s(
         8, "Attempts per alert delivery (webhook or email) before it is kept as failed."
     )
+    metrics_host: str = _s(
+        "127.0.0.1",
+        "Address /metrics and /healthz bind to; they need no credentials, so loopback by"
+        " default (0.0.0.0 where Prometheus scrapes from another host or container).",
+    )
     metrics_port: int = _s(
-        9464, "Prometheus text metrics on http://<tcp_host>:<port>/metrics (0: off)."
+        9464, "Prometheus text metrics on http://<metrics_host>:<port>/metrics (0: off)."
     )
     log_level: str = _s("INFO", "Logging level.", ("DEBUG", "INFO", "WARNING", "ERROR"))
 
@@ -282,11 +349,13 @@ class Settings:
         """Where people reach Menara: ``public_url``, else the API on this machine."""
         if self.public_url:
             return self.public_url.rstrip("/")
-        return f"http://{self.local_host()}:{self.api_port or 8080}"
+        return f"http://{self.local_host(self.api_host)}:{self.api_port or 8080}"
 
-    def local_host(self) -> str:
-        """The address this machine reaches the listeners at (loopback for a wildcard)."""
-        return "127.0.0.1" if self.tcp_host in ("0.0.0.0", "::", "") else self.tcp_host
+    @staticmethod
+    def local_host(host: str) -> str:
+        """The address this machine reaches a listener bound to ``host`` at (loopback
+        for a wildcard)."""
+        return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied and checked."""

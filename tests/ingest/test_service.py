@@ -50,6 +50,7 @@ def settings_for(dsn: str, **changes: object) -> Settings:
             **listeners_off(),
             "db_dsn": dsn,
             "tcp_host": "127.0.0.1",
+            "api_host": "127.0.0.1",
             "t55_port": free_port(),
             "mqtt_port": 0,
             "metrics_port": free_port(),
