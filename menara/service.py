@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import time
@@ -41,7 +42,7 @@ from ingest.mqtt import MqttIngest
 from ingest.tcp import TcpListener
 from ingest.udp import UdpListener
 from ingest.writer import Writer
-from menara import db, position_summary, service_metrics
+from menara import db, logs, position_summary, service_metrics
 from menara.rules_feed import RoundPublisher
 from menara.settings import Settings
 from oms_core.alerts.delivery import Deliverer
@@ -111,7 +112,11 @@ def make_tower(settings: Settings) -> Tower | TowerPool:
     fleet = settings.tower_clock == "fleet"
     if settings.tower_processes > 0:
         return TowerPool(
-            settings.db_dsn, config=config, processes=settings.tower_processes, fleet_clock=fleet
+            settings.db_dsn,
+            config=config,
+            processes=settings.tower_processes,
+            fleet_clock=fleet,
+            log_setup=functools.partial(logs.configure, settings.log_level),
         )
     tower: Tower
 

@@ -95,6 +95,14 @@ class _Options(NamedTuple):
     tick_s: float
     refresh_s: float
     persist_s: float
+    log_setup: Callable[[], None]
+
+
+def basic_logging() -> None:
+    """How a worker process logs unless the caller passes its own set-up (picklable)."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(processName)s %(message)s"
+    )
 
 
 class TowerPool:
@@ -111,13 +119,14 @@ class TowerPool:
         refresh_s: float = 10.0,
         persist_s: float = 5.0,
         max_in_flight: int = 64,
+        log_setup: Callable[[], None] = basic_logging,
     ) -> None:
         if processes < 1:
             raise ValueError("tower_processes must be at least 1 (0 runs the tower in-process)")
         self._dsn = dsn
         self._options = [
             _Options(dsn, config or TowerConfig(), (k, processes), fleet_clock,
-                     tick_s, refresh_s, persist_s)
+                     tick_s, refresh_s, persist_s, log_setup)
             for k in range(processes)
         ]  # fmt: skip
         self._refresh_s = refresh_s
@@ -367,9 +376,7 @@ class _Worker:
 
 
 def _child(conn: Connection, options: _Options) -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(processName)s %(message)s"
-    )
+    options.log_setup()
     asyncio.run(_serve(conn, options))
 
 
