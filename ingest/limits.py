@@ -33,7 +33,7 @@ __all__ = ["NO_LIMITS", "Acceptor", "FdBudget", "Limits", "open_descriptors", "r
 
 log = logging.getLogger(__name__)
 
-ACCEPT_BATCH = 64  # connections accepted per wake-up: others' callbacks run in between
+ACCEPT_BATCH = 16  # connections accepted per wake-up: others' callbacks run in between
 ACCEPT_RETRY_S = 1.0  # pause after accept() failed for want of descriptors or memory
 RECOUNT_S = 1.0  # most often the budget counts the process's open descriptors
 _OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
