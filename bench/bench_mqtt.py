@@ -23,7 +23,6 @@ import asyncio
 import multiprocessing as mp
 import os
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -48,9 +47,9 @@ from ingest.devices import DeviceRegistry
 from ingest.mqtt import MqttIngest
 from ingest.writer import Writer
 from menara import db, service
+from menara.local_broker import LocalBroker
 from menara.settings import Settings
 from simulators.nmea_out import rmc
-from tests.brokers import derive_config, wait_listening
 
 HOST = "127.0.0.1"
 T0 = datetime(2026, 1, 5, 8, 0, 0, tzinfo=UTC)
@@ -301,13 +300,9 @@ def main() -> None:
     db.upgrade(dsn)
     with tempfile.TemporaryDirectory() as work:
         port = free_port()
-        conf = Path(work) / "mosquitto.conf"
-        conf.write_text(derive_config(port, Path(work)))
-        broker = subprocess.Popen(
-            ["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        broker = LocalBroker(Path(work), port)  # deploy/mosquitto.conf, as setup runs it
+        broker.start()
         try:
-            wait_listening(HOST, port)
             print(
                 f"{len(msgs)} QoS 1 NMEA messages, {args.devices} devices, "
                 f"{args.publishers} publisher processes, broker backlog drained by:"
@@ -327,8 +322,7 @@ def main() -> None:
                     rate = asyncio.run(run(port, name, msgs, args.publishers))
                     print(f"      {name}, MQTT 5 (auto-ack, count only): {rate:9,.0f} msg/s")
         finally:
-            broker.terminate()
-            broker.wait(timeout=10)
+            broker.stop()
             drop_database(dsn)
 
 

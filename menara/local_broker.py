@@ -65,18 +65,25 @@ class LocalBrokerError(RuntimeError):
     """Menara's local broker could not be configured or started."""
 
 
-def local_config(port: int, state_dir: Path) -> str:
+def local_config(
+    port: int, state_dir: Path, *, password_file: Path | None = None, acl_file: Path | None = None
+) -> str:
     """``deploy/mosquitto.conf`` for this machine: loopback ``port``, persistence in
-    ``state_dir`` (and its pid file), anonymous clients (no password file, no ACL), run as
-    the current user (as root, Mosquitto would switch to user ``mosquitto``, who cannot
-    write there)."""
+    ``state_dir`` (and its pid file), run as the current user (as root, Mosquitto would
+    switch to user ``mosquitto``, who cannot write there). Anonymous clients (no password
+    file, no ACL) unless ``password_file`` is given: then its users log in and
+    ``acl_file`` applies, as in production (the tests of the production ACL)."""
     if not PROJECT_CONF.is_file():
         raise LocalBrokerError(f"{PROJECT_CONF} is missing: run from a Menara checkout")
     text = PROJECT_CONF.read_text()
     text = re.sub(r"(?m)^listener 1883\b.*$", f"listener {port} 127.0.0.1", text)
     text = re.sub(r"(?m)^persistence_location .*$", f"persistence_location {state_dir}/", text)
-    text = re.sub(r"(?m)^(password_file|acl_file) .*\n", "", text)
-    text = re.sub(r"(?m)^allow_anonymous false$", "allow_anonymous true", text)
+    if password_file is None:
+        text = re.sub(r"(?m)^(password_file|acl_file) .*\n", "", text)
+        text = re.sub(r"(?m)^allow_anonymous false$", "allow_anonymous true", text)
+    else:
+        text = re.sub(r"(?m)^password_file .*$", f"password_file {password_file}", text)
+        text = re.sub(r"(?m)^acl_file .*$", f"acl_file {acl_file}", text)
     return text + f"\nuser {getpass.getuser()}\npid_file {state_dir}/mosquitto.pid\n"
 
 
@@ -92,12 +99,13 @@ def listening(host: str, port: int) -> bool:
 class LocalBroker:
     """A Mosquitto process from ``local_config``; ``stop``/``start`` keep port and state."""
 
-    def __init__(self, state_dir: Path, port: int) -> None:
+    def __init__(self, state_dir: Path, port: int, *, config: str | None = None) -> None:
+        """``config`` replaces ``local_config`` (tests run other configurations)."""
         self.host, self.port = "127.0.0.1", port
         self.state_dir = state_dir.resolve()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.conf = self.state_dir / "mosquitto.conf"
-        self.conf.write_text(local_config(port, self.state_dir))
+        self.conf.write_text(config if config is not None else local_config(port, self.state_dir))
         self.log = self.state_dir / "mosquitto.log"
         self._proc: subprocess.Popen[bytes] | None = None
 

@@ -10,10 +10,7 @@ run), or with the production password file and ACL.
 from __future__ import annotations
 
 import getpass
-import re
 import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,43 +22,25 @@ PROJECT_CONF = local_broker.PROJECT_CONF  # deploy/mosquitto.conf
 PROJECT_ACL = PROJECT_CONF.parent / "mosquitto" / "acl"
 
 
-class Broker:
-    """A private Mosquitto process; ``stop``/``start`` keep its port and its persistence."""
+class Broker(local_broker.LocalBroker):
+    """A private Mosquitto on a free port; ``stop``/``start`` keep its port and persistence.
+
+    Anonymous with the project's limits (as Menara's local broker), or with the production
+    password file and ACL (``password_file``), or as Debian ships it (``debian``).
+    """
 
     def __init__(
         self, work: Path, *, password_file: Path | None = None, debian: bool = False
     ) -> None:
-        self.host = "127.0.0.1"
-        self.port = _free_port()
-        self.conf = work / "mosquitto.conf"
+        port = _free_port()
         if debian:
-            self.conf.write_text(debian_config(self.port))
+            config = debian_config(port)
         else:
-            self.conf.write_text(derive_config(self.port, work, password_file=password_file))
-        self.log = work / "mosquitto.log"
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self._proc = subprocess.Popen(
-                ["mosquitto", "-c", str(self.conf)], stdout=out, stderr=out
+            acl = PROJECT_ACL if password_file is not None else None
+            config = local_broker.local_config(
+                port, work.resolve(), password_file=password_file, acl_file=acl
             )
-        try:
-            wait_listening(self.host, self.port)
-        except OSError:
-            pytest.fail(f"private mosquitto did not start: {self.log.read_text()}")
-
-    def stop(self) -> None:
-        """SIGTERM: Mosquitto saves sessions and queued messages, then exits."""
-        if self._proc is None:
-            return
-        self._proc.terminate()
-        try:
-            self._proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
-        self._proc = None
+        super().__init__(work, port, config=config)
 
 
 def _free_port() -> int:
@@ -71,24 +50,6 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def derive_config(port: int, data_dir: Path, *, password_file: Path | None = None) -> str:
-    """The project config with the listener moved to ``port`` and persistence in ``data_dir``.
-
-    Anonymous, as Menara's local broker (``menara.local_broker.local_config``), unless
-    ``password_file`` is given: then its users log in and the project's ACL applies, as in
-    production.
-    """
-    if password_file is None:
-        return local_broker.local_config(port, data_dir)
-    text = PROJECT_CONF.read_text()
-    text = re.sub(r"(?m)^listener 1883\b.*$", f"listener {port} 127.0.0.1", text)
-    text = re.sub(r"(?m)^persistence_location .*$", f"persistence_location {data_dir}/", text)
-    text = re.sub(r"(?m)^password_file .*$", f"password_file {password_file}", text)
-    text = re.sub(r"(?m)^acl_file .*$", f"acl_file {PROJECT_ACL}", text)
-    # As root Mosquitto switches to user `mosquitto`, who cannot write our temp dir.
-    return text + f"\nuser {getpass.getuser()}\n"
-
-
 def debian_config(port: int) -> str:
     """Mosquitto as Debian ships it (its queue limits spelled out), anonymous on ``port``."""
     return (
@@ -96,19 +57,6 @@ def debian_config(port: int) -> str:
         "max_queued_messages 1000\nmax_inflight_messages 20\n"
         f"user {getpass.getuser()}\n"
     )
-
-
-def wait_listening(host: str, port: int, timeout_s: float = 10.0) -> None:
-    """Poll until something accepts TCP connections on (host, port)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            socket.create_connection((host, port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 @pytest.fixture(scope="session")
