@@ -4,14 +4,16 @@ navigation link; the cash each ePOD collected and, back at the depot, the trip's
 settlement, so the page can say what to hand in and what was settled.
 
 The current trip is the driver's running trip, else the earliest dispatched one, else
-the latest of today's (planned, completed) at the trip's depot's local date, so the page
-opens on what the driver is doing now even on a trip that runs past midnight.
+the latest of today's (planned, completed) at the trip's depot's local date or of those
+completed in the last ``DONE_SHOWN`` hours, so the page opens on what the driver is doing
+now even on a trip that runs past midnight, and still says "trip completed" and the cash
+handed in after the driver comes back from one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -21,15 +23,17 @@ from psycopg.rows import dict_row
 from oms_core.api.context import jsonable
 from oms_core.execution.reasons import REASONS
 
-__all__ = ["current_trip_id", "driver_today", "nav_links"]
+__all__ = ["DONE_SHOWN", "current_trip_id", "driver_today", "nav_links"]
 
 Conn = psycopg.Connection[Any]
+DONE_SHOWN = timedelta(hours=12)
 
 _CURRENT = """
 SELECT t.id FROM trips t JOIN depots d ON d.id = t.depot_id
 WHERE t.driver_id = %(driver)s AND t.state <> 'cancelled'
   AND (t.state IN ('dispatched', 'in_progress')
-       OR t.day = (%(now)s AT TIME ZONE d.time_zone)::date)
+       OR t.day = (%(now)s AT TIME ZONE d.time_zone)::date
+       OR (t.state = 'completed' AND t.actual_return > %(now)s - %(shown)s))
 ORDER BY t.state = 'in_progress' DESC, t.state = 'dispatched' DESC,
          CASE WHEN t.state = 'dispatched' THEN t.planned_departure END,
          t.planned_departure DESC
@@ -81,7 +85,7 @@ def nav_links(lat: float, lon: float) -> dict[str, str]:
 
 def current_trip_id(conn: Conn, driver_id: int, now: datetime) -> int | None:
     """The trip the driver's page opens on (module doc), or None."""
-    row = conn.execute(_CURRENT, {"driver": driver_id, "now": now}).fetchone()
+    row = conn.execute(_CURRENT, {"driver": driver_id, "now": now, "shown": DONE_SHOWN}).fetchone()
     return None if row is None else int(row[0])
 
 

@@ -167,6 +167,29 @@ def test_a_driver_delivers_a_trip_end_to_end(tw: TripWorld) -> None:
         assert (tw.files / sha[:2] / sha[2:4] / sha).read_bytes()[:4] == b"\x89PNG"
 
 
+def test_the_page_keeps_a_trip_completed_after_local_midnight(tw: TripWorld) -> None:
+    """A trip of yesterday's local date that came back after midnight still opens the
+    page (trip completed, cash handed in) until ``DONE_SHOWN`` has passed."""
+    from oms_core.api.driver_view import DONE_SHOWN, current_trip_id
+
+    o1, o2 = tw.order_ids
+    _, sig = upload(tw, png())
+    assert drive(tw, "POST", f"/driver/orders/{o1}/delivery", delivered(sig["sha256"]))[0] == 200
+    failed = action(pos=STOP2, outcome="failed", reason_code="customer_absent")
+    assert drive(tw, "POST", f"/driver/orders/{o2}/delivery", failed)[0] == 200
+    assert drive(tw, "POST", f"/driver/trips/{tw.trip_id}/returned", action())[0] == 200
+    with psycopg.connect(tw.dsn, autocommit=True) as conn:
+        conn.execute("UPDATE trips SET day = day - 2 WHERE id = %s", (tw.trip_id,))
+        ((back,),) = conn.execute(
+            "SELECT actual_return FROM trips WHERE id = %s", (tw.trip_id,)
+        ).fetchall()
+        assert current_trip_id(conn, tw.driver_id, back + DONE_SHOWN / 2) == tw.trip_id
+        assert current_trip_id(conn, tw.driver_id, back + DONE_SHOWN * 2) is None
+    status, today = drive(tw, "GET", "/driver/today")
+    assert status == 200 and today["trip"]["state"] == "completed"
+    assert today["trip"]["cod_settlement"]["handed_in"] == "35.00"
+
+
 def test_a_retried_delivery_is_stored_once(tw: TripWorld) -> None:
     o1 = tw.order_ids[0]
     _, sig = upload(tw, png())
