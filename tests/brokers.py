@@ -10,13 +10,13 @@ run), or with the production password file and ACL.
 from __future__ import annotations
 
 import getpass
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from menara import local_broker
+from tests.ports import free_port
 
 PROJECT_CONF = local_broker.PROJECT_CONF  # deploy/mosquitto.conf
 PROJECT_ACL = PROJECT_CONF.parent / "mosquitto" / "acl"
@@ -32,7 +32,7 @@ class Broker(local_broker.LocalBroker):
     def __init__(
         self, work: Path, *, password_file: Path | None = None, debian: bool = False
     ) -> None:
-        port = _free_port()
+        port = free_port()
         if debian:
             config = debian_config(port)
         else:
@@ -41,13 +41,6 @@ class Broker(local_broker.LocalBroker):
                 port, work.resolve(), password_file=password_file, acl_file=acl
             )
         super().__init__(work, port, config=config)
-
-
-def _free_port() -> int:
-    # Not tests.conftest.free_port: conftest imports this module (no import cycle).
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def debian_config(port: int) -> str:

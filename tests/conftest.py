@@ -57,13 +57,6 @@ def mqtt_broker() -> tuple[str, int]:
     return MQTT_HOST, MQTT_PORT
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now (for listeners started by a test)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def listeners_off() -> dict[str, int]:
     """Every device listener port setting at 0: the defaults (5005, 5027 …) would collide
     with a running service or demo; a test turns on the ones it uses with free ports."""

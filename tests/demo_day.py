@@ -20,7 +20,8 @@ import pytest
 
 from menara import db, demo_oms
 from menara.cli import main
-from tests.conftest import ADMIN_DSN, _dsn_for, free_port, listeners_off_env
+from tests.conftest import ADMIN_DSN, _dsn_for, listeners_off_env
+from tests.ports import free_port
 
 # A day whose 90 orders need five of the six vans (orders are drawn per day).
 DAY = date(2026, 12, 1)

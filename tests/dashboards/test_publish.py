@@ -19,7 +19,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from menara.cli import main
-from tests.conftest import free_port
+from tests.ports import free_port
 
 TOKEN = "glsa_test_token"
 

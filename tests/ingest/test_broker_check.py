@@ -19,8 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from ingest.broker_check import PROBE_MESSAGES, BrokerCheckError, probe
 from ingest.counters import Counters
 from tests.brokers import Broker
-from tests.conftest import free_port
 from tests.ingest.test_service import http_get, running, settings_for
+from tests.ports import free_port
 
 pytestmark = pytest.mark.mqtt
 

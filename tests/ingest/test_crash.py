@@ -26,8 +26,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from ingest.broker_check import PROBE_MESSAGES
 from simulators.nmea_out import rmc
 from tests.brokers import Broker  # project_broker: menara.local_broker.local_config
-from tests.conftest import free_port, listeners_off_env
+from tests.conftest import listeners_off_env
 from tests.polling import wait_for
+from tests.ports import free_port
 
 pytestmark = [pytest.mark.db, pytest.mark.mqtt]
 

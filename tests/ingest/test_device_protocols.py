@@ -19,8 +19,8 @@ from menara.settings import Settings
 from simulators import gt06_out, teltonika_out
 from simulators.fleet import FleetConfig, run_fleet
 from simulators.model import DEVICE_PROTOCOLS, protocols
-from tests.conftest import free_port
 from tests.ingest.test_service import running, settings_for
+from tests.ports import free_port
 
 pytestmark = pytest.mark.db
 

@@ -20,9 +20,9 @@ from ingest.counters import Counters
 from ingest.intake import frame, split_until_lost
 from simulators import gps103_out
 from tests.complexity import HOSTILE, assert_linear
-from tests.conftest import free_port
 from tests.ingest.test_service import running, settings_for
 from tests.polling import until
+from tests.ports import free_port
 
 LINE = 1024  # tcp_max_line_bytes as the listeners use it
 READ = 256 << 10  # the most asyncio hands ``data_received`` at once

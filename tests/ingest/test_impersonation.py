@@ -28,10 +28,10 @@ from simulators import gt06_out, teltonika_out
 from simulators.nmea_out import json_fix
 from simulators.osmand_out import query
 from tests.brokers import Broker
-from tests.conftest import free_port
 from tests.ingest.test_mqtt import Publisher
 from tests.ingest.test_service import running, settings_for
 from tests.polling import until
+from tests.ports import free_port
 
 pytestmark = [pytest.mark.db, pytest.mark.mqtt]
 

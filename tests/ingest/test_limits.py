@@ -30,8 +30,9 @@ from ingest.writer import Writer
 from simulators import teltonika_out
 from simulators.nmea_out import pgid, rmc
 from simulators.osmand_out import query
-from tests.conftest import free_port, listeners_off_env
+from tests.conftest import listeners_off_env
 from tests.polling import until, wait_for
+from tests.ports import free_port
 
 pytestmark = pytest.mark.db
 

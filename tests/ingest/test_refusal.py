@@ -22,9 +22,9 @@ from decoders import gt06, teltonika
 from ingest.counters import Counters
 from menara.settings import Settings
 from simulators import gps103_out, gt06_out, h02_out, teltonika_out
-from tests.conftest import free_port
 from tests.ingest.test_service import running, settings_for
 from tests.ingest.test_tcp import rig
+from tests.ports import free_port
 
 pytestmark = pytest.mark.db
 

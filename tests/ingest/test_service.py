@@ -25,7 +25,8 @@ from menara.settings import Settings, load
 from simulators.fleet import FleetConfig, run_fleet
 from simulators.nmea_out import pgid, rmc
 from tests.brokers import Broker
-from tests.conftest import free_port, listeners_off, listeners_off_env
+from tests.conftest import listeners_off, listeners_off_env
+from tests.ports import free_port
 
 pytestmark = pytest.mark.db
 

@@ -15,10 +15,10 @@ from decoders import gt06, teltonika
 from ingest.counters import Counters
 from menara import service
 from simulators import gt06_out, teltonika_out
-from tests.conftest import free_port
 from tests.ingest.test_service import settings_for
 from tests.ingest.test_tcp import T0, Rig, close, letters, query, rig, run
 from tests.polling import until
+from tests.ports import free_port
 
 pytestmark = pytest.mark.db
 

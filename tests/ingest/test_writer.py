@@ -20,8 +20,8 @@ from ingest.counters import Counters
 from ingest.errors import StorageError
 from ingest.model import Batch, DeadLetter
 from ingest.writer import Writer
-from tests.conftest import free_port
 from tests.polling import until
+from tests.ports import free_port
 
 pytestmark = pytest.mark.db
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, listeners_off_env
+from tests.conftest import listeners_off_env
+from tests.ports import free_port
 
 
 def demo_env(

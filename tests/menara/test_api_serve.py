@@ -9,8 +9,8 @@ import pytest
 
 from ingest.counters import Counters
 from menara.cli import main
-from tests.conftest import free_port
 from tests.ingest.test_service import running, settings_for
+from tests.ports import free_port
 
 pytestmark = pytest.mark.db
 

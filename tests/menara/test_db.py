@@ -12,7 +12,8 @@ import psycopg
 import pytest
 
 from menara import db
-from tests.conftest import ADMIN_DSN, free_port
+from tests.conftest import ADMIN_DSN
+from tests.ports import free_port
 
 pytestmark = pytest.mark.db
 

@@ -17,9 +17,9 @@ from menara.cli import main
 from oms_core import trips
 from simulators.faults import Detour, LateDeparture, Silence, Speeding, UnplannedStop
 from simulators.trip_driver import DrivenStop, DrivenTrip, drive
-from tests.conftest import free_port
 from tests.menara import demo_env
 from tests.oms_core import OMS_TABLES
+from tests.ports import free_port
 
 DAY = date(2026, 6, 3)
 DEVICES = ["TWR0001", "TWR0002", "TWR0003"]

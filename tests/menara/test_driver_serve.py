@@ -15,9 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ingest.counters import Counters
 from menara.cli import main
-from tests.conftest import free_port
 from tests.ingest.test_service import running, settings_for
 from tests.oms_core import seed
+from tests.ports import free_port
 
 pytestmark = pytest.mark.db
 

@@ -15,8 +15,8 @@ from psycopg.conninfo import make_conninfo
 
 from ingest.counters import Counters
 from menara.cli import main
-from tests.conftest import free_port
 from tests.ingest.test_service import running, settings_for
+from tests.ports import free_port
 
 PASSWORD = "S3cret-pw"  # the test server trusts local connections: any password works
 

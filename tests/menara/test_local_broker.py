@@ -17,8 +17,8 @@ from ingest.broker_check import probe
 from menara import local_broker
 from menara.settings import load
 from tests.brokers import Broker
-from tests.conftest import free_port
 from tests.polling import wait_for
+from tests.ports import free_port
 
 pytestmark = pytest.mark.mqtt
 

@@ -32,9 +32,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from simulators.trip_sender import send_timeline
 from tests.brokers import Broker
-from tests.conftest import free_port, listeners_off_env
+from tests.conftest import listeners_off_env
 from tests.fresh import ROOT
 from tests.polling import wait_for
+from tests.ports import free_port
 from tests.tower import scenario
 from tests.tower.world import Fleet, build
 

@@ -14,8 +14,9 @@ import psycopg
 import pytest
 
 from menara.cli import main
-from tests.conftest import free_port, listeners_off_env
+from tests.conftest import listeners_off_env
 from tests.polling import wait_for
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -19,10 +19,10 @@ import pytest
 from ingest.counters import Counters
 from oms_core.api import Role, create_token
 from simulators.osmand_out import query
-from tests.conftest import free_port
 from tests.ingest.test_service import running, settings_for
 from tests.oms_core.test_api import Api, api_for
 from tests.polling import until
+from tests.ports import free_port
 
 pytestmark = pytest.mark.db
 T0 = datetime(2026, 6, 1, 7, 0, tzinfo=UTC)

@@ -15,10 +15,10 @@ from oms_core.api import Role
 from oms_core.api.context import Execution
 from oms_core.api.webhooks import email_problem, url_problem
 from oms_core.files import FileStore
-from tests.conftest import free_port
 from tests.oms_core.test_api import Api, api_for
 from tests.oms_core.test_delivery import FAST, raise_alert, receiver, scene
 from tests.polling import until
+from tests.ports import free_port
 
 pytestmark = pytest.mark.db
 

@@ -26,9 +26,9 @@ from oms_core.alerts import mail, outbox
 from oms_core.alerts.delivery import EMAIL_OFF, Deliverer, backoff_s, verify_signature
 from oms_core.alerts.signing import sign
 from oms_core.model import Order
-from tests.conftest import free_port
 from tests.oms_core import NOW, World, one, order_in
 from tests.polling import until
+from tests.ports import free_port
 
 pytestmark = pytest.mark.db
 Conn = psycopg.Connection[Any]

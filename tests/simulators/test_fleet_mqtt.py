@@ -16,7 +16,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from simulators.fleet import FleetConfig, FleetStats, run_fleet
-from tests.conftest import free_port
+from tests.ports import free_port
 
 pytestmark = pytest.mark.mqtt
 

@@ -11,8 +11,8 @@ import pynmea2
 import pytest
 
 from simulators.fleet import FleetConfig, FleetStats, device_ids, run_fleet, transports
-from tests.conftest import free_port
 from tests.polling import until
+from tests.ports import free_port
 
 START = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 

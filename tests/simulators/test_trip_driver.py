@@ -45,8 +45,8 @@ from simulators.trip_driver import (
 )
 from simulators.trip_sender import send_timeline
 from simulators.vehicle import SimFix
-from tests.conftest import free_port
 from tests.polling import until
+from tests.ports import free_port
 
 LAT0, LON0 = -6.2, 106.8
 KY = math.radians(1.0) * EARTH_RADIUS_M

@@ -27,10 +27,10 @@ from ingest.counters import Counters
 from oms_core.alerts.signing import verify_signature
 from oms_core.api.auth import create_token
 from simulators.trip_sender import send_timeline
-from tests.conftest import free_port
 from tests.ingest.test_service import running, settings_for
 from tests.oms_core.test_delivery import smtp_server
 from tests.polling import until
+from tests.ports import free_port
 from tests.tower import scenario
 from tests.tower.world import build
 
