@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import random
 import struct
 from datetime import UTC, datetime, timedelta
@@ -380,14 +381,16 @@ def test_random_bytes_only_raise_decode_error(buf: bytes) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # about 150 s on a quiet machine; CI machines are shared
+@pytest.mark.timeout(900)  # about 40 s on a quiet machine; CI machines are shared
 def test_fuzz_long() -> None:
     """Mutated streams with noise spliced in, through split and decode; prints the count.
-    (The suite's 300 s timeout once interrupted it mid-draw under load, which Hypothesis
-    then reports as a flaky strategy; the failure was the clock, not the decoder.)"""
+    ``MENARA_LONG_FUZZ_EXAMPLES`` (5,000) sets the depth: 20,000 took 426 s of a 25 min
+    CI run. (The suite's 300 s timeout once interrupted it mid-draw under load, which
+    Hypothesis then reports as a flaky strategy; the failure was the clock.)"""
     ran = 0
+    examples = int(os.environ.get("MENARA_LONG_FUZZ_EXAMPLES", "5000"))
 
-    @settings(max_examples=20_000, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
     @given(st.data(), st.randoms(), st.binary(max_size=64))
     def one(data: st.DataObject, rng: random.Random, noise: bytes) -> None:
         nonlocal ran
@@ -398,7 +401,7 @@ def test_fuzz_long() -> None:
 
     one()
     print(f"teltonika long fuzz: {ran} inputs")
-    assert ran >= 1_000
+    assert ran >= min(examples, 1_000)
 
 
 @given(st.binary(max_size=64))
