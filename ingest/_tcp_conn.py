@@ -38,6 +38,7 @@ class Conn(asyncio.Protocol):
         "buf",
         "device_id",
         "hanging_up",
+        "known",
         "last_seen",
         "listener",
         "owed",
@@ -56,6 +57,7 @@ class Conn(asyncio.Protocol):
         self.bad_frames = 0  # rejects since the last good frame
         self.session = Session()
         self.device_id: str | None = None
+        self.known = False  # the registry admitted its device: first class on the loop
         self.peer = "?"
         self.last_seen = listener.clock
         self.partial_since = listener.clock  # when the frame now in ``buf`` began

@@ -44,6 +44,7 @@ from aiohttp import web
 
 from decoders import Codec, Decoded
 from decoders.model import Session
+from ingest import priority
 from ingest.counters import Counters
 from ingest.devices import DeviceRegistry
 from ingest.intake import FUTURE_FIX, decode_safely, to_batch
@@ -188,6 +189,8 @@ class HttpListener:
     async def _serve(self, request: web.Request, body: bytes) -> web.Response:
         frame, key = _frame(request, body)
         status, text, close = await self._process(frame, _peer(request), key)
+        if status == 200 and request.transport is not None:  # a device's: served first now
+            priority.promote(request.transport)
         return self._answer(status, text, close=close)
 
     async def submit(self, frame: bytes, peer: str) -> tuple[int, str]:

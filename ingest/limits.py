@@ -11,8 +11,10 @@ one carrier NAT share an address, so that limit must be generous) and against th
 ``FdBudget`` every listener shares (the descriptor limit minus a reserve kept for the API,
 the database and the broker). A connection beyond any of them is closed at once and
 counted as ``connections_refused{reason}``: the peer sees the connection close before it
-sends anything. Should ``accept()`` fail for want of descriptors all the same (something
-else used the reserve), the listener stops accepting for ``ACCEPT_RETRY_S`` and counts it.
+sends anything. An admitted connection starts in the loop's second class
+(``ingest.priority``) until it shows it is a device. Should ``accept()`` fail for want of
+descriptors all the same (something else used the reserve), the listener stops accepting
+for ``ACCEPT_RETRY_S`` and counts it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ingest import priority
 from ingest.counters import Counters
 
 __all__ = ["NO_LIMITS", "Acceptor", "FdBudget", "Limits", "open_descriptors", "raise_fd_limit"]
@@ -109,17 +112,19 @@ class FdBudget:
 
 
 class _Slot:
-    """One accepted connection's share of the limits, given back once."""
+    """One accepted connection's share of the limits, given back once (before its
+    socket is closed: the descriptor's number leaves the second class with it)."""
 
-    __slots__ = ("_acceptor", "peer")
+    __slots__ = ("_acceptor", "fd", "peer")
 
-    def __init__(self, acceptor: Acceptor, peer: str) -> None:
+    def __init__(self, acceptor: Acceptor, peer: str, fd: int) -> None:
         self._acceptor: Acceptor | None = acceptor
         self.peer = peer
+        self.fd = fd
 
     def release(self) -> None:
         if self._acceptor is not None:
-            self._acceptor._release(self.peer)
+            self._acceptor._release(self.peer, self.fd)
             self._acceptor = None
 
 
@@ -178,12 +183,14 @@ class Acceptor:
         self._by_peer: dict[str, int] = {}
         self._open = 0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._classes: priority.PrioritySelector | None = None
         self._retry: asyncio.TimerHandle | None = None
         self._connecting: set[asyncio.Task[None]] = set()
 
     async def start(self, host: str, port: int, backlog: int) -> int:
         """Bind every address ``host`` names and start accepting; the bound port."""
         self._loop = asyncio.get_running_loop()
+        self._classes = priority.classes(self._loop)
         infos = await self._loop.getaddrinfo(
             host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )
@@ -263,9 +270,9 @@ class Acceptor:
                 conn.close()
                 self._count("connections_refused", reason=reason)
                 continue
-            self._take(peer)
+            self._take(peer, conn.fileno())
             assert self._loop is not None
-            task = self._loop.create_task(self._connect(conn, _Slot(self, peer)))
+            task = self._loop.create_task(self._connect(conn, _Slot(self, peer, conn.fileno())))
             self._connecting.add(task)
             task.add_done_callback(self._connecting.discard)
 
@@ -285,18 +292,22 @@ class Acceptor:
             conn.setblocking(False)
             await self._loop.connect_accepted_socket(lambda: _Tracked(self._factory(), slot), conn)
         except BaseException as exc:
-            conn.close()
             slot.release()
+            conn.close()
             if not isinstance(exc, OSError):  # else the peer left before its transport was made
                 raise
 
-    def _take(self, peer: str) -> None:
+    def _take(self, peer: str, fd: int) -> None:
+        if self._classes is not None:
+            self._classes.demote(fd)
         self._open += 1
         self._by_peer[peer] = self._by_peer.get(peer, 0) + 1
         if self._fds is not None:
             self._fds.held += 1
 
-    def _release(self, peer: str) -> None:
+    def _release(self, peer: str, fd: int) -> None:
+        if self._classes is not None:
+            self._classes.promote(fd)
         self._open -= 1
         left = self._by_peer[peer] - 1
         if left:

@@ -20,7 +20,9 @@ registry refuses, at login or later (disabled while connected), gets the protoco
 refusal (Teltonika ``0x00``) or nothing and never an ack; what it sent is dead-lettered
 and the connection closed. So is a peer that sends only rejects: ``max_bad_frames`` in a
 row without one good frame. Connections are accepted within the listener's ``limits``
-and the descriptor budget all listeners share (``ingest.limits``).
+and the descriptor budget all listeners share (``ingest.limits``), and served in the
+loop's rationed second class until they name a device the registry admits
+(``ingest.priority``).
 
 If the writer fails, the feeder closes every connection and ends; whatever is queued
 after that (a closing connection's truncated tail) has nowhere to go and is dropped and
@@ -38,6 +40,7 @@ from collections.abc import Callable
 from types import TracebackType
 
 from decoders import Codec, Decoded, max_frame
+from ingest import priority
 from ingest._tcp_conn import Conn, Reply
 from ingest.counters import Counters
 from ingest.devices import Admission, DeviceRegistry
@@ -233,6 +236,9 @@ class TcpListener:
             counters=self._counters,
             raw=raw,
         )
+        if device and not refused and not conn.known and conn.transport is not None:
+            conn.known = True  # served with the database and the other devices from now on
+            priority.promote(conn.transport)
         if refused:
             self._refuse(conn, decoded, batch, raw, admission)
         elif batch.rows:

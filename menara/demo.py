@@ -30,6 +30,7 @@ from typing import Any
 
 import psycopg
 
+from ingest import priority
 from ingest.counters import Counters
 from menara import (
     db,
@@ -460,7 +461,7 @@ def run(args: argparse.Namespace, cfg: Settings) -> int:
         return 2
     try:
         with local_broker.for_demo(cfg) as served:  # one that keeps queued fixes
-            return asyncio.run(_demo(args, served))
+            return priority.run(_demo(args, served))
     except db.DatabaseError as exc:
         print(f"\nmenara demo: {exc}", file=sys.stderr)
         return 1

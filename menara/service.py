@@ -32,7 +32,7 @@ from aiohttp import web
 
 from decoders import PROTOCOLS, teltonika
 from decoders.warmup import warm_up
-from ingest import backoff, broker_check
+from ingest import backoff, broker_check, priority
 from ingest.counters import Counters
 from ingest.dead_letters import LetterCap, LetterLimits, retention_loop
 from ingest.devices import Admission, DeviceRegistry
@@ -424,7 +424,7 @@ def run_blocking(settings: Settings, counters: Counters) -> int:
         await serve(settings, counters=counters, stop=stop)
 
     try:
-        asyncio.run(main())
+        priority.run(main())
     except asyncio.CancelledError:
         return 130
     except db.DatabaseError as exc:

@@ -21,6 +21,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from decoders import osmand, t55
+from ingest import priority
 from ingest.counters import Counters
 from ingest.devices import DeviceRegistry
 from ingest.http import HttpListener
@@ -191,6 +192,45 @@ def test_the_osmand_port_has_the_same_limits(clean_db: str) -> None:
             await close_all([*crowd, (r, w)])
 
     asyncio.run(main())
+
+
+def test_connections_wait_in_the_second_class_until_they_name_a_device(clean_db: str) -> None:
+    """On the service's loop (``ingest.priority``) a connection starts in the rationed
+    second class; a TCP device's first admitted packet and an OsmAnd device's stored
+    request move theirs to the first; every descriptor leaves the class as it closes."""
+
+    async def main() -> None:
+        sel = priority.classes(asyncio.get_running_loop())
+        assert sel is not None
+        counters = Counters()
+        registry = DeviceRegistry(policy="register")
+        async with (
+            Writer(clean_db, counters=counters, batch_delay_ms=5) as writer,
+            TcpListener(
+                codec=t55, host="127.0.0.1", port=0, idle_timeout_s=30.0, max_line_bytes=1024,
+                writer=writer, registry=registry, counters=counters,
+            ) as lis,
+            HttpListener(
+                codec=osmand, host="127.0.0.1", port=0, max_body_bytes=4096, writer=writer,
+                registry=registry, counters=counters,
+            ) as web,
+        ):  # fmt: skip
+            strangers = [await connect(lis.port) for _ in range(3)]
+            device = await connect(lis.port)
+            phone = await connect(web.port)
+            await until(lambda: sel.seconds == 5, what="5 connections in the second class")
+            device[1].write(pgid("KNOWN") + rmc(T0, -6.2, 106.8, 30.0, 90.0))
+            await until(lambda: stored(clean_db, "KNOWN") == 1, what="the device's fix")
+            await until(lambda: sel.seconds == 4, what="the device promoted")
+            path = "/?" + query("PHONE", time=T0, lat=-6.2, lon=106.8)
+            phone[1].write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            assert (await phone[0].readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200")
+            assert sel.seconds == 3  # the phone's keep-alive connection too
+            await close_all([*strangers, device, phone])
+            await until(lambda: sel.seconds == 0, what="every descriptor released")
+
+    with asyncio.Runner(loop_factory=priority.new_loop) as runner:
+        runner.run(main())
 
 
 # -- the whole service in its own process, with few descriptors ------------------------
