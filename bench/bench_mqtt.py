@@ -9,11 +9,13 @@ publisher processes while it is away, so the broker holds the whole backlog; the
 consumer connects and the drain is timed. The consumer alone sets the pace, and both see
 exactly the same broker work:
 
-(a) a plain paho subscriber: QoS 1, automatic PUBACK, counts messages and nothing else;
+(a) a plain paho subscriber: QoS 1, automatic PUBACK, counts messages and nothing else,
+    on MQTT 5 and (a') on MQTT 3.1.1, each drained once like (b);
 (b) ``MqttIngest`` + ``Writer`` end to end: decoded, committed to PostgreSQL, then acked;
     timed until the last row is committed.
 
-Loss is counted (unique fixes published vs rows stored); the figure of merit is (b)/(a).
+Loss is counted (unique fixes published vs rows stored); the figure of merit is (b) over
+the faster of (a) and (a'), with a goal of 1.0×.
 """
 
 from __future__ import annotations
@@ -307,16 +309,18 @@ def main() -> None:
                 f"{len(msgs)} QoS 1 NMEA messages, {args.devices} devices, "
                 f"{args.publishers} publisher processes, broker backlog drained by:"
             )
-            plain = plain_subscriber(port, "plain/v1", msgs, args.publishers)
-            print(
-                f"  (a) plain paho subscriber, MQTT 5 (auto-ack, count only): {plain:9,.0f} msg/s"
-            )
+            v5 = plain_subscriber(port, "plain/v1", msgs, args.publishers)
+            print(f"  (a) plain paho subscriber, MQTT 5 (auto-ack, count only): {v5:9,.0f} msg/s")
+            v311 = plain_subscriber(port, "plain311/v1", msgs, args.publishers, v5=False)
+            print(f"  (a') the same on MQTT 3.1.1 (no v5 properties to parse): {v311:9,.0f} msg/s")
             rate, stored = asyncio.run(ingest_run(port, dsn, "ingest/v1", msgs, args.publishers))
             print(f"  (b) MqttIngest end to end (decoded, committed, acked): {rate:9,.0f} fixes/s")
             print(f"  stored {stored} of {len(msgs)} unique fixes: lost {len(msgs) - stored}")
-            print(f"  ratio (b)/(a): {rate / plain:.2f}x")
-            v311 = plain_subscriber(port, "plain311/v1", msgs, args.publishers, v5=False)
-            print(f"      the same with MQTT 3.1.1 (no v5 properties to parse): {v311:9,.0f} msg/s")
+            fastest = max(v5, v311)
+            print(
+                f"  ratio (b) / fastest plain paho: {rate / fastest:.2f}x (goal >= 1.0x);"
+                f" (b)/(a) {rate / v5:.2f}x, (b)/(a') {rate / v311:.2f}x"
+            )
             for name, run in (("aiomqtt", aiomqtt_rate), ("gmqtt", gmqtt_rate)):
                 if args.others:
                     rate = asyncio.run(run(port, name, msgs, args.publishers))

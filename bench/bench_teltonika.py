@@ -135,7 +135,7 @@ def main() -> None:
 
     kern = _best(lambda: k.decode(arr, starts, ends, crcs), args.repeat)
     full = _best(lambda: teltonika.decode_frames(packets, session=SESSION), args.repeat)
-    base_crc = _best(lambda: [struct_decode(p, True) for p in packets], 1)
+    base_crc = _best(lambda: [struct_decode(p, True) for p in packets], args.repeat)
     base_nocrc = _best(lambda: [struct_decode(p, False) for p in packets], args.repeat)
     one = [enc.avl_packet([enc.AvlRecord(datetime(2024, 6, 1, tzinfo=UTC), 52.37, 4.89,
                                          io={239: 1, 66: 14_200, 16: 1_000})])]  # fmt: skip
