@@ -39,11 +39,11 @@ from deviation.plan import PlannedStop, TripPlan  # noqa: E402
 from geofence import ZoneIndex  # noqa: E402
 from geofence.model import Sample  # noqa: E402
 from geofence.projection import LocalProjection  # noqa: E402
-from oms_core.tower.config import TowerConfig  # noqa: E402
-from oms_core.tower.plans import VehicleInfo  # noqa: E402
-from oms_core.tower.vehicle import VehicleRules  # noqa: E402
-from oms_core.tower.worker import round_members  # noqa: E402
 from simulators.trip_driver import DrivenStop, DrivenTrip, drive  # noqa: E402
+from tower.config import TowerConfig  # noqa: E402
+from tower.plans import VehicleInfo  # noqa: E402
+from tower.vehicle import VehicleRules  # noqa: E402
+from tower.worker import round_members  # noqa: E402
 
 LAT0, LON0 = 52.37, 4.90
 T0 = datetime(2026, 6, 2, 8, 0, tzinfo=UTC)

@@ -43,8 +43,8 @@ from menara.rules_feed import RoundBatch, RoundError, check_topic, decode
 from menara.service import make_deliverer, make_tower
 from menara.service_metrics import start_metrics, tower_families
 from menara.settings import Settings
-from oms_core.tower.pool import TowerPool
-from oms_core.tower.worker import FixBatch, Tower
+from tower.pool import TowerPool
+from tower.worker import FixBatch, Tower
 
 __all__ = ["Reorder", "host", "run_blocking"]
 

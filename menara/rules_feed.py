@@ -39,7 +39,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from decoders.model import FIX_DTYPE, FixArray
 from ingest.counters import Counters
 from menara.settings import Settings
-from oms_core.tower.worker import FixBatch
+from tower.worker import FixBatch
 
 __all__ = [
     "MAGIC",

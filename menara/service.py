@@ -54,9 +54,9 @@ from oms_core.execution.epod import EpodRules
 from oms_core.files import FileStore
 from oms_core.geocode import Geocoder
 from oms_core.planning.routes import road_providers
-from oms_core.tower.config import TowerConfig
-from oms_core.tower.pool import TowerPool
-from oms_core.tower.worker import Tower
+from tower.config import TowerConfig
+from tower.pool import TowerPool
+from tower.worker import Tower
 
 log = logging.getLogger(__name__)
 

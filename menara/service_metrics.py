@@ -23,9 +23,9 @@ from ingest.writer import Writer
 from menara import health
 from menara.settings import Settings
 from oms_core.api.ratelimit import RateLimiter
-from oms_core.tower import stats
-from oms_core.tower.pool import TowerPool
-from oms_core.tower.worker import Tower
+from tower import stats
+from tower.pool import TowerPool
+from tower.worker import Tower
 
 __all__ = ["families", "intake_name", "start_metrics", "tower_families"]
 

@@ -25,10 +25,10 @@ from ingest.counters import HELP, HISTOGRAMS, Counters, Histogram
 from ingest.metrics import MetricsServer, counter, gauge, histogram
 from ingest.model import Batch
 from ingest.writer import Writer
-from oms_core.tower import stats
 from simulators.nmea_out import pgid, rmc
 from tests.ingest.test_service import running, settings_for
 from tests.polling import until
+from tower import stats
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -62,7 +62,7 @@ def test_every_counted_name_is_declared_once_with_help() -> None:
     counted, observed, _ = _literal_names(
         sorted([*(ROOT / "ingest").glob("*.py"), *(ROOT / "menara").glob("*.py")])
     )
-    _, _, tower = _literal_names(sorted((ROOT / "oms_core" / "tower").glob("*.py")))
+    _, _, tower = _literal_names(sorted((ROOT / "tower").glob("*.py")))
     assert {"rows_written", "connections_opened"} <= counted  # the scan sees the calls
     assert counted == set(HELP)  # a new name needs its help; a stale help goes
     assert observed == set(HISTOGRAMS)

@@ -28,9 +28,9 @@ from menara.rules_feed import (
     encode,
 )
 from menara.settings import Settings, load
-from oms_core.tower.worker import FixBatch
 from tests.brokers import Broker
 from tests.polling import until, wait_for
+from tower.worker import FixBatch
 
 
 def fixes(*times_s: int) -> FixArray:

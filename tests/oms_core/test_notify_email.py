@@ -25,14 +25,14 @@ from oms_core import orders
 from oms_core.alerts.delivery import Deliverer
 from oms_core.notify import enqueue, when
 from oms_core.states import OrderState
-from oms_core.tower import effects
-from oms_core.tower.plans import PlanSettings, load_vehicles
 from tests.oms_core import order_in
 from tests.oms_core.test_delivery import FAST, Mailbox, smtp_server
 from tests.oms_core.test_driver_api import action, delivered, drive, png, upload
 from tests.oms_core.trip_world import STOP1, STOP2, TRACKER, TripWorld, serve_trip
 from tests.polling import until
 from tests.ports import free_port
+from tower import effects
+from tower.plans import PlanSettings, load_vehicles
 
 pytestmark = pytest.mark.db
 S = OrderState

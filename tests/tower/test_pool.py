@@ -16,12 +16,12 @@ import psycopg
 import pytest
 
 from decoders.model import empty_fixes
-from oms_core.tower.pool import TowerPool, _Round
 from simulators.vehicle import SimFix
 from tests.polling import until
 from tests.tower import scenario
 from tests.tower.test_tower import _alerts
 from tests.tower.world import build
+from tower.pool import TowerPool, _Round
 
 pytestmark = pytest.mark.db
 

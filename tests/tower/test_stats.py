@@ -11,9 +11,9 @@ import psycopg
 import pytest
 
 from decoders.model import FixArray, empty_fixes
-from oms_core.tower.stats import RULE_LATENCY_BUCKETS_S, Histogram
-from oms_core.tower.worker import Tower
 from tests.tower.scenario import FixBatch
+from tower.stats import RULE_LATENCY_BUCKETS_S, Histogram
+from tower.worker import Tower
 
 
 def _fixes(n: int, start_s: float) -> FixArray:

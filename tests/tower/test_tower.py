@@ -11,9 +11,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from oms_core.tower.worker import Tower
 from tests.tower import scenario
 from tests.tower.world import Fleet, build
+from tower.worker import Tower
 
 pytestmark = pytest.mark.db
 

@@ -27,11 +27,11 @@ from decoders.model import FixArray, empty_fixes
 from deviation import overspeed, silence, stops
 from geofence import ZoneIndex, membership
 from geofence.zones import Zone
-from oms_core.tower.config import TowerConfig
-from oms_core.tower.effects import Finding
-from oms_core.tower.plans import VehicleInfo
-from oms_core.tower.vehicle import VehicleRules
-from oms_core.tower.warmup import PROJ, T0, straight_trip
+from tower.config import TowerConfig
+from tower.effects import Finding
+from tower.plans import VehicleInfo
+from tower.vehicle import VehicleRules
+from tower.warmup import PROJ, T0, straight_trip
 
 STOP_XS = (1000.0, 1000.0, 2000.0, 2100.0, 3000.0)  # 1 and 2 share a place, 3 and 4 overlap
 PLACES: tuple[float, ...] = (

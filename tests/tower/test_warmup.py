@@ -1,4 +1,4 @@
-"""``oms_core.tower.warmup`` compiles the rules' kernels for the types real rounds bring:
+"""``tower.warmup`` compiles the rules' kernels for the types real rounds bring:
 after it, a fresh interpreter running a random faulty trip through the rules in random
 batches (the fast-path test's world) compiles no further specialisation."""
 
@@ -8,16 +8,16 @@ import os
 
 import pytest
 
-from oms_core.tower.config import TowerConfig
-from oms_core.tower.warmup import warm_up
 from tests.fresh import run_json
+from tower.config import TowerConfig
+from tower.warmup import warm_up
 
 SCRIPT = r"""
 import json, math
 from deviation import quality, route, stops
-from oms_core.tower.config import TowerConfig
-from oms_core.tower.vehicle import VehicleRules
-from oms_core.tower.warmup import warm_up
+from tower.config import TowerConfig
+from tower.vehicle import VehicleRules
+from tower.warmup import warm_up
 from tests.tower.test_vehicle_fastpath import INDEX, plan, timeline
 
 KERNELS = (stops._quiet_prefix, route._nearest, quality._clean)

@@ -17,9 +17,9 @@ import numpy as np
 from decoders.model import FixArray, empty_fixes
 from deviation.plan import PlannedStop, TripPlan
 from geofence.projection import LocalProjection
-from oms_core.tower.config import TowerConfig
-from oms_core.tower.plans import VehicleInfo
-from oms_core.tower.vehicle import VehicleRules
+from tower.config import TowerConfig
+from tower.plans import VehicleInfo
+from tower.vehicle import VehicleRules
 
 __all__ = ["PROJ", "T0", "straight_trip", "warm_up"]
 

@@ -32,9 +32,9 @@ from geofence.errors import GeofenceError, UnknownZone
 from geofence.index import ZoneIndex
 from geofence.model import Event, Phase, Sample
 from geofence.projection import LocalProjection
-from oms_core.tower.config import Params, TowerConfig
-from oms_core.tower.effects import Finding
-from oms_core.tower.plans import VehicleInfo
+from tower.config import Params, TowerConfig
+from tower.effects import Finding
+from tower.plans import VehicleInfo
 
 __all__ = ["RESTRICTED", "VehicleRules"]
 

@@ -34,10 +34,10 @@ import numpy as np
 import psycopg
 
 from decoders.model import FixArray
-from oms_core.tower.config import TowerConfig
-from oms_core.tower.plans import device_vehicles
-from oms_core.tower.stats import Histogram
-from oms_core.tower.worker import FixBatch, Tower
+from tower.config import TowerConfig
+from tower.plans import device_vehicles
+from tower.stats import Histogram
+from tower.worker import FixBatch, Tower
 
 __all__ = ["TowerPool"]
 

@@ -24,7 +24,7 @@ from oms_core.alerts import store
 from oms_core.errors import NotFound, OmsError
 from oms_core.execution.arrival import record_arrival
 from oms_core.notify.enqueue import stop_at_risk
-from oms_core.tower.plans import VehicleInfo
+from tower.plans import VehicleInfo
 
 __all__ = ["ACTOR", "Finding", "apply"]
 

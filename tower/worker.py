@@ -33,13 +33,13 @@ from decoders.model import FixArray
 from geofence.index import ZoneIndex
 from oms_core.alerts import store
 from oms_core.retry import on_conflict
-from oms_core.tower import effects
-from oms_core.tower.config import TowerConfig
-from oms_core.tower.plans import PlanSettings, VehicleInfo, load_vehicles
-from oms_core.tower.stats import Histogram
-from oms_core.tower.vehicle import VehicleRules
-from oms_core.tower.warmup import warm_up
 from oms_core.zones_store import load_zones
+from tower import effects
+from tower.config import TowerConfig
+from tower.plans import PlanSettings, VehicleInfo, load_vehicles
+from tower.stats import Histogram
+from tower.vehicle import VehicleRules
+from tower.warmup import warm_up
 
 __all__ = ["FixBatch", "Tower", "round_members"]
 
@@ -78,7 +78,7 @@ class Tower:
         partition: tuple[int, int] | None = None,
     ) -> None:
         """``partition`` (k, n): only the vehicles whose id is k modulo n (one of n rule
-        worker processes, see ``oms_core.tower.pool``)."""
+        worker processes, see ``tower.pool``)."""
         self._dsn = dsn
         self._partition = partition
         self.config = config or TowerConfig()
@@ -95,7 +95,7 @@ class Tower:
         self._done = 0
         self._idle = asyncio.Condition()
         self._stopping = False
-        self.counters: Counter[str] = Counter()  # names in oms_core.tower.stats.COUNTERS
+        self.counters: Counter[str] = Counter()  # names in tower.stats.COUNTERS
         self.rule_latency = Histogram()  # one observation a round, see _process
         self.fleet_time_s = 0.0  # the newest fix time evaluated (the "fleet" clock)
 
