@@ -15,6 +15,7 @@ COPY decoders decoders
 COPY geofence geofence
 COPY deviation deviation
 COPY oms_core oms_core
+COPY tower tower
 COPY dashboards dashboards
 COPY simulators simulators
 # Installed into site-packages and the sources dropped, so the kernels compiled below
@@ -33,7 +34,7 @@ WORKDIR /var/lib/menara
 # Compile the decoder and rule kernels into the image: the service's warm-up at start then
 # reads them in milliseconds (on a different CPU it compiles them again before listening).
 RUN python -c "from decoders import PROTOCOLS; from decoders.warmup import warm_up; \
-from oms_core.tower.warmup import warm_up as rules; warm_up(PROTOCOLS); rules()"
+from tower.warmup import warm_up as rules; warm_up(PROTOCOLS); rules()"
 
 # Device listeners (T55, Teltonika TCP and UDP, GT06, H02, GPS103, OsmAnd HTTP), the API,
 # metrics. Metrics have no credentials and listen on loopback unless MENARA_METRICS_HOST
