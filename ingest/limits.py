@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import logging
 import os
 import resource
@@ -272,9 +273,10 @@ class Acceptor:
                 continue
             self._take(peer, conn.fileno())
             assert self._loop is not None
-            task = self._loop.create_task(self._connect(conn, _Slot(self, peer, conn.fileno())))
+            slot = _Slot(self, peer, conn.fileno())
+            task = self._loop.create_task(self._connect(conn, slot))
             self._connecting.add(task)
-            task.add_done_callback(self._connecting.discard)
+            task.add_done_callback(functools.partial(self._settled, conn, slot))
 
     def _refusal(self, peer: str) -> str | None:
         """Why a connection from ``peer`` may not be opened now, or None."""
@@ -296,6 +298,14 @@ class Acceptor:
             conn.close()
             if not isinstance(exc, OSError):  # else the peer left before its transport was made
                 raise
+
+    def _settled(self, conn: socket.socket, slot: _Slot, task: asyncio.Task[None]) -> None:
+        """A task cancelled before it ran (``close`` in the pass that accepted it) never
+        reached ``_connect``'s cleanup: give its slot back and close its socket here."""
+        self._connecting.discard(task)
+        if task.cancelled():
+            slot.release()
+            conn.close()
 
     def _take(self, peer: str, fd: int) -> None:
         if self._classes is not None:

@@ -13,6 +13,8 @@ from typing import ClassVar
 import pytest
 
 from ingest import priority
+from ingest.counters import Counters
+from ingest.limits import Acceptor, Limits
 from ingest.priority import PrioritySelector
 from tests.polling import until
 
@@ -155,3 +157,29 @@ def test_a_device_is_served_ahead_of_a_crowd_hanging_up() -> None:
 def test_without_classes_the_device_waits_for_the_whole_crowd() -> None:
     """The control: on asyncio's own loop every hang-up queued first is handled first."""
     assert asyncio.run(crowd_hangs_up(300)) == 300
+
+
+def test_a_connection_accepted_as_its_listener_closes_is_given_back() -> None:
+    """``close`` in the pass that accepted a connection cancels its task before it runs:
+    its descriptor must still leave the second class (or a database socket given the
+    same number next would be demoted), its slot come free and its socket close."""
+
+    async def main() -> None:
+        sel = priority.classes(asyncio.get_running_loop())
+        assert sel is not None
+        acceptor = Acceptor(
+            asyncio.Protocol, limits=Limits(), fds=None, counters=Counters(), what=("tcp", "t")
+        )
+        port = await acceptor.start("127.0.0.1", 0, 16)
+        client = socket.create_connection(("127.0.0.1", port))
+        acceptor._accept(acceptor._socks[0])  # the loop's wake-up, then close in the same pass
+        assert sel.seconds == 1
+        acceptor.close()
+        await until(lambda: sel.seconds == 0, what="the descriptor released")
+        assert acceptor._open == 0
+        client.settimeout(5)
+        assert client.recv(1) == b""  # the server side was closed, not left to the GC
+        client.close()
+
+    with asyncio.Runner(loop_factory=priority.new_loop) as runner:
+        runner.run(main())
