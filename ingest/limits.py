@@ -271,9 +271,8 @@ class Acceptor:
                 conn.close()
                 self._count("connections_refused", reason=reason)
                 continue
-            self._take(peer, conn.fileno())
+            slot = self._take(peer, conn.fileno())
             assert self._loop is not None
-            slot = _Slot(self, peer, conn.fileno())
             task = self._loop.create_task(self._connect(conn, slot))
             self._connecting.add(task)
             task.add_done_callback(functools.partial(self._settled, conn, slot))
@@ -290,30 +289,33 @@ class Acceptor:
 
     async def _connect(self, conn: socket.socket, slot: _Slot) -> None:
         assert self._loop is not None
-        try:
-            conn.setblocking(False)
-            await self._loop.connect_accepted_socket(lambda: _Tracked(self._factory(), slot), conn)
-        except BaseException as exc:
-            slot.release()
-            conn.close()
-            if not isinstance(exc, OSError):  # else the peer left before its transport was made
-                raise
+        conn.setblocking(False)
+        await self._loop.connect_accepted_socket(lambda: _Tracked(self._factory(), slot), conn)
 
     def _settled(self, conn: socket.socket, slot: _Slot, task: asyncio.Task[None]) -> None:
-        """A task cancelled before it ran (``close`` in the pass that accepted it) never
-        reached ``_connect``'s cleanup: give its slot back and close its socket here."""
+        """Where every hand-over ends. Without a transport (the peer left first, or
+        ``close`` cancelled the task, even before it ran) the slot is given back and the
+        socket closed here; an error other than the peer's leaving is logged."""
         self._connecting.discard(task)
-        if task.cancelled():
-            slot.release()
-            conn.close()
+        exc = None if task.cancelled() else task.exception()
+        if not task.cancelled() and exc is None:
+            return
+        slot.release()
+        conn.close()
+        if exc is not None and not isinstance(exc, OSError):
+            log.error(
+                "%s %s: cannot open a connection", self._transport, self._protocol, exc_info=exc
+            )
 
-    def _take(self, peer: str, fd: int) -> None:
+    def _take(self, peer: str, fd: int) -> _Slot:
+        """Count a connection from ``peer`` against the limits; its slot to give back."""
         if self._classes is not None:
             self._classes.demote(fd)
         self._open += 1
         self._by_peer[peer] = self._by_peer.get(peer, 0) + 1
         if self._fds is not None:
             self._fds.held += 1
+        return _Slot(self, peer, fd)
 
     def _release(self, peer: str, fd: int) -> None:
         if self._classes is not None:
