@@ -29,6 +29,7 @@ class StopParams:
     unplanned_stop_s: float = 300.0
     idle_s: float = 600.0
     max_gap_s: float = 300.0  # silent_after_s: a longer gap is not evidence of standing still
+    gap_reach_m: float = 300.0  # corridor_m: a fix farther off its route shows no progress
 
 
 @dataclass(frozen=True, slots=True)

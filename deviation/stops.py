@@ -19,19 +19,26 @@ the first is never an out-of-sequence arrival at the second. A visit's service s
 earlier than the plan's (its planned departure less its service time): a van there
 early waits for the customer's window, as the plan has it, and is serving this stop, not
 the next one at the same door, while it waits.
+
+After a tracker gap, stops the vehicle's progress along its route shows it passed
+(``deviation.gap``) count as visited, unconfirmed: a ``stop_visit_unconfirmed`` fact with
+the gap as evidence, for the driver's ePOD or a dispatcher to confirm, so the stops
+after them are in sequence.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
+from deviation import gap as gap_rule
 from deviation.plan import PlannedStop, TripPlan
+from deviation.plan_geo import PlanGeo, plan_geo
 from deviation.still import Still, StopParams, idling, inside, unplanned
 from geofence.model import Event, Sample
 
@@ -59,12 +66,14 @@ class StopState:
     still: Still | None = None  # unplanned-stop run
     idle: Still | None = None  # idling run
     last_t_s: float | None = None
+    last_x_m: float = math.nan  # the last fix's place: where a tracker gap began
+    last_y_m: float = math.nan
 
     def serving_until_s(self, plan: TripPlan) -> float | None:
         """When the planned service at the stop being visited ends (None: not at a stop)."""
         if not self.visiting:
             return None
-        g = _geo(plan)
+        g = plan_geo(plan)
         ends = [
             _served(g, g.pos[sid], arrived) if sid in g.pos else arrived
             for sid, arrived, _ in self.visiting
@@ -83,6 +92,7 @@ class StopState:
             "still": None if self.still is None else self.still.to_json(),
             "idle": None if self.idle is None else self.idle.to_json(),
             "last_t_s": self.last_t_s,
+            "last_xy": None if math.isnan(self.last_x_m) else [self.last_x_m, self.last_y_m],
         }
 
     @classmethod
@@ -98,51 +108,12 @@ class StopState:
             still=None if d["still"] is None else Still.from_json(d["still"]),
             idle=None if d["idle"] is None else Still.from_json(d["idle"]),
             last_t_s=_opt(d["last_t_s"]),
+            **_last_xy(d.get("last_xy")),  # states saved before it existed have none
         )
 
 
-class _Geo(NamedTuple):
-    """A plan's circles, computed once per plan rather than once per fix."""
-
-    circles: tuple[tuple[float, float, float], ...]  # stops' (x, y, radius) in plan order
-    pos: dict[int, int]  # stop id -> index in plan order
-    service: tuple[float, ...]
-    ready: tuple[float, ...]  # the planned service start (planned departure less service)
-    cx: _F64  # the stops' centres, then the depot's
-    cy: _F64
-    r2_in: _F64  # a squared distance below this is surely inside (see fast_forward)
-    r2_out: _F64  # above this, surely outside
-    memo: list[Any]  # one slot: fast_forward's last masks (see _masks)
-
-
-_GEO: dict[int, tuple[TripPlan, _Geo]] = {}  # by id(plan); the entry keeps the plan alive
-_EPS = 1e-9  # relative margin: numpy's and math's hypot may differ in the last bit
-
-
-def _geo(plan: TripPlan) -> _Geo:
-    hit = _GEO.get(id(plan))
-    if hit is not None and hit[0] is plan:
-        return hit[1]
-    if len(_GEO) >= 4096:  # plans are replaced as trips end: forget the old ones
-        _GEO.clear()
-    circles = tuple((st.x_m, st.y_m, st.radius_m) for st in plan.stops)
-    depot = (plan.depot_x_m, plan.depot_y_m, plan.depot_radius_m)
-    cols = np.array([*circles, depot], dtype=np.float64)
-    r = cols[:, 2]
-    ok = r >= 0  # hypot <= a negative or NaN radius never holds: surely outside
-    g = _Geo(
-        circles,
-        {st.stop_id: k for k, st in enumerate(plan.stops)},
-        tuple(st.service_s for st in plan.stops),
-        tuple(st.planned_departure_s - st.service_s for st in plan.stops),
-        cols[:, 0].copy(),
-        cols[:, 1].copy(),
-        np.where(ok, r * r * (1 - _EPS), -1.0),
-        np.where(ok, r * r * (1 + _EPS), -1.0),
-        [None],
-    )
-    _GEO[id(plan)] = (plan, g)
-    return g
+def _last_xy(xy: Any) -> dict[str, float]:
+    return {} if xy is None else {"last_x_m": float(xy[0]), "last_y_m": float(xy[1])}
 
 
 def step(
@@ -151,24 +122,61 @@ def step(
     """Advance by one fix; events come in the order depot, stops, unplanned stop, idling."""
     events: list[Event] = []
     x, y = sample.x_m, sample.y_m
-    ins = [math.hypot(x - cx, y - cy) <= r for cx, cy, r in _geo(plan).circles]
+    ins = [math.hypot(x - cx, y - cy) <= r for cx, cy, r in plan_geo(plan).circles]
     at_depot_zone = inside(sample, plan.depot_x_m, plan.depot_y_m, plan.depot_radius_m)
-    state = _depot(state, sample, plan, at_depot_zone, params, events)
-    state = _planned(state, sample, plan, ins, params, events)
     gap = state.last_t_s is not None and sample.t_s - state.last_t_s >= params.max_gap_s
+    state = _depot(state, sample, plan, at_depot_zone, params, events)
+    if gap:
+        state = _unseen(state, sample, plan, ins, params, events)
+    state = _planned(state, sample, plan, ins, params, events)
     in_zone = at_depot_zone or any(ins)
     still = unplanned(state.still, sample, in_zone, gap, params, events)
     idle = idling(state.idle, sample, gap, params, events)
-    return _runs(state, still, idle, sample.t_s), events
+    return _runs(state, still, idle, sample.t_s, x, y), events
 
 
-def _runs(st: StopState, still: Still | None, idle: Still | None, t_s: float) -> StopState:
-    """``replace(st, still=, idle=, last_t_s=)`` at a third of its cost (once per fix)."""
+def _runs(
+    st: StopState, still: Still | None, idle: Still | None, t_s: float, x: float, y: float
+) -> StopState:
+    """``replace(st, still=, idle=, last_…=)`` at a third of its cost (once per fix)."""
     s = st
     return StopState(
         s.inside, s.visiting, s.arrived_stop_ids, s.departed_s, s.returned_s, s.at_depot,
-        s.depot_edge_s, still, idle, t_s,
+        s.depot_edge_s, still, idle, t_s, x, y,
     )  # fmt: skip
+
+
+def _unseen(
+    state: StopState, s: Sample, plan: TripPlan, ins: list[bool], p: StopParams, events: list[Event]
+) -> StopState:
+    """The stops passed in the gap before ``s``, not holding the vehicle now, become
+    visited-unconfirmed (one ``stop_visit_unconfirmed`` fact each, in visiting order)."""
+    g = plan_geo(plan)
+    if g.route is None or math.isnan(state.last_x_m) or state.last_t_s is None:
+        return state
+    ks = gap_rule.passed(
+        plan, g.route, g.along, state.arrived_stop_ids,
+        (state.last_x_m, state.last_y_m), (s.x_m, s.y_m), p.gap_reach_m,
+    )  # fmt: skip
+    ks = [k for k in ks if not ins[k]]
+    if not ks:
+        return state
+    for k in ks:
+        st = plan.stops[k]
+        data = {
+            "stop_id": st.stop_id,
+            "seq": st.seq,
+            "gap_from_s": state.last_t_s,
+            "gap_to_s": s.t_s,
+            "order_ids": list(st.order_ids),
+        }
+        events.append(Event("stop_visit_unconfirmed", "info", s.t_s, str(st.stop_id), data))
+    done = {plan.stops[k].stop_id for k in ks}
+    return replace(
+        state,
+        inside=tuple(v for v in state.inside if v[0] not in done),
+        arrived_stop_ids=state.arrived_stop_ids | done,
+    )
 
 
 def fast_forward(
@@ -190,27 +198,32 @@ def fast_forward(
     idling (stopped with ignition on)."""
     if state.depot_edge_s is not None or state.still is not None or state.idle is not None:
         return state, 0
-    g = _geo(plan)
+    g = plan_geo(plan)
     masks = _masks(g, plan, state)
     if masks is None:
         return state, 0
     must_in, must_out, firsts, outs = masks
+    t = np.ascontiguousarray(t_s, dtype=np.float64)
+    last = math.nan if state.last_t_s is None else state.last_t_s
     n = _quiet_prefix(
-        np.ascontiguousarray(t_s, dtype=np.float64),
+        t,
         np.ascontiguousarray(x_m, dtype=np.float64),
         np.ascontiguousarray(y_m, dtype=np.float64),
         np.ascontiguousarray(speed_kmh, dtype=np.float64),
         np.ascontiguousarray(ignition),
         g.cx, g.cy, g.r2_in, g.r2_out, must_in, must_out, firsts, outs,
         float(params.arrival_dwell_s), float(params.min_outside_s), float(params.stop_speed_kmh),
+        last, float(params.max_gap_s),
     )  # fmt: skip
-    return (_runs(state, None, None, float(t_s[n - 1])) if n else state), n
+    if not n:
+        return state, 0
+    return _runs(state, None, None, float(t[n - 1]), float(x_m[n - 1]), float(y_m[n - 1])), n
 
 
 _Masks = tuple[NDArray[np.bool_], NDArray[np.bool_], _F64, _F64]
 
 
-def _masks(g: _Geo, plan: TripPlan, state: StopState) -> _Masks | None:
+def _masks(g: PlanGeo, plan: TripPlan, state: StopState) -> _Masks | None:
     """``fast_forward``'s per-circle conditions for this state (None: it does not apply).
     They change only with the stop fields, which ``step`` passes on untouched while
     nothing happens, so the last answer is kept per plan and reused while they are the
@@ -248,14 +261,17 @@ def _quiet_prefix(
     t: _F64, x: _F64, y: _F64, speed: _F64, ign: NDArray[np.integer[Any]],
     cx: _F64, cy: _F64, r2_in: _F64, r2_out: _F64,
     must_in: NDArray[np.bool_], must_out: NDArray[np.bool_], firsts: _F64, outs: _F64,
-    dwell_s: float, outside_s: float, stop_kmh: float,
+    dwell_s: float, outside_s: float, stop_kmh: float, last_t: float, max_gap_s: float,
 ) -> int:  # fmt: skip
     """How many leading fixes are quiet (``fast_forward``'s conditions, per fix): surely
     inside every ``must_in`` circle and outside every ``must_out`` one (squared distances
     against margins: a fix within a relative 1e-9 of an edge is left to ``step``), not
     stopped with ignition on or outside every circle, no dwell reaching arrival and no
-    step out of a stop (since ``outs``) lasting long enough to be a departure."""
+    step out of a stop (since ``outs``) lasting long enough to be a departure, and none
+    after a gap of ``max_gap_s`` (since ``last_t`` for the first; NaN: none before)."""
     for i in range(t.shape[0]):
+        if t[i] - (last_t if i == 0 else t[i - 1]) >= max_gap_s:
+            return i
         any_in = False
         for k in range(cx.shape[0]):
             dx, dy = x[i] - cx[k], y[i] - cy[k]
@@ -313,7 +329,7 @@ def _planned(
     van lingering a moment at a customer is not serving the order planned there later)."""
     if not state.visiting and not state.inside and not any(ins):
         return state  # the common case on the road: nothing to remember
-    g = _geo(plan)
+    g = plan_geo(plan)
     visiting: list[tuple[int, float, float | None]] = []
     held, release = False, -math.inf  # a visit still serving; when the last one let go
     for sid, arrived_s, out_since in state.visiting:
@@ -360,7 +376,7 @@ def _planned(
     return replace(state, inside=new[0], visiting=new[1], arrived_stop_ids=frozenset(arrived))
 
 
-def _served(g: _Geo, k: int, arrived_s: float) -> float:
+def _served(g: PlanGeo, k: int, arrived_s: float) -> float:
     """When the service of plan stop ``k`` ends for a vehicle there since ``arrived_s``:
     it starts on arrival, or at the planned start for a vehicle there early."""
     return max(arrived_s, g.ready[k]) + g.service[k]

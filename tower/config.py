@@ -92,6 +92,7 @@ class Params:
                 unplanned_stop_s=c.unplanned_stop_s,
                 idle_s=c.idle_s,
                 max_gap_s=c.silent_after_s,
+                gap_reach_m=c.corridor_m,
             ),
             schedule=schedule_rule.ScheduleParams(
                 c.departure_grace_s, c.eta_margin_s, c.eta_interval_s

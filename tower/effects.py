@@ -3,7 +3,8 @@
 Alert phases go to the alert store (one incident, one alert). Facts move the plan
 along: leaving the depot starts a dispatched trip (its orders go out for delivery), an
 arrival stamps the stop and moves its orders to ``arrived``, a departure stamps the
-stop, ETAs are stored on the stops. Order moves that are no longer legal (a dispatcher
+stop, a stop passed during a tracker gap keeps the gap for someone to confirm the visit,
+ETAs are stored on the stops. Order moves that are no longer legal (a dispatcher
 already moved the order) are skipped, never fatal: the rules report what happened on
 the road, the order core decides what it means.
 """
@@ -95,6 +96,12 @@ def _fact(conn: Conn, trip_id: int, e: Event) -> None:
         _start(conn, trip_id, datetime.fromtimestamp(float(d["departed_s"]), UTC))
     elif e.kind == "stop_arrival":
         _arrive(conn, int(d["stop_id"]), d)
+    elif e.kind == "stop_visit_unconfirmed":
+        conn.execute(
+            "UPDATE stops SET unconfirmed_from = to_timestamp(%s), unconfirmed_to ="
+            " to_timestamp(%s) WHERE id = %s AND trip_id = %s AND actual_arrival IS NULL",
+            (d["gap_from_s"], d["gap_to_s"], d["stop_id"], trip_id),
+        )
     elif e.kind == "stop_departure":
         conn.execute(
             "UPDATE stops SET actual_departure = to_timestamp(%s) WHERE id = %s AND trip_id = %s"

@@ -1,4 +1,5 @@
-"""Plan and trip endpoints: plan a day, read trips, dispatch and start them.
+"""Plan and trip endpoints: plan a day, read trips, dispatch and start them, confirm
+a stop's arrival (a visit the tracker missed).
 
 Driver tokens see only their own trips. Another driver's trip answers 404, exactly as a
 trip that does not exist, so a driver cannot learn which trip ids are in use. Every trip
@@ -20,10 +21,11 @@ from oms_core import dispatch, trips
 from oms_core.api.auth import Principal, Role
 from oms_core.api.context import CTX, PRINCIPAL, jsonable, read_json, run
 from oms_core.api.errors import ApiError, invalid
-from oms_core.api.schema_check import FieldProblem, parse_date
+from oms_core.api.schema_check import FieldProblem, parse_date, parse_datetime
 from oms_core.api.schemas import MAX_ID
 from oms_core.api.spec import PAGE_PARAMS, PREFIX, Operation, Param, parse_params
 from oms_core.errors import NotFound
+from oms_core.execution.arrival import record_arrival
 from oms_core.planning.matrix import RoutingUnavailable
 
 __all__ = ["DEFAULT_TIME_LIMIT_S", "OPERATIONS", "PLAN_AHEAD_DAYS", "one_trip", "trip_views"]
@@ -44,7 +46,7 @@ _STOP_COLUMNS = (
     "s.id, s.trip_id, s.seq, s.lat, s.lon, s.planned_arrival, s.planned_departure,"
     " s.service_time_s, s.window_start, s.window_end, s.eta, s.actual_arrival,"
     " s.actual_departure, s.arrival_method, s.geofence_arrival, s.driver_arrival, s.radius_m,"
-    " s.out_of_sequence"
+    " s.out_of_sequence, s.unconfirmed_from, s.unconfirmed_to"
 )
 
 
@@ -196,6 +198,27 @@ async def start_trip(request: web.Request) -> web.Response:
     return web.json_response(await run(request, move))
 
 
+async def confirm_arrival(request: web.Request) -> web.Response:
+    """A dispatcher's word that the vehicle was at a stop (say, after calling the driver
+    about a visit the tracker missed): an arrival by method ``dispatcher``, which moves
+    the stop's orders to arrived if no arrival came first."""
+    stop_id = parse_params(request, _OPS["confirmStopArrival"])["id"]
+    body = await read_json(request, "StopArrival")
+    at = None if "at" not in body else parse_datetime(body["at"])
+    actor, now = request[PRINCIPAL].name, request.app[CTX].now()
+
+    def move(conn: Conn) -> dict[str, Any]:
+        row = conn.execute(
+            "SELECT trip_id, unconfirmed_to FROM stops WHERE id = %s", (stop_id,)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"no stop {stop_id}")
+        record_arrival(conn, stop_id, at or row[1] or now, "dispatcher", actor=actor)
+        return one_trip(conn, int(row[0]))
+
+    return web.json_response(await run(request, move))
+
+
 _ID = (Param("id", "path", _ID_SCHEMA, "trip id"),)
 _MOVE = {
     200: ("the moved trip", "Trip"),
@@ -246,6 +269,15 @@ OPERATIONS = (
         "startTrip", "POST", "/trips/{id}/start", start_trip,
         "Mark a dispatched trip as left the depot (its orders are out for delivery)", _WRITE,
         _MOVE, params=_ID,
+    ),
+    Operation(
+        "confirmStopArrival", "POST", "/stops/{id}/arrival", confirm_arrival,
+        "Confirm that the vehicle was at a stop (its orders arrive if none had)", _WRITE,
+        {200: ("the stop's trip", "Trip"), 404: ("no such stop", _ERR)},
+        body="StopArrival", params=(Param("id", "path", _ID_SCHEMA, "stop id"),),
+        description="For a visit the tracker missed (unconfirmed_from/to on the stop) or"
+        " any arrival no geofence or driver reported. An arrival already recorded keeps"
+        " its time unless this one is earlier; the first arrival moves the orders.",
     ),
 )  # fmt: skip
 _OPS = {op.operation_id: op for op in OPERATIONS}

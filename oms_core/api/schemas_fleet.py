@@ -241,7 +241,24 @@ FLEET_SCHEMAS: dict[str, dict[str, Any]] = {
                 "description": "the stop's zone radius; null: the stop_radius_m setting",
             },
             "out_of_sequence": {"type": "boolean", "description": "visited out of plan order"},
+            "unconfirmed_from": {
+                **OPT_TIME,
+                "description": "the tracker fell silent (last fix) before the vehicle passed"
+                " this stop: its progress shows a visit no fix did; confirm it with the"
+                " driver's ePOD or POST /stops/{id}/arrival",
+            },
+            "unconfirmed_to": {**OPT_TIME, "description": "the first fix after that silence"},
         }
+    ),
+    "StopArrival": obj(
+        {
+            "at": {
+                **TIME,
+                "description": "when the vehicle arrived (default: the end of the stop's"
+                " unconfirmed silence, else now)",
+            }
+        },
+        [],
     ),
     "Trip": obj(
         {

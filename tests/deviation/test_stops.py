@@ -82,9 +82,11 @@ def brief(events: list[Event], *kinds: str) -> list[tuple[str, str, float, str]]
 def test_defaults_are_the_settings() -> None:
     defaults = Settings()
     for f in dataclasses.fields(StopParams):
-        name = {"min_outside_s": "zone_min_outside_s", "max_gap_s": "silent_after_s"}.get(
-            f.name, f.name
-        )
+        name = {
+            "min_outside_s": "zone_min_outside_s",
+            "max_gap_s": "silent_after_s",
+            "gap_reach_m": "corridor_m",
+        }.get(f.name, f.name)
         assert f.default == getattr(defaults, name), f.name
 
 
@@ -376,10 +378,55 @@ def test_any_timeline_gives_well_formed_events(
     assert again == events and plain == state
     well_formed(events)
     arrivals = [e.key for e in events if e.kind == "stop_arrival"]
-    assert len(arrivals) == len(set(arrivals)) == len(state.arrived_stop_ids)
+    unseen = [e.key for e in events if e.kind == "stop_visit_unconfirmed"]  # passed in a gap
+    assert len(arrivals) == len(set(arrivals))
+    assert len(unseen) == len(set(unseen)) and not set(unseen) & set(arrivals)
+    assert {int(k) for k in [*arrivals, *unseen]} == state.arrived_stop_ids
     departures = [e.key for e in events if e.kind == "stop_departure"]
     assert len(departures) == len(set(departures)) and set(departures) <= set(arrivals)
     depot = [e.kind for e in events if e.kind.startswith("depot_")]
     assert depot == ["depot_departure", "depot_return"] * (len(depot) // 2) + (
         ["depot_departure"] if len(depot) % 2 else []
     )
+
+
+# -- a tracker gap: stops the vehicle's progress shows it passed --------------------------
+
+
+def _gap_trip(resume: Sample, then: Iterable[Sample]) -> list[Event]:
+    """Out of the depot to x=500 (t=50), silent until ``resume``, then ``then``."""
+    return run([*drive(0, 0, 500), resume, *then])[1]
+
+
+def test_a_stop_passed_in_a_silence_is_visited_unconfirmed_and_the_next_is_in_sequence() -> None:
+    events = _gap_trip(fix(900, 1500, 36.0), [*drive(900, 1500, 2000), *wait(960, 1100, 2000)])
+    unseen = [e for e in events if e.kind == "stop_visit_unconfirmed"]
+    assert [(e.key, e.t_s, e.data["gap_from_s"], e.data["gap_to_s"]) for e in unseen] == [
+        ("11", 900, 50, 900)
+    ]
+    assert unseen[0].data["order_ids"] == [11] and unseen[0].data["seq"] == 1
+    arrivals = [e for e in events if e.kind == "stop_arrival"]
+    assert [(e.key, e.data["out_of_sequence"]) for e in arrivals] == [("12", False)]
+    assert not [e for e in events if e.kind == "stop_out_of_sequence"]
+
+
+def test_a_stop_skipped_before_the_silence_stays_skipped() -> None:
+    """Driven through stop 11 in 30 s (no arrival), then silent from x=1500 to x=2500."""
+    samples = [*drive(0, 0, 1500), fix(1000, 2500, 36.0), *drive(1000, 2500, 3000)]
+    state, events = run([*samples, *wait(1060, 1200, 3000)])
+    assert [e.key for e in events if e.kind == "stop_visit_unconfirmed"] == ["12"]
+    late = [e for e in events if e.kind == "stop_out_of_sequence" and e.phase == "open"]
+    assert [(e.key, e.data["skipped_stop_ids"]) for e in late] == [("13", [11])]
+    assert state.arrived_stop_ids == {12, 13}
+
+
+def test_nothing_is_inferred_off_the_route_after_a_short_gap_or_at_the_next_stop() -> None:
+    off = Sample(900, 0.006, 0.015, 1500.0, 600.0, speed_kmh=36.0)  # 600 m off the road
+    short = fix(250, 1500, 36.0)  # 200 s after the last fix: below max_gap_s
+    at_stop = fix(900, 1000, 0.0)  # back with fixes inside stop 11: arrived by dwell
+    for resume in (off, short):
+        assert not [e for e in _gap_trip(resume, []) if e.kind == "stop_visit_unconfirmed"]
+    events = _gap_trip(at_stop, wait(910, 1000, 1000))
+    assert [(e.kind, e.key) for e in events if e.kind.startswith("stop_")] == [
+        ("stop_arrival", "11")
+    ]

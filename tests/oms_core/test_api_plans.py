@@ -125,7 +125,7 @@ def test_orders_to_a_dispatched_trip(api: Api, day: Day) -> None:
 
 
 _LIVE = ("eta", "actual_arrival", "actual_departure", "arrival_method", "radius_m",
-         "out_of_sequence")  # fmt: skip
+         "out_of_sequence", "unconfirmed_from", "unconfirmed_to")  # fmt: skip
 
 
 def test_trips_are_paged_and_filtered(api: Api, day: Day) -> None:
@@ -157,7 +157,46 @@ def test_trips_are_paged_and_filtered(api: Api, day: Day) -> None:
         "arrival_method": "geofence",
         "radius_m": 80.0,
         "out_of_sequence": True,
+        "unconfirmed_from": None,
+        "unconfirmed_to": None,
     }
+
+
+def test_a_dispatcher_confirms_a_visit_the_tracker_missed(api: Api, day: Day) -> None:
+    trip = plan(api)[1]["trips"][0]
+    assert api.call("POST", f"/trips/{trip['id']}/dispatch")[0] == 200
+    assert api.call("POST", f"/trips/{trip['id']}/start")[0] == 200
+    stop = trip["stops"][0]
+    with psycopg.connect(api.world.dsn, autocommit=True) as conn:  # what the tower records
+        conn.execute(
+            "UPDATE stops SET unconfirmed_from = '2026-06-02T09:10:00Z',"
+            " unconfirmed_to = '2026-06-02T09:25:00Z' WHERE id = %s",
+            (stop["id"],),
+        )
+    shown = api.call("GET", f"/trips/{trip['id']}")[2]["stops"][0]
+    assert (shown["unconfirmed_from"], shown["unconfirmed_to"], shown["actual_arrival"]) == (
+        "2026-06-02T09:10:00+00:00",
+        "2026-06-02T09:25:00+00:00",
+        None,
+    )
+    driver = call_as(api, day.driver_tokens[0], "POST", f"/stops/{stop['id']}/arrival", json={})
+    assert driver[0] == 403
+    status, _, moved = api.call("POST", f"/stops/{stop['id']}/arrival", json={})
+    arrived = moved["stops"][0]
+    assert (status, arrived["actual_arrival"], arrived["arrival_method"]) == (
+        200,
+        "2026-06-02T09:25:00+00:00",  # by default, the end of the silence
+        "dispatcher",
+    )
+    for oid in stop["order_ids"]:
+        assert api.call("GET", f"/orders/{oid}")[2]["state"] == "arrived"
+    earlier = {"at": "2026-06-02T09:15:00Z"}  # the driver said when: it stands
+    moved = api.call("POST", f"/stops/{stop['id']}/arrival", json=earlier)[2]
+    assert moved["stops"][0]["actual_arrival"] == "2026-06-02T09:15:00+00:00"
+    status, _, err = api.call("POST", "/stops/999999/arrival", json={})
+    assert (status, err["error"]["code"]) == (404, "not_found")
+    status, _, err = api.call("POST", f"/stops/{stop['id']}/arrival", json={"at": "soon"})
+    assert status == 422
 
 
 def test_drivers_see_only_their_own_trips(api: Api, day: Day) -> None:

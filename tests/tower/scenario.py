@@ -19,7 +19,7 @@ from decoders.model import FixArray, empty_fixes
 from simulators.faults import Detour, Fault, LateDeparture, Silence, Speeding, UnplannedStop
 from simulators.trip_driver import DrivenStop, DrivenTrip, drive_many
 from simulators.vehicle import SimFix
-from tests.tower.world import SERVICE_S, Fleet, TripSpec
+from tests.tower.world import Fleet, TripSpec
 
 STOPS_M = ((4000.0, 0.0), (8000.0, 0.0), (8000.0, 4000.0))
 FAULTS: dict[str, tuple[Fault, ...]] = {
@@ -29,7 +29,13 @@ FAULTS: dict[str, tuple[Fault, ...]] = {
     "STOP-1": (UnplannedStop(after_m=5500, duration_s=600),),
     "LATE-1": (LateDeparture(delay_s=2400),),
     "SILENT-1": (Silence(after_m=4100, duration_s=330),),
+    # 15 min without a fix from 1 km out: the van drives to stop 1, serves it, leaves
+    # and is 3 km on when fixes return (a visit only the van's progress shows)
+    "GAP-1": (Silence(after_m=1000, duration_s=900),),
+    # the same silence from 1 km before a 20-minute service: fixes return at the stop
+    "GAP-LONG-1": (Silence(after_m=3000, duration_s=900),),
 }
+SERVICES: dict[str, tuple[int, ...]] = {"GAP-LONG-1": (1200,)}  # else SERVICE_S
 # (alert type, key) per plate; eta_at_risk is keyed by stop (1..3 in trip order).
 EXPECTED: dict[str, set[tuple[str, str]]] = {
     "CLEAN-1": set(),
@@ -38,6 +44,8 @@ EXPECTED: dict[str, set[tuple[str, str]]] = {
     "STOP-1": {("unplanned_stop", "")},
     "LATE-1": {("late_departure", ""), *(("eta_at_risk", f"stop{k}") for k in (1, 2, 3))},
     "SILENT-1": {("silent_device", "")},
+    "GAP-1": {("silent_device", "")},
+    "GAP-LONG-1": {("silent_device", "")},
 }
 
 
@@ -51,7 +59,10 @@ class FixBatch:
 
 
 def specs(departure: datetime) -> list[TripSpec]:
-    return [TripSpec(plate, f"DEV-{plate}", STOPS_M, departure) for plate in FAULTS]
+    return [
+        TripSpec(plate, f"DEV-{plate}", STOPS_M, departure, service_s=SERVICES.get(plate, ()))
+        for plate in FAULTS
+    ]
 
 
 def timeline(fleet: Fleet) -> list[SimFix]:
@@ -64,7 +75,10 @@ def timeline(fleet: Fleet) -> list[SimFix]:
             fleet.depot_lat,
             fleet.depot_lon,
             b.route,
-            tuple(DrivenStop(lat, lon, SERVICE_S) for lat, lon in b.stops_latlon),
+            tuple(
+                DrivenStop(lat, lon, b.spec.service(k))
+                for k, (lat, lon) in enumerate(b.stops_latlon)
+            ),
             b.spec.departure,
         )
         trips.append((driven, faults))

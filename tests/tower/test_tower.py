@@ -94,19 +94,50 @@ def test_alert_figures_match_the_faults(clean_db: str) -> None:
 
 
 def test_stops_are_arrived_by_geofence_and_orders_move(clean_db: str) -> None:
+    """Every stop but the one GAP-1 served in its silence, which waits for confirmation."""
     fleet = _run_scenarios(clean_db)
+    unseen = fleet.trips["GAP-1"].stop_ids[0]
     with psycopg.connect(clean_db) as conn:
         stops = conn.execute(
-            "SELECT actual_arrival IS NOT NULL, actual_departure IS NOT NULL, arrival_method,"
-            " out_of_sequence, eta IS NOT NULL FROM stops"
+            "SELECT id, actual_arrival IS NOT NULL, actual_departure IS NOT NULL, arrival_method,"
+            " out_of_sequence, eta IS NOT NULL, unconfirmed_from IS NOT NULL FROM stops"
         ).fetchall()
         trips = conn.execute("SELECT DISTINCT state FROM trips").fetchall()
-        states = conn.execute("SELECT DISTINCT state FROM orders").fetchall()
+        states = conn.execute(
+            "SELECT DISTINCT o.state, so.stop_id = %s FROM orders o"
+            " JOIN stop_orders so ON so.order_id = o.id",
+            (unseen,),
+        ).fetchall()
         audit = conn.execute(
             "SELECT count(*) FROM order_events WHERE actor = 'geofence' AND to_state = 'arrived'"
         ).fetchone()
-    assert stops == [(True, True, "geofence", False, True)] * len(stops)
+    seen = [r[1:] for r in stops if r[0] != unseen]
+    assert seen == [(True, True, "geofence", False, True, False)] * len(seen)
+    assert [r[1:] for r in stops if r[0] == unseen] == [(False, False, None, False, True, True)]
     assert len(stops) == 3 * len(fleet.trips)
     assert trips == [("in_progress",)]
-    assert states == [("arrived",)]
-    assert audit == (3 * len(fleet.trips),)
+    assert sorted(states) == [("arrived", False), ("out_for_delivery", True)]
+    assert audit == (len(seen),)
+
+
+def test_a_stop_served_in_a_tracker_silence_keeps_the_silence_for_confirmation(
+    clean_db: str,
+) -> None:
+    fleet = _run_scenarios(clean_db)
+    trip = fleet.trips["GAP-1"]
+    with psycopg.connect(clean_db) as conn:
+        row = conn.execute(
+            "SELECT unconfirmed_to - unconfirmed_from, unconfirmed_from < planned_arrival,"
+            " unconfirmed_to > planned_departure FROM stops WHERE id = %s",
+            (trip.stop_ids[0],),
+        ).fetchone()
+        later = conn.execute(
+            "SELECT bool_and(actual_arrival IS NOT NULL AND NOT out_of_sequence) FROM stops"
+            " WHERE trip_id = %s AND seq > 1",
+            (trip.trip_id,),
+        ).fetchone()
+    assert row is not None
+    gap, before, after = row
+    assert 900 <= gap.total_seconds() <= 910  # the 15-minute silence, to a fix (5 s)
+    assert before and after  # it began before the van got there and ended after it left
+    assert later == (True,)

@@ -37,6 +37,11 @@ class TripSpec:
     stops_m: tuple[tuple[float, float], ...]
     departure: datetime
     max_speed_kmh: float | None = None
+    service_s: tuple[int, ...] = ()  # per stop; SERVICE_S where not given
+
+    def service(self, k: int) -> int:
+        """The planned (and driven) service time at stop ``k`` (from 0)."""
+        return self.service_s[k] if k < len(self.service_s) else SERVICE_S
 
 
 @dataclass(frozen=True)
@@ -99,10 +104,10 @@ def _trip(
     t = s.departure
     prev = (0.0, 0.0)
     times: list[tuple[datetime, datetime]] = []
-    for e, n in s.stops_m:
+    for k, (e, n) in enumerate(s.stops_m):
         t += timedelta(seconds=math.dist(prev, (e, n)) / (CRUISE_KMH / 3.6))
-        times.append((t, t + timedelta(seconds=SERVICE_S)))
-        t += timedelta(seconds=SERVICE_S)
+        times.append((t, t + timedelta(seconds=s.service(k))))
+        t += timedelta(seconds=s.service(k))
         prev = (e, n)
     back = t + timedelta(seconds=math.dist(prev, (0.0, 0.0)) / (CRUISE_KMH / 3.6))
     route = ((dlon, dlat), *((lon, lat) for lat, lon in points), (dlon, dlat))
@@ -114,6 +119,7 @@ def _trip(
     )
     stop_ids, order_ids = [], []
     for seq, ((lat, lon), (arr, dep)) in enumerate(zip(points, times, strict=True), 1):
+        service = s.service(seq - 1)
         ws, we = arr - timedelta(seconds=WINDOW_HALF_S), arr + timedelta(seconds=WINDOW_HALF_S)
         oid = _scheduled_order(conn, customer, depot, lat, lon, ws, we)
         sid = one(
@@ -121,7 +127,7 @@ def _trip(
             "INSERT INTO stops (trip_id, seq, lat, lon, planned_arrival, planned_departure,"
             " service_time_s, window_start, window_end) VALUES (%s, %s, %s, %s, %s, %s, %s,"
             " %s, %s)",
-            (trip_id, seq, lat, lon, arr, dep, SERVICE_S, ws, we),
+            (trip_id, seq, lat, lon, arr, dep, service, ws, we),
         )
         conn.execute("INSERT INTO stop_orders (stop_id, order_id) VALUES (%s, %s)", (sid, oid))
         stop_ids.append(sid)
