@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -120,39 +119,6 @@ class CorridorState:
         """The same incident with progress forgotten: call it when the route changes, since
         a position along the old route means nothing on the new one."""
         return replace(self, progress_m=None, progress_t_s=None)
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-ready (the worker keeps it in jsonb)."""
-        return {
-            "out_since_s": self.out_since_s,
-            "out_fixes": self.out_fixes,
-            "is_open": self.is_open,
-            "max_distance_m": self.max_distance_m,
-            "reported_max_m": self.reported_max_m,
-            "last_event_s": self.last_event_s,
-            "evidence": [list(f) for f in self.evidence],
-            "progress_m": self.progress_m,
-            "progress_t_s": self.progress_t_s,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> CorridorState:
-        """The inverse of ``to_json``; states saved before progress existed have none."""
-        since = data["out_since_s"]
-        prog, prog_t = data.get("progress_m"), data.get("progress_t_s")
-        return cls(
-            out_since_s=None if since is None else float(since),
-            out_fixes=int(data["out_fixes"]),
-            is_open=bool(data["is_open"]),
-            max_distance_m=float(data["max_distance_m"]),
-            reported_max_m=float(data["reported_max_m"]),
-            last_event_s=float(data["last_event_s"]),
-            evidence=tuple(
-                (float(f[0]), float(f[1]), float(f[2]), float(f[3])) for f in data["evidence"]
-            ),
-            progress_m=None if prog is None else float(prog),
-            progress_t_s=None if prog_t is None else float(prog_t),
-        )
 
 
 def window(

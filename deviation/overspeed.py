@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -72,39 +71,6 @@ class OverspeedState:
     limit_kmh: float = 0.0
     source: str = ""
     evidence: tuple[Fix, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-ready (the worker keeps it in jsonb)."""
-        return {
-            "over_since_s": self.over_since_s,
-            "is_open": self.is_open,
-            "under_since_s": self.under_since_s,
-            "max_speed_kmh": self.max_speed_kmh,
-            "reported_max_kmh": self.reported_max_kmh,
-            "limit_kmh": self.limit_kmh,
-            "source": self.source,
-            "evidence": [list(f) for f in self.evidence],
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> OverspeedState:
-        """The inverse of ``to_json``."""
-
-        def opt(v: Any) -> float | None:
-            return None if v is None else float(v)
-
-        return cls(
-            over_since_s=opt(data["over_since_s"]),
-            is_open=bool(data["is_open"]),
-            under_since_s=opt(data["under_since_s"]),
-            max_speed_kmh=float(data["max_speed_kmh"]),
-            reported_max_kmh=float(data["reported_max_kmh"]),
-            limit_kmh=float(data["limit_kmh"]),
-            source=str(data["source"]),
-            evidence=tuple(
-                (float(f[0]), float(f[1]), float(f[2]), float(f[3])) for f in data["evidence"]
-            ),
-        )
 
 
 def _event(phase: Phase, t_s: float, end_s: float, st: OverspeedState, speed: float) -> Event:

@@ -77,31 +77,6 @@ class QualityState:
     incidents: tuple[Incident, ...] = ()  # open, sorted by reason
     invalid_count: int = 0
 
-    def to_json(self) -> dict[str, Any]:
-        """JSON-ready (the worker keeps it in jsonb)."""
-        return {
-            "last": None if self.last is None else list(self.last),
-            "candidate": None if self.candidate is None else list(self.candidate),
-            "streak": self.streak,
-            "incidents": [list(i) for i in self.incidents],
-            "invalid_count": self.invalid_count,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> QualityState:
-        """The inverse of ``to_json``."""
-
-        def point(v: Any) -> Point | None:
-            return None if v is None else (float(v[0]), float(v[1]), float(v[2]))
-
-        return cls(
-            last=point(data["last"]),
-            candidate=point(data["candidate"]),
-            streak=int(data["streak"]),
-            incidents=tuple((str(r), int(n), float(s)) for r, n, s in data["incidents"]),
-            invalid_count=int(data["invalid_count"]),
-        )
-
 
 def _fin(v: float) -> float | None:
     return v if math.isfinite(v) else None

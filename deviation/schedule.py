@@ -55,26 +55,6 @@ class ScheduleState:
     arrived_seen: frozenset[int] = frozenset()  # arrivals known at that computation
     at_risk: tuple[tuple[int, float], ...] = ()  # open at-risk stop -> minutes_late reported
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "late": self.late,
-            "eta_at_s": self.eta_at_s,
-            "arrived_seen": sorted(self.arrived_seen),
-            "at_risk": [list(p) for p in self.at_risk],
-        }
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> ScheduleState:
-        late = d["late"]
-        if late not in ("watch", "open", "done"):
-            raise ValueError(f"unknown late-departure status {late!r} in saved rule state")
-        return cls(
-            late=late,
-            eta_at_s=None if d["eta_at_s"] is None else float(d["eta_at_s"]),
-            arrived_seen=frozenset(int(i) for i in d["arrived_seen"]),
-            at_risk=tuple((int(i), float(m)) for i, m in d["at_risk"]),
-        )
-
 
 def remaining_etas(
     plan: TripPlan,

@@ -28,26 +28,11 @@ class SilenceParams:
     silent_after_s: float = 300.0
 
 
-def _opt(v: Any) -> float | None:
-    return None if v is None else float(v)
-
-
 @dataclass(frozen=True, slots=True)
 class SilenceState:
     active_since_s: float | None = None  # first tick that saw the trip active
     silent_from_s: float | None = None  # set while the alert is open: silence began here
     last_fix_s: float | None = None  # the last fix before the silence (None: none yet)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "active_since_s": self.active_since_s,
-            "silent_from_s": self.silent_from_s,
-            "last_fix_s": self.last_fix_s,
-        }
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> SilenceState:
-        return cls(_opt(d["active_since_s"]), _opt(d["silent_from_s"]), _opt(d["last_fix_s"]))
 
 
 def tick(

@@ -44,29 +44,6 @@ class Still:
     lon: float
     open: bool = False
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "since_s": self.since_s,
-            "last_s": self.last_s,
-            "x_m": self.x_m,
-            "y_m": self.y_m,
-            "lat": self.lat,
-            "lon": self.lon,
-            "open": self.open,
-        }
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Still:
-        return cls(
-            float(d["since_s"]),
-            float(d["last_s"]),
-            float(d["x_m"]),
-            float(d["y_m"]),
-            float(d["lat"]),
-            float(d["lon"]),
-            bool(d["open"]),
-        )
-
     @classmethod
     def at(cls, s: Sample) -> Still:
         return cls(s.t_s, s.t_s, s.x_m, s.y_m, s.lat, s.lon)

@@ -48,10 +48,6 @@ _F64 = NDArray[np.float64]
 _DEFAULTS = StopParams()
 
 
-def _opt(v: Any) -> float | None:
-    return None if v is None else float(v)
-
-
 @dataclass(frozen=True, slots=True)
 class StopState:
     """What the rule remembers; ``departed_s`` and ``arrived_stop_ids`` feed the schedule rule."""
@@ -79,41 +75,6 @@ class StopState:
             for sid, arrived, _ in self.visiting
         ]
         return max(ends)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "inside": [list(p) for p in self.inside],
-            "visiting": [list(v) for v in self.visiting],
-            "arrived_stop_ids": sorted(self.arrived_stop_ids),
-            "departed_s": self.departed_s,
-            "returned_s": self.returned_s,
-            "at_depot": self.at_depot,
-            "depot_edge_s": self.depot_edge_s,
-            "still": None if self.still is None else self.still.to_json(),
-            "idle": None if self.idle is None else self.idle.to_json(),
-            "last_t_s": self.last_t_s,
-            "last_xy": None if math.isnan(self.last_x_m) else [self.last_x_m, self.last_y_m],
-        }
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> StopState:
-        return cls(
-            inside=tuple((int(i), float(t), _opt(o)) for i, t, o in d["inside"]),
-            visiting=tuple((int(i), float(a), _opt(o)) for i, a, o in d["visiting"]),
-            arrived_stop_ids=frozenset(int(i) for i in d["arrived_stop_ids"]),
-            departed_s=_opt(d["departed_s"]),
-            returned_s=_opt(d["returned_s"]),
-            at_depot=bool(d["at_depot"]),
-            depot_edge_s=_opt(d["depot_edge_s"]),
-            still=None if d["still"] is None else Still.from_json(d["still"]),
-            idle=None if d["idle"] is None else Still.from_json(d["idle"]),
-            last_t_s=_opt(d["last_t_s"]),
-            **_last_xy(d.get("last_xy")),  # states saved before it existed have none
-        )
-
-
-def _last_xy(xy: Any) -> dict[str, float]:
-    return {} if xy is None else {"last_x_m": float(xy[0]), "last_y_m": float(xy[1])}
 
 
 def step(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 __all__ = [
     "BAD_PROPERTY",
-    "BAD_STATE",
     "INVALID_POLYGON",
     "MISSING_SPEED_LIMIT",
     "OUT_OF_RANGE",
@@ -32,7 +31,6 @@ TOO_MANY_VERTICES = "too_many_vertices"
 TOO_MANY_FEATURES = "too_many_features"
 MISSING_SPEED_LIMIT = "missing_speed_limit"
 BAD_PROPERTY = "bad_property"
-BAD_STATE = "bad_state"
 UNKNOWN_ZONE = "unknown_zone"
 
 

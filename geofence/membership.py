@@ -13,17 +13,13 @@ fixes before calling it (an older fix cannot undo a confirmed change).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from geofence.errors import BAD_STATE, GeofenceError
 from geofence.model import Event
 
 __all__ = ["ZoneParams", "ZoneState", "ZoneTrack", "fast_forward", "step"]
-
-_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,29 +51,6 @@ class ZoneState:
     def inside(self) -> frozenset[str]:
         """Zones the vehicle is confirmed inside."""
         return frozenset(t.zone_id for t in self.tracks if t.inside)
-
-    def to_json(self) -> str:
-        """The state as JSON text (for the rule_state table)."""
-        rows = [[t.zone_id, t.inside, t.pending_s, t.entered_s, t.dwell_sent] for t in self.tracks]
-        return json.dumps({"v": _VERSION, "tracks": rows}, separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> ZoneState:
-        """The state ``to_json`` wrote; ``GeofenceError`` (bad_state) for anything else."""
-        try:
-            doc = json.loads(text)
-            if doc["v"] != _VERSION:
-                raise ValueError(f"version {doc['v']}, expected {_VERSION}")
-            tracks = []
-            for zid, inside, pending, entered, dwell in doc["tracks"]:
-                if not isinstance(zid, str) or not isinstance(inside, bool):
-                    raise ValueError("zone id must be text, inside a boolean")
-                if not isinstance(dwell, bool):
-                    raise ValueError("dwell_sent must be a boolean")
-                tracks.append(ZoneTrack(zid, inside, _time(pending), _time(entered), dwell))
-        except (ValueError, TypeError, KeyError, RecursionError) as exc:
-            raise GeofenceError(BAD_STATE, f"not a saved zone state: {exc}") from exc
-        return cls(tuple(sorted(tracks, key=lambda t: t.zone_id)))
 
 
 def _time(value: Any) -> float | None:

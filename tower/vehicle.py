@@ -10,10 +10,8 @@ zones, overspeed) survive a change of trip; trip-level ones start afresh.
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
-from dataclasses import dataclass, field, replace
-from typing import Any, NamedTuple
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,19 +26,16 @@ from deviation import stops as stops_rule
 from deviation.plan import PlannedStop, TripPlan
 from deviation.route import Corridor, stops_along
 from geofence import membership
-from geofence.errors import GeofenceError, UnknownZone
+from geofence.errors import GeofenceError
 from geofence.index import ZoneIndex
-from geofence.model import Event, Phase, Sample
 from geofence.projection import LocalProjection
+from tower.codec import decode, encode
 from tower.config import Params, TowerConfig
 from tower.effects import Finding
 from tower.plans import VehicleInfo
+from tower.rules import RESTRICTED, RULES, VEHICLE_RULES, Batch, Round, finding, zone_of
 
 __all__ = ["RESTRICTED", "VehicleRules"]
-
-RESTRICTED = "restricted_zone"
-ZONES, OVERSPEED, SILENCE, STOPS, CORRIDOR = range(5)  # the fast-pathed rules, in step order
-_RULES = (ZONES, OVERSPEED, SILENCE, STOPS, CORRIDOR)
 
 
 @dataclass(slots=True)
@@ -126,7 +121,7 @@ class VehicleRules:
         self.quality, q_events, ok = quality_rule.check_batch(
             self.quality, t, x, y, rcv, f["valid"], p.quality
         )
-        out = [_finding(e) for e in q_events]
+        out = [finding(e) for e in q_events]
         idx = np.flatnonzero(ok)
         if idx.size == 0:
             return out
@@ -155,7 +150,7 @@ class VehicleRules:
                 )
         empty: frozenset[str] = frozenset()
         inside = [empty] * idx.size if members is None else [members[order[i]] for i in idx]
-        batch = _Batch(
+        batch = Batch(
             t[idx], lat[idx], lon[idx], x[idx], y[idx],
             f["speed_kmh"][idx].astype(np.float64), f["ignition"][idx], inside, dist, along,
         )  # fmt: skip
@@ -163,15 +158,14 @@ class VehicleRules:
         return out
 
     def _walk(
-        self, b: _Batch, received_s: float, index: ZoneIndex | None, trip: TripPlan | None
+        self, b: Batch, received_s: float, index: ZoneIndex | None, trip: TripPlan | None
     ) -> list[Finding]:
         """Each rule's fast path moves it over the fixes where it proves nothing but the
         clock changes; at an eventful fix the rule steps, and its fast path takes over
         again from the next fix (a stop arrival no longer costs the rest of the batch a
-        step per fix). Rules step in the fixed order at each fix, and the schedule steps
-        only where it is not idle, so the findings are those of stepping every rule over
-        every fix."""
-        p = self.params
+        step per fix). Rules step in ``RULES`` order at each fix, and a lazy rule (the
+        schedule) decides there whether it is due, so the findings are those of stepping
+        every rule over every fix."""
         known: dict[frozenset[str], tuple[float, str]] = {}
         for z in b.inside:
             if z not in known:
@@ -183,143 +177,36 @@ class VehicleRules:
             else np.array([lim for lim, _ in limits], dtype=np.float64)
         )
         times = b.t.tolist()
-        rules = _RULES if trip is not None else _RULES[:2]
-        # up to which fix each rule's fast path has moved it (zones, overspeed, silence,
-        # stops, corridor); a rule steps at fix k when k has reached its mark
-        done = [self._forward(r, b, 0, times, lims, trip) for r in rules]
+        r = Round(trip, index, limits, lims, times)
+        rules = RULES if trip is not None else VEHICLE_RULES
+        fast = self.fast_paths
+        # the fix each rule steps next, its fast path having moved it over those before
+        done = [rule.forward(self, b, 0, r) if fast and not rule.lazy else 0 for rule in rules]
         out: list[Finding] = []
+        last = len(times) - 1
         for k, t_s in enumerate(times):
             s = None
-            if k >= min(done):
-                s = b.sample(k, received_s)
-                stepped = [r for r in rules if k >= done[r]]
-                if ZONES in stepped:
-                    out.extend(self._zones(s, b.inside[k], index))
-                if OVERSPEED in stepped:
-                    lim, src = limits[k]
-                    self.overspeed, ev = overspeed_rule.step(
-                        self.overspeed, s, lim, src, p.overspeed
-                    )
-                    out.extend(_finding(e) for e in ev)
-                if trip is not None:
-                    self._trip_step(trip, s, b, k, stepped, out)
-            if trip is not None and not (
-                self.fast_paths
-                and schedule_rule.idle(
-                    self.schedule,
-                    t_s,
-                    trip,
-                    self.stops.departed_s,
-                    self.stops.arrived_stop_ids,
-                    p.schedule,
-                )
-            ):
-                self._schedule_step(trip, b.sample(k, received_s) if s is None else s, out)
+            stepped = []
+            for i, rule in enumerate(rules):
+                if done[i] > k or (rule.lazy and fast and rule.forward(self, b, k, r) > k):
+                    continue
+                if s is None:
+                    s = b.sample(k, received_s)
+                out.extend(rule.step(self, s, b, k, r))
+                stepped.append(i)
             self.last_fix_s = t_s
-            if s is not None and k + 1 < len(times):
-                for r in stepped:
-                    done[r] = self._forward(r, b, k + 1, times, lims, trip)
+            if fast and k < last:
+                for i in stepped:
+                    if not rules[i].lazy:
+                        done[i] = rules[i].forward(self, b, k + 1, r)
         return out
-
-    def _forward(
-        self,
-        rule: int,
-        b: _Batch,
-        lo: int,
-        times: list[float],
-        lims: NDArray[np.float64] | float,
-        trip: TripPlan | None,
-    ) -> int:
-        """Move ``rule`` by its fast path over the fixes from ``lo`` on; the fix index it
-        must step next (``lo`` when its fast path does not apply or fast paths are off)."""
-        if not self.fast_paths:
-            return lo
-        p, n = self.params, 0
-        if rule == ZONES:
-            self.zones, n = membership.fast_forward(self.zones, times[lo:], b.inside[lo:], p.zones)
-        elif rule == OVERSPEED:
-            lim = lims[lo:] if isinstance(lims, np.ndarray) else lims
-            self.overspeed, n = overspeed_rule.fast_forward(
-                self.overspeed, b.speed[lo:], lim, p.overspeed
-            )
-        elif trip is None:
-            return lo
-        elif rule == SILENCE:
-            self.silence, n = silence_rule.fast_forward(
-                self.silence, b.t[lo:], self.last_fix_s, p.silence
-            )
-        elif rule == STOPS:
-            self.stops, n = stops_rule.fast_forward(
-                self.stops, trip, b.t[lo:], b.x[lo:], b.y[lo:], b.speed[lo:], b.ign[lo:],
-                p.stops,
-            )  # fmt: skip
-        else:
-            dist = None if b.dist is None else b.dist[lo:]
-            along = None if b.along is None else b.along[lo:]
-            self.corridor, n = corridor_rule.fast_forward(
-                self.corridor, b.t[lo:], dist, along, p.corridor
-            )
-        return lo + n
 
     def _limit(self, inside: frozenset[str], index: ZoneIndex | None) -> tuple[float, str]:
         return overspeed_rule.limit_for(
             _speed_limits(inside, index), self.info.max_speed_kmh, self.params.default_limit_kmh
         )
 
-    def _zones(self, s: Sample, inside: frozenset[str], index: ZoneIndex | None) -> list[Finding]:
-        self.zones, events = membership.step(self.zones, s.t_s, inside, self.params.zones)
-        out = []
-        for e in events:
-            zone = None if index is None else _zone(index, e.key)
-            if zone is not None and zone.kind == "restricted" and e.kind != "zone_dwell":
-                phase: Phase = "open" if e.kind == "zone_enter" else "close"
-                data = {**e.data, "zone_id": e.key, "zone_name": zone.name}
-                out.append(Finding(Event(RESTRICTED, phase, e.t_s, e.key, data)))
-            else:
-                out.append(Finding(e))
-        return out
-
-    def _trip_step(
-        self,
-        trip: TripPlan,
-        s: Sample,
-        b: _Batch,
-        k: int,
-        todo: list[int],
-        out: list[Finding],
-    ) -> None:
-        """Silence, stops and corridor at one fix, those whose fast path did not apply."""
-        p = self.params
-        if SILENCE in todo:
-            self.silence, ev = silence_rule.step(
-                self.silence, s, p.silence, last_fix_s=self.last_fix_s
-            )
-            out.extend(_finding(e) for e in ev)
-        if STOPS in todo:
-            self.stops, ev = stops_rule.step(self.stops, s, trip, p.stops)
-            out.extend(_finding(e) for e in ev)
-        if CORRIDOR in todo:
-            d = math.nan if b.dist is None else float(b.dist[k])
-            a = math.nan if b.along is None else float(b.along[k])
-            nxt, nxt_along = self._next_stop(trip)
-            self.corridor, ev = corridor_rule.step(
-                self.corridor, s, d, a, nxt, p.corridor, stop_along_m=nxt_along
-            )
-            out.extend(_finding(e) for e in ev)
-
-    def _schedule_step(self, trip: TripPlan, s: Sample, out: list[Finding]) -> None:
-        self.schedule, ev = schedule_rule.step(
-            self.schedule,
-            s,
-            trip,
-            self.stops.departed_s,
-            self.stops.arrived_stop_ids,
-            self.params.schedule,
-            busy_until_s=self.stops.serving_until_s(trip),
-        )
-        out.extend(_finding(e) for e in ev)
-
-    def _next_stop(self, trip: TripPlan) -> tuple[PlannedStop | None, float | None]:
+    def next_stop(self, trip: TripPlan) -> tuple[PlannedStop | None, float | None]:
         done = self.stops.arrived_stop_ids
         for k, st in enumerate(trip.stops):
             if st.stop_id not in done:
@@ -343,7 +230,7 @@ class VehicleRules:
                 self.schedule, now_s, trip, self.stops.departed_s, self.params.schedule
             )
             events = [*events, *ev]
-        return [_finding(e) for e in events]
+        return [finding(e) for e in events]
 
     def _trip_active(self, trip: TripPlan, now_s: float) -> bool:
         """Silence matters from the planned departure until the vehicle is back at the
@@ -356,79 +243,40 @@ class VehicleRules:
     # -- persistence ------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
+        """Every state, by the one codec (``tower.codec``), for the ``rule_state`` table."""
         proj = self.projection
         return {
-            "v": 1,
+            "v": _SAVE_VERSION,
             "projection": None if proj is None else [proj.lat0, proj.lon0],
             "last_fix_s": self.last_fix_s,
-            "quality": self.quality.to_json(),
-            "zones": json.loads(self.zones.to_json()),
-            "overspeed": self.overspeed.to_json(),
-            "stops": self.stops.to_json(),
-            "corridor": self.corridor.to_json(),
-            "schedule": self.schedule.to_json(),
-            "silence": self.silence.to_json(),
+            **{name: encode(getattr(self, name)) for name in _STATES},
         }
 
     @classmethod
     def from_json(cls, info: VehicleInfo, cfg: TowerConfig, d: dict[str, Any]) -> VehicleRules:
-        """Saved states back (an unreadable save starts afresh rather than stopping)."""
+        """Saved states back (an unreadable save, or one of an older layout, starts afresh
+        rather than stopping)."""
         rules = cls.new(info, cfg)
         try:
+            if d.get("v") != _SAVE_VERSION:
+                raise ValueError(f"saved layout {d.get('v')!r}, expected {_SAVE_VERSION}")
             if rules.projection is None and d.get("projection"):
                 rules.projection = LocalProjection(*d["projection"])
-            rules.last_fix_s = d.get("last_fix_s")
-            rules.quality = quality_rule.QualityState.from_json(d["quality"])
-            rules.zones = membership.ZoneState.from_json(json.dumps(d["zones"]))
-            rules.overspeed = overspeed_rule.OverspeedState.from_json(d["overspeed"])
-            rules.stops = stops_rule.StopState.from_json(d["stops"])
-            rules.corridor = corridor_rule.CorridorState.from_json(d["corridor"])
-            rules.schedule = schedule_rule.ScheduleState.from_json(d["schedule"])
-            rules.silence = silence_rule.SilenceState.from_json(d["silence"])
+            last = d.get("last_fix_s")
+            rules.last_fix_s = None if last is None else float(last)
+            for name in _STATES:
+                setattr(rules, name, decode(type(getattr(rules, name)), d[name]))
         except (KeyError, TypeError, ValueError, GeofenceError):
             return cls.new(info, cfg)
         return rules
 
 
-class _Batch(NamedTuple):
-    """The accepted fixes of one batch, in time order, as float64 columns."""
-
-    t: NDArray[np.float64]
-    lat: NDArray[np.float64]
-    lon: NDArray[np.float64]
-    x: NDArray[np.float64]
-    y: NDArray[np.float64]
-    speed: NDArray[np.float64]
-    ign: NDArray[np.integer[Any]]
-    inside: list[frozenset[str]]
-    dist: NDArray[np.float64] | None
-    along: NDArray[np.float64] | None
-
-    def sample(self, k: int, received_s: float) -> Sample:
-        return Sample(
-            float(self.t[k]), float(self.lat[k]), float(self.lon[k]), float(self.x[k]),
-            float(self.y[k]), float(self.speed[k]), int(self.ign[k]), True, received_s,
-        )  # fmt: skip
-
-
-def _zone(index: ZoneIndex, zone_id: str) -> Any:
-    try:
-        return index.zone(zone_id)
-    except UnknownZone:
-        return None  # the zone was removed since the vehicle entered it
+_SAVE_VERSION = 2  # 1: each state had its own hand-written layout
+_STATES = ("quality", *(rule.name for rule in RULES))  # the saved states, by attribute
 
 
 def _speed_limits(inside: frozenset[str], index: ZoneIndex | None) -> list[float]:
     if index is None or not inside:
         return []
-    zones = (_zone(index, z) for z in inside)
+    zones = (zone_of(index, z) for z in inside)
     return [float(z.speed_limit_kmh) for z in zones if z is not None and z.speed_limit_kmh]
-
-
-def _finding(e: Event) -> Finding:
-    """Alert evidence travels beside the event, not inside its details."""
-    evidence = e.data.get("evidence")
-    if isinstance(evidence, list):
-        data = {k: v for k, v in e.data.items() if k != "evidence"}
-        return Finding(replace(e, data=data), tuple(evidence))
-    return Finding(e)

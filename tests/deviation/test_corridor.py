@@ -30,6 +30,8 @@ from deviation.plan import PlannedStop
 from deviation.route import Corridor, distances, stops_along
 from geofence.model import Sample
 from menara.settings import Settings
+from tests.saved import restored
+from tower.codec import decode, encode
 
 STRAIGHT = Corridor.from_xy([(0.0, 0.0), (1000.0, 0.0)])
 P = CorridorParams()
@@ -52,7 +54,7 @@ def run(
     for t, x, y in points:
         (d,), (a,) = distances_for(st_, corridor, [t], [x], [y], params)
         st_, events = step(st_, Sample(t, 52.0, 4.0, x, y), float(d), float(a), None, params)
-        assert CorridorState.from_json(st_.to_json()) == st_
+        assert restored(st_) == st_
         out += [(e.phase, e.t_s, e.data) for e in events]
         assert all(e.kind == "route_deviation" and e.key == "" for e in events)
     return st_, out
@@ -257,7 +259,7 @@ def test_any_timeline_gives_well_formed_incidents(steps: list[tuple[float, float
     for dt, d in steps:
         t += dt
         state, events = step(state, Sample(t, 0, 0, 0, d), d, 0.0, None)
-        assert CorridorState.from_json(json.loads(json.dumps(state.to_json()))) == state
+        assert restored(state) == state
         for e in events:
             assert (e.phase == "open") != is_open  # open only when closed, others only when open
             is_open = e.phase != "close"
@@ -363,12 +365,12 @@ def test_progress_moves_on_route_only_and_slips_back_at_most_back_m() -> None:
 
 
 def test_states_saved_before_progress_load_without_it() -> None:
-    saved = CorridorState(out_since_s=5.0, out_fixes=1, max_distance_m=400.0).to_json()
+    saved = encode(CorridorState(out_since_s=5.0, out_fixes=1, max_distance_m=400.0))
     del saved["progress_m"], saved["progress_t_s"]
-    old = CorridorState.from_json(json.loads(json.dumps(saved)))
+    old = decode(CorridorState, json.loads(json.dumps(saved)))
     assert old.progress_m is None and old.progress_t_s is None and old.out_fixes == 1
     moved = CorridorState(progress_m=12.5, progress_t_s=7.0)
-    assert CorridorState.from_json(json.loads(json.dumps(moved.to_json()))) == moved
+    assert restored(moved) == moved
 
 
 @settings(max_examples=100, deadline=None)

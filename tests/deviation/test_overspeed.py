@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -14,6 +13,7 @@ from hypothesis import strategies as st
 from deviation.overspeed import OverspeedParams, OverspeedState, limit_for, step
 from geofence.model import Event, Sample
 from menara.settings import Settings
+from tests.saved import restored
 
 P = OverspeedParams()
 
@@ -28,7 +28,7 @@ def run(
     out: list[tuple[str, float, dict[str, Any]]] = []
     for i, v in enumerate(speeds):
         st, events = step(st, Sample(t0 + 5.0 * i, 52.0, 4.0, 0.0, 0.0, v), limit, "zone", P)
-        assert OverspeedState.from_json(st.to_json()) == st
+        assert restored(st) == st
         assert all(e.kind == "overspeed" and e.key == "" for e in events)
         out += [(e.phase, e.t_s, e.data) for e in events]
     return st, out
@@ -135,7 +135,7 @@ def test_any_timeline_gives_well_formed_incidents(
     for dt, v, limit in steps:
         t += dt
         state, events = step(state, Sample(t, 0, 0, 0, 0, v), limit, "zone")
-        assert OverspeedState.from_json(json.loads(json.dumps(state.to_json()))) == state
+        assert restored(state) == state
         for e in events:
             assert (e.phase == "open") != is_open  # open only when closed, others only when open
             is_open = e.phase != "close"

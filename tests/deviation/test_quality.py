@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from deviation.quality import QualityParams, QualityState, check, check_batch, tick
 from geofence.model import Sample
 from menara.settings import Settings
+from tests.saved import restored
 
 P = QualityParams()
 
@@ -31,7 +32,7 @@ def run(
     accepted: list[float] = []
     for s in samples:
         q, ev, ok = check(q, s, P)
-        assert QualityState.from_json(json.loads(json.dumps(q.to_json()))) == q
+        assert restored(q) == q
         assert all(e.kind == "telemetry" and e.data["reason"] == e.key for e in ev)
         events += [(e.phase, e.key, e.t_s, e.data) for e in ev]
         accepted += [s.t_s] if ok else []
@@ -142,7 +143,7 @@ def test_any_sequence_never_raises_and_accepted_times_strictly_increase(
     last = -math.inf
     for s in samples:
         q, events, ok = check(q, s, P)
-        json.dumps(q.to_json(), allow_nan=False)
+        restored(q)  # jsonb-safe: no NaN
         for e in events:
             json.dumps(e.data, allow_nan=False)
             assert math.isfinite(e.t_s)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 from collections.abc import Iterator
 
 from hypothesis import given
@@ -28,6 +27,7 @@ from deviation.schedule import ScheduleParams, ScheduleState, remaining_etas, st
 from geofence.model import Event, Sample
 from geofence.projection import LocalProjection
 from menara.settings import Settings
+from tests.saved import restored
 
 T0 = 36_000.0  # 10:00
 
@@ -87,9 +87,9 @@ def run(steps: Iterator[Step]) -> list[Event]:
     state, events = ScheduleState(), []
     for sample, departed, arrived, busy in steps:
         state, out = step(state, sample, PLAN, departed, arrived, busy_until_s=busy)
-        saved = json.loads(json.dumps(state.to_json()))
-        assert ScheduleState.from_json(saved) == state
-        state = ScheduleState.from_json(saved)
+        back = restored(state)
+        assert back == state
+        state = back
         events.extend(out)
     return events
 

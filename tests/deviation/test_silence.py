@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 from deviation.silence import SilenceParams, SilenceState, step, tick
 from geofence.model import Event, Sample
 from menara.settings import Settings
+from tests.saved import restored
 
 
 def fix(t: float) -> Sample:
@@ -14,7 +13,7 @@ def fix(t: float) -> Sample:
 
 
 def roundtrip(state: SilenceState) -> SilenceState:
-    back = SilenceState.from_json(json.loads(json.dumps(state.to_json())))
+    back = restored(state)
     assert back == state
     return back
 

@@ -5,7 +5,6 @@ radius 150 m at x=1000, 2000 and 3000; vehicles drive at 36 km/h (10 m/s) with a
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Iterable, Iterator
 
@@ -18,6 +17,7 @@ from deviation.stops import StopParams, StopState, step
 from geofence.model import Event, Sample
 from geofence.projection import LocalProjection
 from menara.settings import Settings
+from tests.saved import restored
 
 NAN = math.nan
 
@@ -68,9 +68,9 @@ def run(samples: Iterable[Sample], plan: TripPlan = PLAN) -> tuple[StopState, li
     state, events = StopState(), []
     for s in samples:
         state, out = step(state, s, plan)
-        saved = json.loads(json.dumps(state.to_json()))
-        assert StopState.from_json(saved) == state
-        state = StopState.from_json(saved)
+        back = restored(state)
+        assert back == state
+        state = back
         events.extend(out)
     return state, events
 
