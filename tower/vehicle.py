@@ -24,7 +24,8 @@ from deviation import schedule as schedule_rule
 from deviation import silence as silence_rule
 from deviation import stops as stops_rule
 from deviation.plan import PlannedStop, TripPlan
-from deviation.route import Corridor, stops_along
+from deviation.plan_geo import plan_geo
+from deviation.route import Corridor
 from geofence import membership
 from geofence.errors import GeofenceError
 from geofence.index import ZoneIndex
@@ -73,11 +74,9 @@ class VehicleRules:
             if self._route is not None and trip.route_xy != self._route_xy:
                 self.corridor = self.corridor.replanned()  # progress meant the old route
             self._route_xy = trip.route_xy
-            if len(trip.route_xy) >= 2:
-                self._route = Corridor.from_xy(trip.route_xy)
-                self._stops_along = stops_along(self._route, trip.stops)
-            else:
-                self._route, self._stops_along = None, ()
+            geo = plan_geo(trip)  # the stops rule's copy of the route, made once per plan
+            usable = len(trip.route_xy) >= 2
+            self._route, self._stops_along = (geo.route, geo.along) if usable else (None, ())
         return self
 
     def carry_over(self, fresh: VehicleRules) -> VehicleRules:
