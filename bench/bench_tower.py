@@ -39,8 +39,8 @@ from deviation.plan import PlannedStop, TripPlan  # noqa: E402
 from geofence import ZoneIndex  # noqa: E402
 from geofence.model import Sample  # noqa: E402
 from geofence.projection import LocalProjection  # noqa: E402
+from menara.settings import Settings  # noqa: E402
 from simulators.trip_driver import DrivenStop, DrivenTrip, drive  # noqa: E402
-from tower.config import TowerConfig  # noqa: E402
 from tower.plans import VehicleInfo  # noqa: E402
 from tower.vehicle import VehicleRules  # noqa: E402
 from tower.worker import round_members  # noqa: E402
@@ -182,7 +182,7 @@ def main() -> None:
     built = [trip(i, rng, args.fixes) for i in range(args.vehicles)]
     zones = city_zones(args.zones, rng)
     index = ZoneIndex(zones)
-    cfg = TowerConfig()
+    cfg = Settings()
     infos = [b[0] for b in built]
     fixes = [b[1] for b in built]
     warm = [VehicleRules.new(info, cfg) for info in infos[:5]]

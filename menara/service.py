@@ -54,7 +54,6 @@ from oms_core.execution.epod import EpodRules
 from oms_core.files import FileStore
 from oms_core.geocode import Geocoder
 from oms_core.planning.routes import road_providers
-from tower.config import TowerConfig
 from tower.pool import TowerPool
 from tower.worker import Tower
 
@@ -109,7 +108,7 @@ def make_tower(settings: Settings) -> Tower | TowerPool:
     """The rule workers: ``tower_processes`` processes, or in this process when 0. Their
     clock is the wall clock, or the newest fix time when ``tower_clock`` is ``fleet``
     (replays and sped-up simulations)."""
-    config = TowerConfig.from_settings(settings)
+    config = settings
     fleet = settings.tower_clock == "fleet"
     if settings.tower_processes > 0:
         return TowerPool(

@@ -34,7 +34,7 @@ import numpy as np
 import psycopg
 
 from decoders.model import FixArray
-from tower.config import TowerConfig
+from menara.settings import Settings
 from tower.plans import device_vehicles
 from tower.stats import Histogram
 from tower.worker import FixBatch, Tower
@@ -89,7 +89,7 @@ class _Round(NamedTuple):
 
 class _Options(NamedTuple):
     dsn: str
-    config: TowerConfig
+    config: Settings
     partition: tuple[int, int]
     fleet_clock: bool
     tick_s: float
@@ -112,7 +112,7 @@ class TowerPool:
         self,
         dsn: str,
         *,
-        config: TowerConfig | None = None,
+        config: Settings | None = None,
         processes: int = 1,
         fleet_clock: bool = False,
         tick_s: float = 1.0,
@@ -125,7 +125,7 @@ class TowerPool:
             raise ValueError("tower_processes must be at least 1 (0 runs the tower in-process)")
         self._dsn = dsn
         self._options = [
-            _Options(dsn, config or TowerConfig(), (k, processes), fleet_clock,
+            _Options(dsn, config or Settings(), (k, processes), fleet_clock,
                      tick_s, refresh_s, persist_s, log_setup)
             for k in range(processes)
         ]  # fmt: skip

@@ -30,8 +30,9 @@ from geofence import membership
 from geofence.errors import GeofenceError
 from geofence.index import ZoneIndex
 from geofence.projection import LocalProjection
+from menara.settings import Settings
 from tower.codec import decode, encode
-from tower.config import Params, TowerConfig
+from tower.config import Params
 from tower.effects import Finding
 from tower.plans import VehicleInfo
 from tower.rules import RESTRICTED, RULES, VEHICLE_RULES, Batch, Round, finding, zone_of
@@ -60,7 +61,7 @@ class VehicleRules:
     _route_xy: tuple[tuple[float, float], ...] = ()
 
     @classmethod
-    def new(cls, info: VehicleInfo, cfg: TowerConfig | Params) -> VehicleRules:
+    def new(cls, info: VehicleInfo, cfg: Settings | Params) -> VehicleRules:
         params = cfg if isinstance(cfg, Params) else Params.of(cfg)
         proj = None if info.trip is None else info.trip.projection
         return cls(info, params, proj).with_info(info)
@@ -252,7 +253,7 @@ class VehicleRules:
         }
 
     @classmethod
-    def from_json(cls, info: VehicleInfo, cfg: TowerConfig, d: dict[str, Any]) -> VehicleRules:
+    def from_json(cls, info: VehicleInfo, cfg: Settings, d: dict[str, Any]) -> VehicleRules:
         """Saved states back (an unreadable save, or one of an older layout, starts afresh
         rather than stopping)."""
         rules = cls.new(info, cfg)

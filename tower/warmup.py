@@ -17,7 +17,7 @@ import numpy as np
 from decoders.model import FixArray, empty_fixes
 from deviation.plan import PlannedStop, TripPlan
 from geofence.projection import LocalProjection
-from tower.config import TowerConfig
+from menara.settings import Settings
 from tower.plans import VehicleInfo
 from tower.vehicle import VehicleRules
 
@@ -27,10 +27,10 @@ PROJ = LocalProjection(52.0, 5.0)
 T0 = 1_780_000_000.0
 
 
-def warm_up(config: TowerConfig | None = None) -> float:
+def warm_up(config: Settings | None = None) -> float:
     """Seconds spent; milliseconds once numba's cache holds the kernels."""
     start = time.perf_counter()
-    rules = VehicleRules.new(straight_trip((1000.0, 2000.0), 3000.0), config or TowerConfig())
+    rules = VehicleRules.new(straight_trip((1000.0, 2000.0), 3000.0), config or Settings())
     fixes = _drive()
     for lo in range(0, len(fixes), 10):
         batch = fixes[lo : lo + 10]

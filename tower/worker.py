@@ -31,11 +31,11 @@ import psycopg
 
 from decoders.model import FixArray
 from geofence.index import ZoneIndex
+from menara.settings import Settings
 from oms_core.alerts import store
 from oms_core.retry import on_conflict
 from oms_core.zones_store import load_zones
 from tower import effects
-from tower.config import TowerConfig
 from tower.plans import PlanSettings, VehicleInfo, load_vehicles
 from tower.stats import Histogram
 from tower.vehicle import VehicleRules
@@ -69,7 +69,7 @@ class Tower:
         self,
         dsn: str,
         *,
-        config: TowerConfig | None = None,
+        config: Settings | None = None,
         clock: Callable[[], float] = time.time,
         tick_s: float = 1.0,
         refresh_s: float = 10.0,
@@ -81,7 +81,7 @@ class Tower:
         worker processes, see ``tower.pool``)."""
         self._dsn = dsn
         self._partition = partition
-        self.config = config or TowerConfig()
+        self.config = config or Settings()
         self._clock = clock
         self._tick_s, self._refresh_s, self._persist_s = tick_s, refresh_s, persist_s
         self._queue: asyncio.Queue[tuple[FixBatch, ...]] = asyncio.Queue(max(1, max_queued))

@@ -15,9 +15,9 @@ from deviation.schedule import ScheduleState
 from deviation.still import Still
 from deviation.stops import StopState
 from geofence.membership import ZoneState, ZoneTrack
+from menara.settings import Settings
 from tests.saved import restored
 from tower.codec import decode, encode
-from tower.config import TowerConfig
 from tower.vehicle import VehicleRules
 from tower.warmup import straight_trip
 
@@ -89,10 +89,10 @@ def test_a_literal_field_takes_only_its_values() -> None:
 
 def test_a_save_of_the_old_layout_or_a_broken_one_starts_afresh() -> None:
     info = straight_trip((1000.0,), 2000.0, None)
-    rules = VehicleRules.new(info, TowerConfig())
+    rules = VehicleRules.new(info, Settings())
     rules.stops = STATES[0]
     saved = json.loads(json.dumps(rules.to_json(), allow_nan=False))
-    assert VehicleRules.from_json(info, TowerConfig(), saved).stops == STATES[0]
-    fresh = VehicleRules.new(info, TowerConfig()).stops
+    assert VehicleRules.from_json(info, Settings(), saved).stops == STATES[0]
+    fresh = VehicleRules.new(info, Settings()).stops
     for broken in ({**saved, "v": 1}, {**saved, "stops": {"inside": 3}}, {"v": 2}):
-        assert VehicleRules.from_json(info, TowerConfig(), broken).stops == fresh
+        assert VehicleRules.from_json(info, Settings(), broken).stops == fresh

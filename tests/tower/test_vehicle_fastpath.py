@@ -27,7 +27,7 @@ from decoders.model import FixArray, empty_fixes
 from deviation import overspeed, silence, stops
 from geofence import ZoneIndex, membership
 from geofence.zones import Zone
-from tower.config import TowerConfig
+from menara.settings import Settings
 from tower.effects import Finding
 from tower.plans import VehicleInfo
 from tower.vehicle import VehicleRules
@@ -118,7 +118,7 @@ def _canon(findings: list[Finding]) -> str:
 
 def _run(info: VehicleInfo, fixes: FixArray, cuts: list[int], ticks: list[bool], fast: bool,
          zones: bool) -> tuple[list[str], list[str]]:  # fmt: skip
-    rules = VehicleRules.new(info, TowerConfig())
+    rules = VehicleRules.new(info, Settings())
     rules.fast_paths = fast
     said, saved = [], []
     bounds = sorted({0, len(fixes), *(c % (len(fixes) + 1) for c in cuts)})
@@ -170,7 +170,7 @@ def test_a_quiet_drive_takes_the_fast_paths_and_speeding_still_alerts(
     stepped: list[str] = []
     for mod in (stops, overspeed, silence, membership):
         monkeypatch.setattr(mod, "step", _counting(mod.step, mod.__name__, stepped))
-    rules = VehicleRules.new(plan(None), TowerConfig())
+    rules = VehicleRules.new(plan(None), Settings())
     rules.process(road(0, 10, 28.8), T0 + 60, None)  # leaves the depot: stepped
     stepped.clear()
     found = rules.process(road(10, 10, 28.8), T0 + 110, None)
@@ -202,11 +202,11 @@ def test_edges_are_stepped_not_guessed() -> None:
 
 
 def test_a_whole_number_speed_limit_is_a_limit_like_any_other() -> None:
-    """A limit given as an int (``TowerConfig(default_speed_limit_kmh=90)``) resumes the
+    """A limit given as an int (``Settings(default_speed_limit_kmh=90)``) resumes the
     overspeed fast path after an eventful fix as a float one does."""
     found = []
     for limit in (90, 90.0):
-        rules = VehicleRules.new(plan(None), TowerConfig(default_speed_limit_kmh=limit))
+        rules = VehicleRules.new(plan(None), Settings(default_speed_limit_kmh=limit))
         fixes = road(0, 10, 28.8)
         said = rules.process(fixes, T0 + 60, None)  # leaves the depot: stepped, then resumes
         found.append(_canon(said))

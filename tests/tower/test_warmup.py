@@ -8,14 +8,14 @@ import os
 
 import pytest
 
+from menara.settings import Settings
 from tests.fresh import run_json
-from tower.config import TowerConfig
 from tower.warmup import warm_up
 
 SCRIPT = r"""
 import json, math
 from deviation import quality, route, stops
-from tower.config import TowerConfig
+from menara.settings import Settings
 from tower.vehicle import VehicleRules
 from tower.warmup import warm_up
 from tests.tower.test_vehicle_fastpath import INDEX, plan, timeline
@@ -27,7 +27,7 @@ moves = [(5.0, 12, 0.0, 0.0, 0.0, 1, 0), (5.0, 20, 1000.0, 20.0, 2.0, 0, 0),
          (5.0, 8, 5000.0, 400.0, 30.0, 1, 1), (60.0, 5, 6000.0, 0.0, 120.0, -1, 2),
          (5.0, 10, 3000.0, 0.0, math.nan, 1, 0)]
 fixes = timeline(moves)
-rules = VehicleRules.new(plan(80.0), TowerConfig())
+rules = VehicleRules.new(plan(80.0), Settings())
 for lo in range(0, len(fixes), 7):
     b = fixes[lo : lo + 7]
     rules.process(b, float(b["fix_time_us"].max()) / 1e6 + 1.0,
@@ -44,4 +44,4 @@ def test_after_the_warm_up_a_real_trip_compiles_nothing() -> None:
 
 
 def test_warm_up_runs_with_the_configured_thresholds() -> None:
-    assert warm_up(TowerConfig(stop_radius_m=80.0, corridor_m=400.0)) >= 0.0
+    assert warm_up(Settings(stop_radius_m=80.0, corridor_m=400.0)) >= 0.0
