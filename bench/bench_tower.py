@@ -1,6 +1,7 @@
 """Rule evaluation per core: 1,000 vehicles on active trips through every rule.
 
 Run: ``.venv/bin/python bench/bench_tower.py [--vehicles 1000] [--fixes 300] [--batch 10]``.
+``--vehicles 10000 --fixes 60`` is the 10,000-vehicle run.
 
 Each vehicle drives its own ten-stop trip over a 30 km × 30 km city (simulators.trip_driver,
 5 s fixes, stops served) among 1,000 polygon zones (bench_zones' city). The worker's hot
@@ -15,14 +16,23 @@ would do and nothing else — per round, as the worker does, one STRtree query p
 ``contains_xy`` for the zones of every vehicle's batch, then per vehicle ``shapely.dwithin``
 against its route line for the corridor. The floor is
 the cost of making one ``Sample`` per fix, which every per-fix rule engine pays.
+
+Memory per vehicle, after the timed runs: Python allocations (``tracemalloc``) of fresh
+rule states for every vehicle taken through three rounds (states, per-plan geometry
+caches and a shallow copy of each plan; the stops and routes it shares are not
+counted), and the size of one
+saved state (the ``rule_state`` row's JSON).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import math
 import sys
 import time
+import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -170,6 +180,23 @@ def floor(fixes: list[FixArray]) -> tuple[float, int]:
     return time.process_time() - start, done
 
 
+def memory(
+    infos: list[VehicleInfo], fixes: list[FixArray], index: ZoneIndex, batch: int, cfg: Settings
+) -> tuple[float, float]:
+    """(bytes of Python allocations per vehicle for its rule states after three rounds,
+    bytes of one vehicle's saved state as JSON, averaged)."""
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    # fresh plan objects, so their geometry caches are made (and counted) again
+    infos = [dataclasses.replace(i, trip=i.trip and dataclasses.replace(i.trip)) for i in infos]
+    rules = [VehicleRules.new(info, cfg) for info in infos]
+    run_rules(rules, [f[: 3 * batch] for f in fixes], index, batch)
+    held = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    saved = sum(len(json.dumps(r.to_json(), separators=(",", ":"))) for r in rules)
+    return held / len(rules), saved / len(rules)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--vehicles", type=int, default=1000)
@@ -195,6 +222,7 @@ def main() -> None:
         [i.trip for i in infos if i.trip], fixes, [z.geometry for z in zones], args.batch
     )
     floor_cpu, floor_n = floor(fixes)
+    per_vehicle, saved = memory(infos, fixes, index, args.batch, cfg)
     ours, base, flo = n / cpu, base_n / base_cpu, floor_n / floor_cpu
     print(f"date {datetime.now(UTC):%Y-%m-%d}, {args.vehicles} vehicles, batch {args.batch}")
     print(f"  all rules (VehicleRules.process + zone index): {ours:>10,.0f} fixes/s per core")
@@ -203,6 +231,8 @@ def main() -> None:
     print(f"  baseline bare shapely (per round STRtree, dwithin): {base:>10,.0f} fixes/s")
     print(f"  floor (one Sample per fix, no rule): {flo:>10,.0f} fixes/s")
     print(f"  ratio all rules / shapely geometry only: {ours / base:.2f}x")
+    print(f"  memory per vehicle: {per_vehicle / 1024:,.1f} KiB of rule state and plan caches,")
+    print(f"    {saved:,.0f} bytes saved (rule_state JSON)")
 
 
 if __name__ == "__main__":

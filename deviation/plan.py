@@ -30,7 +30,7 @@ class PlannedStop:
     order_ids: tuple[int, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)  # see plan_geo
 class TripPlan:
     """A dispatched or running trip: route polyline, stops and the depot it leaves from."""
 

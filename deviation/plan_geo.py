@@ -3,6 +3,7 @@ what ``deviation.stops`` compares each fix with."""
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -33,17 +34,16 @@ class PlanGeo(NamedTuple):
     along: tuple[float, ...]
 
 
-_GEO: dict[int, tuple[TripPlan, PlanGeo]] = {}  # by id(plan); the entry keeps the plan alive
+_GEO: dict[int, tuple[weakref.ref[TripPlan], PlanGeo]] = {}  # by id(plan), while it lives
 _EPS = 1e-9  # relative margin: numpy's and math's hypot may differ in the last bit
 
 
 def plan_geo(plan: TripPlan) -> PlanGeo:
     """The plan's geometry, cached by identity (a plan is frozen and replaced whole)."""
-    hit = _GEO.get(id(plan))
-    if hit is not None and hit[0] is plan:
+    key = id(plan)
+    hit = _GEO.get(key)
+    if hit is not None and hit[0]() is plan:
         return hit[1]
-    if len(_GEO) >= 4096:  # plans are replaced as trips end: forget the old ones
-        _GEO.clear()
     circles = tuple((st.x_m, st.y_m, st.radius_m) for st in plan.stops)
     depot = (plan.depot_x_m, plan.depot_y_m, plan.depot_radius_m)
     cols = np.array([*circles, depot], dtype=np.float64)
@@ -66,5 +66,6 @@ def plan_geo(plan: TripPlan) -> PlanGeo:
         route,
         () if route is None else stops_along(route, plan.stops),
     )
-    _GEO[id(plan)] = (plan, g)
+    _GEO[key] = (weakref.ref(plan), g)
+    weakref.finalize(plan, _GEO.pop, key, None)  # forgotten with the plan, not before
     return g
