@@ -49,7 +49,7 @@ WHERE t.id = %s
 _STOPS = """
 SELECT s.id, s.seq, s.lat, s.lon, s.planned_arrival, s.planned_departure, s.window_start,
        s.window_end, s.eta, s.actual_arrival, s.actual_departure, s.arrival_method,
-       s.geofence_arrival, s.driver_arrival
+       s.geofence_arrival, s.driver_arrival, s.unconfirmed_from, s.unconfirmed_to
 FROM stops s WHERE s.trip_id = %s ORDER BY s.seq
 """
 _ORDERS = """

@@ -336,3 +336,28 @@ def test_the_app_files_carry_the_page_policy_and_nothing_else_is_served(
     for name in ("..%2F..%2Fapi%2Fpages.py", "pages.py", ".sw.js", "x.js", "APP.JS", "sw.js%00"):
         r = phone.request.get(base + name)
         assert (r.status, r.json()["error"]["code"]) == (404, "not_found"), name
+
+
+def test_a_visit_the_tracker_missed_asks_the_driver_to_record_it(
+    tw: TripWorld, phone: Page
+) -> None:
+    s1 = tw.stop_ids[0]
+    with psycopg.connect(tw.dsn, autocommit=True) as conn:  # what the control tower records
+        conn.execute("UPDATE trips SET state = 'in_progress' WHERE id = %s", (tw.trip_id,))
+        conn.execute(
+            "UPDATE stops SET unconfirmed_from = now() - interval '20 minutes',"
+            " unconfirmed_to = now() - interval '5 minutes' WHERE id = %s",
+            (s1,),
+        )
+    phone.goto(sign_in_link(tw))
+    note = stop(phone, 1).locator(".gap-note")
+    expect(note).to_contain_text("No GPS from your van", timeout=WAIT_MS)
+    expect(note).to_contain_text("Tap “I have arrived” and record it")
+    expect(stop(phone, 2).locator(".gap-note")).to_have_count(0)
+    shot(phone, "unconfirmed-visit")
+    stop(phone, 1).get_by_role("button", name="I have arrived").click()
+    expect(note).to_have_count(0)
+    wait_for(
+        lambda: rows(tw, "SELECT arrival_method FROM stops WHERE id = %s", (s1,)) == [("driver",)],
+        "the driver's arrival stored",
+    )

@@ -152,6 +152,10 @@ function stopCard(ctx, s, next) {
       h("a.button.secondary", { href: s.nav.maps, target: "_blank", rel: "noopener" },
         t("maps"))),
     s.problems.map((p) => problemBox(ctx, p)),
+    s.unconfirmed_from && !s.actual_arrival  // the tracker missed this visit: say so
+      ? h("p.gap-note", {},
+        t("unconfirmed", { from: time(s.unconfirmed_from), to: time(s.unconfirmed_to) }))
+      : null,
     s.driver_arrival || s.actual_arrival
       ? statusRow(t("arrived_at", { time: time(s.driver_arrival ?? s.actual_arrival) }),
         s.arrived_waiting)
