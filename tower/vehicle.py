@@ -254,11 +254,12 @@ class VehicleRules:
 
     @classmethod
     def from_json(cls, info: VehicleInfo, cfg: Settings, d: dict[str, Any]) -> VehicleRules:
-        """Saved states back (an unreadable save, or one of an older layout, starts afresh
-        rather than stopping)."""
+        """Saved states back (an unreadable save starts afresh rather than stopping)."""
         rules = cls.new(info, cfg)
         try:
-            if d.get("v") != _SAVE_VERSION:
+            if d.get("v") == 1:
+                d = _from_v1(d)
+            elif d.get("v") != _SAVE_VERSION:
                 raise ValueError(f"saved layout {d.get('v')!r}, expected {_SAVE_VERSION}")
             if rules.projection is None and d.get("projection"):
                 rules.projection = LocalProjection(*d["projection"])
@@ -272,6 +273,17 @@ class VehicleRules:
 
 
 _SAVE_VERSION = 2  # 1: each state had its own hand-written layout
+_TRACK = ("zone_id", "inside", "pending_s", "entered_s", "dwell_sent")
+
+
+def _from_v1(d: dict[str, Any]) -> dict[str, Any]:
+    """A layout-1 save in layout 2, so an upgrade keeps open incidents: its states used
+    their field names as keys already, except the zones' rows."""
+    zones = d["zones"]
+    tracks = [dict(zip(_TRACK, row, strict=True)) for row in zones["tracks"]]
+    return {**d, "v": _SAVE_VERSION, "zones": {"tracks": tracks}}
+
+
 _STATES = ("quality", *(rule.name for rule in RULES))  # the saved states, by attribute
 
 

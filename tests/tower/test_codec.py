@@ -94,5 +94,27 @@ def test_a_save_of_the_old_layout_or_a_broken_one_starts_afresh() -> None:
     saved = json.loads(json.dumps(rules.to_json(), allow_nan=False))
     assert VehicleRules.from_json(info, Settings(), saved).stops == STATES[0]
     fresh = VehicleRules.new(info, Settings()).stops
-    for broken in ({**saved, "v": 1}, {**saved, "stops": {"inside": 3}}, {"v": 2}):
+    for broken in ({**saved, "v": 3}, {**saved, "stops": {"inside": 3}}, {"v": 2}):
         assert VehicleRules.from_json(info, Settings(), broken).stops == fresh
+
+
+def test_a_save_of_layout_1_keeps_its_open_incidents() -> None:
+    """As the hand-written codecs before layout 2 wrote it (an open overspeed, a zone)."""
+    v1 = {
+        "v": 1, "projection": [52.37, 4.89], "last_fix_s": 100.0,
+        "quality": {"last": [100.0, 1.0, 2.0], "candidate": None, "streak": 0,
+                    "incidents": [], "invalid_count": 0},
+        "zones": {"v": 1, "tracks": [["A", True, None, 40.0, False]]},
+        "overspeed": {"over_since_s": 60.0, "is_open": True, "under_since_s": None,
+                      "max_speed_kmh": 120.0, "reported_max_kmh": 120.0, "limit_kmh": 90.0,
+                      "source": "default", "evidence": [[60.0, 52.37, 4.89, 120.0]]},
+        "stops": encode(StopState()) | {"arrived_stop_ids": [7]},
+        "corridor": encode(CorridorState()),
+        "schedule": {"late": "done", "eta_at_s": 90, "arrived_seen": [7], "at_risk": []},
+        "silence": {"active_since_s": 0.0, "silent_from_s": None, "last_fix_s": None},
+    }  # fmt: skip
+    info = straight_trip((1000.0,), 2000.0, None)
+    rules = VehicleRules.from_json(info, Settings(), json.loads(json.dumps(v1)))
+    assert rules.overspeed.is_open and rules.overspeed.evidence == ((60.0, 52.37, 4.89, 120.0),)
+    assert rules.zones == ZoneState((ZoneTrack("A", True, None, 40.0, False),))
+    assert rules.stops.arrived_stop_ids == {7} and rules.schedule.eta_at_s == 90.0
