@@ -38,6 +38,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ingest import backoff
+from ingest._mqtt_wire import BufferedClient, Received
 from ingest.counters import Counters
 from ingest.model import Batch
 
@@ -50,11 +51,8 @@ CHUNK_MESSAGES = 2000  # well below mqtt_receive_maximum, or the broker stops se
 FLUSH_DELAY_S = 0.05
 IDLE_FLUSH_S = 0.002
 READ_BURST = 500  # packets read per select() wake-up
-READ_BUFFER_BYTES = 256 * 1024
 KEEPALIVE_S = 30
 MAX_TICK_S = 1.0  # longest select(); keepalive/8 when shorter, so PINGREQs go out on time
-
-Received = tuple[str, bytes, int, int]  # topic, payload, packet id, QoS
 
 
 class BatchSink(Protocol):
@@ -79,37 +77,6 @@ class Connect:
     receive_maximum: int
     session_expiry_s: int
     keepalive_s: int = KEEPALIVE_S
-
-
-class _BufferedClient(mqtt.Client):
-    """paho with buffered reads: one ``recv`` serves hundreds of packets.
-
-    paho 2.x reads each packet with three ``recv`` calls (type, length, body), each a
-    syscall that also offers the GIL to the event loop; buffering measured +15-20 %
-    messages/s. This overrides paho's private ``_sock_recv`` (paho-mqtt is pinned below 3);
-    every MQTT test runs through it.
-    """
-
-    _rbuf = b""
-    _rpos = 0
-
-    def _sock_recv(self, bufsize: int) -> bytes:
-        if self._rpos >= len(self._rbuf):
-            data = super()._sock_recv(READ_BUFFER_BYTES)  # BlockingIOError when empty
-            if not data:
-                return data  # end of stream: paho reports the connection lost
-            self._rbuf, self._rpos = data, 0
-        start = self._rpos
-        self._rpos = min(start + bufsize, len(self._rbuf))
-        return self._rbuf[start : self._rpos]
-
-    def buffered(self) -> bool:
-        """Bytes already read from the socket and not yet parsed (select won't see them)."""
-        return self._rpos < len(self._rbuf)
-
-    def drop_buffer(self) -> None:
-        """Forget a lost connection's bytes before the next one starts."""
-        self._rbuf, self._rpos = b"", 0
 
 
 class NetworkThread:
@@ -202,15 +169,16 @@ class NetworkThread:
 
         def ack() -> None:  # in the event loop, after COMMIT
             self._acks.append((generation, mids))
-            self._wake()
+            if len(self._acks) == 1:  # else a wake is pending, or the thread is popping
+                self._wake()
 
         return ack
 
     # --- paho client and its callbacks (network thread) ---
 
-    def _make_client(self) -> _BufferedClient:
+    def _make_client(self) -> BufferedClient:
         c = self._connect
-        client = _BufferedClient(
+        client = BufferedClient(
             CallbackAPIVersion.VERSION2,
             client_id=c.client_id,
             protocol=mqtt.MQTTv5,
@@ -343,13 +311,21 @@ class NetworkThread:
         return not readable and not buffered
 
     def _read_burst(self, limit: int) -> MQTTErrorCode:
-        """Read packets until the socket has nothing complete left (or the inbox is full)."""
+        """Read packets until the socket has nothing complete left (or the inbox is full).
+
+        PUBLISH packets are parsed by ``read_publishes``; paho's ``loop_read`` takes the
+        rest (other packets, a malformed one, one it has begun) and reports a lost socket.
+        """
+        client, inbox = self._client, self._inbox
         for _ in range(READ_BURST):
-            before = len(self._inbox)
-            rc = self._client.loop_read()
-            if rc != mqtt.MQTT_ERR_SUCCESS:
-                return rc
-            if len(self._inbox) == before or len(self._inbox) >= limit:
+            before = len(inbox)
+            if client.read_publishes(inbox, limit - before) == 0:
+                rc = client.loop_read()
+                if rc != mqtt.MQTT_ERR_SUCCESS:
+                    return rc
+            if not before and inbox:
+                self._flush_at = time.monotonic() + FLUSH_DELAY_S
+            if len(inbox) == before or len(inbox) >= limit:
                 break
         return mqtt.MQTT_ERR_SUCCESS
 
@@ -376,16 +352,14 @@ class NetworkThread:
             await self._writer.put(batch)
 
     def _send_acks(self) -> None:
-        sent = 0
+        owed: list[int] = []
         while self._acks:
             generation, mids = self._acks.popleft()
-            if generation != self._generation:
-                continue
-            for mid in mids:
-                self._client.ack(mid, 1)
-            sent += len(mids)
-        if sent:
-            self._counters.inc("mqtt_acks_sent", sent)
+            if generation == self._generation:  # else void: the broker resends them
+                owed += mids
+        if owed:  # one write for them all, not a send() per PUBACK
+            self._client.ack_all(owed)
+            self._counters.inc("mqtt_acks_sent", len(owed))
 
     def _done_reading(self) -> None:
         """On exit: commit what was read, then tell ``stop_reading`` it may return."""

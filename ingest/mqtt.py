@@ -53,7 +53,8 @@ from typing import Protocol
 
 from decoders import PROTOCOLS, Decoded, Reject, Session, empty_fixes
 from decoders.model import valid_device_id
-from ingest._mqtt_client import KEEPALIVE_S, BatchSink, Connect, NetworkThread, Received
+from ingest._mqtt_client import KEEPALIVE_S, BatchSink, Connect, NetworkThread
+from ingest._mqtt_wire import Received
 from ingest.counters import Counters
 from ingest.devices import DeviceRegistry
 from ingest.intake import decode_safely, to_batch
