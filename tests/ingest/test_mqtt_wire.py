@@ -10,6 +10,7 @@ No broker or database.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import socket
 import struct
@@ -17,6 +18,9 @@ from collections.abc import Iterator
 
 import paho.mqtt.client as mqtt
 import pytest
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -98,6 +102,12 @@ def _no_batches(_: list[Received]) -> list[Batch]:
 
 @pytest.fixture
 def wired() -> Iterator[tuple[NetworkThread, socket.socket]]:
+    with wired_thread() as pair:
+        yield pair
+
+
+@contextlib.contextmanager
+def wired_thread() -> Iterator[tuple[NetworkThread, socket.socket]]:
     """A network thread whose client reads from a socket pair; the broker's end."""
     connect = Connect("127.0.0.1", 1, "wire-test", "", "", ("menara/v1/+/nmea",), 1, 100, 60)
     net = NetworkThread(connect, writer=_NoSink(), counters=Counters(), to_batches=_no_batches)
@@ -216,3 +226,42 @@ def test_mqtt_pubacks_go_out_in_one_write_as_paho_would_send_them(
         == one_by_one
         == b"".join(b"\x40\x02" + struct.pack("!H", m) for m in mids)
     )
+
+
+_packets = st.lists(
+    st.tuples(
+        st.text(min_size=1, max_size=30).map(str.encode),  # topic, UTF-8
+        st.binary(max_size=300),  # payload
+        st.sampled_from([0, 1]),
+        st.integers(1, 65535),
+    ),
+    max_size=12,
+)
+
+
+@hyp_settings(max_examples=150, deadline=None)
+@given(st.booleans(), _packets, st.lists(st.integers(1, 5000), max_size=6), st.binary(max_size=64))
+def test_mqtt_fast_parser_takes_any_stream_apart_and_never_raises(
+    v5: bool, packets: list[tuple[bytes, bytes, int, int]], cuts: list[int], junk: bytes
+) -> None:
+    """Random well-formed packets, cut anywhere, come out whole and in order; whatever
+    bytes follow them are more packets or left for paho, never an error."""
+    wire, want = bytearray(), []
+    for topic, payload, qos, mid in packets:
+        wire += publish(topic, payload, qos=qos, mid=mid, props=EMPTY_PROPS if v5 else None)
+        want.append((topic.decode(), payload, mid if qos else 0, qos))
+    with wired_thread() as (net, broker):
+        client = net._client
+        if not v5:
+            client._protocol = mqtt.MQTTv311
+        start = 0
+        for end in sorted({c % (len(wire) + 1) for c in cuts} | {len(wire)}):
+            broker.sendall(bytes(wire[start:end]))
+            start = end
+            while client.read_publishes(net._inbox, 10**6):
+                pass
+        assert net._inbox == want and not client.buffered()
+        broker.sendall(junk)
+        while client.read_publishes(net._inbox, 10**6):
+            pass  # no exception; it stops at the first byte that is not its to take
+        assert len(net._inbox) >= len(want) and 0 <= client._rpos <= len(client._rbuf)
