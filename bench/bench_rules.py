@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from deviation import corridor, overspeed, quality, route  # noqa: E402
-from geofence.model import Sample  # noqa: E402
+from deviation.model import Sample  # noqa: E402
 
 _F64 = np.ndarray[tuple[int, ...], np.dtype[np.float64]]
 

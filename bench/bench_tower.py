@@ -45,9 +45,9 @@ sys.path.insert(0, str(ROOT))
 from bench_zones import city_zones  # noqa: E402
 
 from decoders.model import FixArray, empty_fixes  # noqa: E402
+from deviation.model import Sample  # noqa: E402
 from deviation.plan import PlannedStop, TripPlan  # noqa: E402
 from geofence import ZoneIndex  # noqa: E402
-from geofence.model import Sample  # noqa: E402
 from geofence.projection import LocalProjection  # noqa: E402
 from menara.settings import Settings  # noqa: E402
 from simulators.trip_driver import DrivenStop, DrivenTrip, drive  # noqa: E402

@@ -1,5 +1,5 @@
-"""Plan-vs-actual rules (corridor, schedule, speed, stops).
-
-Empty until the control-tower issue; present so the package layout and import
-rules are fixed from the start.
+"""The rules: pure state machines that compare a vehicle's fixes with its plan and its
+zones (quality, zone membership, speed, silence, stops, corridor, schedule), and the
+vocabulary they share (``model``: ``Sample`` in, ``Event`` out). No I/O; the tower
+(``tower/``) runs them, saves their states and applies what they find.
 """

@@ -48,9 +48,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from deviation.model import Event, Phase, Sample
 from deviation.plan import PlannedStop
 from deviation.route import Corridor, distances
-from geofence.model import Event, Phase, Sample
 
 __all__ = [
     "KIND",

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.typing import NDArray
 
-from geofence.model import Event, Phase, Sample
+from deviation.model import Event, Phase, Sample
 
 __all__ = ["KIND", "OverspeedParams", "OverspeedState", "fast_forward", "limit_for", "step"]
 

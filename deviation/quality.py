@@ -34,7 +34,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import ArrayLike, NDArray
 
-from geofence.model import Event, Phase, Sample
+from deviation.model import Event, Phase, Sample
 
 __all__ = [
     "KIND",

@@ -17,8 +17,8 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any, Literal, NamedTuple
 
+from deviation.model import Event, Sample
 from deviation.plan import PlannedStop, TripPlan
-from geofence.model import Event, Sample
 
 __all__ = [
     "ScheduleParams",

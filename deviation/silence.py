@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from geofence.model import Event, Sample
+from deviation.model import Event, Sample
 
 __all__ = ["SilenceParams", "SilenceState", "fast_forward", "step", "tick"]
 

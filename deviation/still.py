@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-from geofence.model import Event, Sample
+from deviation.model import Event, Sample
 
 __all__ = ["Still", "StopParams", "idling", "inside", "unplanned"]
 

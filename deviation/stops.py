@@ -37,10 +37,10 @@ from numba import njit
 from numpy.typing import NDArray
 
 from deviation import gap as gap_rule
+from deviation.model import Event, Sample
 from deviation.plan import PlannedStop, TripPlan
 from deviation.plan_geo import PlanGeo, plan_geo
 from deviation.still import Still, StopParams, idling, inside, unplanned
-from geofence.model import Event, Sample
 
 __all__ = ["Still", "StopParams", "StopState", "fast_forward", "step"]
 

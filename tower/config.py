@@ -6,12 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from deviation import corridor as corridor_rule
+from deviation import membership
 from deviation import overspeed as overspeed_rule
 from deviation import quality as quality_rule
 from deviation import schedule as schedule_rule
 from deviation import silence as silence_rule
 from deviation import stops as stops_rule
-from geofence import membership
 from menara.settings import Settings
 
 __all__ = ["Params"]

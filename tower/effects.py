@@ -19,7 +19,7 @@ from typing import Any
 
 import psycopg
 
-from geofence.model import Event
+from deviation.model import Event
 from oms_core import trips
 from oms_core.alerts import store
 from oms_core.errors import NotFound, OmsError

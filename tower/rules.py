@@ -19,15 +19,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from deviation import corridor as corridor_rule
+from deviation import membership
 from deviation import overspeed as overspeed_rule
 from deviation import schedule as schedule_rule
 from deviation import silence as silence_rule
 from deviation import stops as stops_rule
+from deviation.model import Event, Phase, Sample
 from deviation.plan import TripPlan
-from geofence import membership
 from geofence.errors import UnknownZone
 from geofence.index import ZoneIndex
-from geofence.model import Event, Phase, Sample
 from tower.effects import Finding
 
 if TYPE_CHECKING:

@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 
 from decoders.model import FixArray
 from deviation import corridor as corridor_rule
+from deviation import membership
 from deviation import overspeed as overspeed_rule
 from deviation import quality as quality_rule
 from deviation import schedule as schedule_rule
@@ -26,7 +27,6 @@ from deviation import stops as stops_rule
 from deviation.plan import PlannedStop, TripPlan
 from deviation.plan_geo import plan_geo
 from deviation.route import Corridor
-from geofence import membership
 from geofence.errors import GeofenceError
 from geofence.index import ZoneIndex
 from geofence.projection import LocalProjection

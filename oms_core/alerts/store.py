@@ -21,7 +21,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from geofence.model import Event
+from deviation.model import Event
 from oms_core.alerts import catalog, outbox
 from oms_core.errors import IllegalTransition, NotFound
 

@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from geofence.model import Event
+from deviation.model import Event
 from oms_core.alerts.outbox import CHANNEL
 from oms_core.states import OrderState
 

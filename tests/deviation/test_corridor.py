@@ -26,9 +26,9 @@ from deviation.corridor import (
     window,
 )
 from deviation.errors import RouteError
+from deviation.model import Sample
 from deviation.plan import PlannedStop
 from deviation.route import Corridor, distances, stops_along
-from geofence.model import Sample
 from menara.settings import Settings
 from tests.saved import restored
 from tower.codec import decode, encode

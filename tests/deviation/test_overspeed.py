@@ -10,8 +10,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from deviation.model import Event, Sample
 from deviation.overspeed import OverspeedParams, OverspeedState, limit_for, step
-from geofence.model import Event, Sample
 from menara.settings import Settings
 from tests.saved import restored
 

@@ -10,8 +10,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from deviation.model import Sample
 from deviation.quality import QualityParams, QualityState, check, check_batch, tick
-from geofence.model import Sample
 from menara.settings import Settings
 from tests.saved import restored
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from deviation.model import Event, Sample
 from deviation.silence import SilenceParams, SilenceState, step, tick
-from geofence.model import Event, Sample
 from menara.settings import Settings
 from tests.saved import restored
 

@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
+from deviation.model import Event, Sample
 from deviation.plan import PlannedStop, TripPlan
 from deviation.stops import StopParams, StopState, step
-from geofence.model import Event, Sample
 from geofence.projection import LocalProjection
 from menara.settings import Settings
 from tests.saved import restored

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from geofence.model import Event
+from deviation.model import Event
 from oms_core.alerts import catalog, store
 from oms_core.errors import IllegalTransition, NotFound
 from tests.oms_core import NOW, World, one

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from psycopg_pool import ConnectionPool
 
-from geofence.model import Event
+from deviation.model import Event
 from oms_core.alerts import store
 from oms_core.alerts.stream import APPLICATION_NAME, Hub, Subscription
 from oms_core.api import Role, create_token, make_app

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from geofence.model import Event
+from deviation.model import Event
 from oms_core.alerts import store
 from oms_core.api import Role
 from tests.oms_core import NOW

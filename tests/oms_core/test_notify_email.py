@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from geofence.model import Event
+from deviation.model import Event
 from oms_core import orders
 from oms_core.alerts.delivery import Deliverer
 from oms_core.notify import enqueue, when

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from deviation.corridor import CorridorState
+from deviation.membership import ZoneState, ZoneTrack
 from deviation.quality import QualityState
 from deviation.schedule import ScheduleState
 from deviation.still import Still
 from deviation.stops import StopState
-from geofence.membership import ZoneState, ZoneTrack
 from menara.settings import Settings
 from tests.saved import restored
 from tower.codec import decode, encode

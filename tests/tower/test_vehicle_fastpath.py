@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 from shapely import box
 
 from decoders.model import FixArray, empty_fixes
-from deviation import overspeed, silence, stops
-from geofence import ZoneIndex, membership
+from deviation import membership, overspeed, silence, stops
+from geofence import ZoneIndex
 from geofence.zones import Zone
 from menara.settings import Settings
 from tower.effects import Finding

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from geofence.model import Event
+from deviation.model import Event
 
 __all__ = ["ZoneParams", "ZoneState", "ZoneTrack", "fast_forward", "step"]
 

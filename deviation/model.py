@@ -1,10 +1,10 @@
 """What every rule sees and says: one fix as a ``Sample``, one finding as an ``Event``.
 
-Rules in ``geofence/`` and ``deviation/`` are pure ``step(state, sample, params) ->
-(state, events)`` functions (plus ``tick(state, now_s, params)`` where silence itself is
-news). States are frozen dataclasses that round-trip through JSON (``to_json`` /
-``from_json``) so the rule worker can persist them and a restart does not forget an open
-incident. Geometry is metric: ``x_m``/``y_m`` come from the trip's ``LocalProjection``.
+The rules in ``deviation/`` are pure ``step(state, sample, params) -> (state, events)``
+functions (plus ``tick(state, now_s, params)`` where silence itself is news). States are
+frozen dataclasses of plain fields, so the tower saves and restores every one with one
+codec (``tower.codec``) and a restart does not forget an open incident. Geometry is
+metric: ``x_m``/``y_m`` come from the trip's ``LocalProjection`` (``geofence``).
 """
 
 from __future__ import annotations

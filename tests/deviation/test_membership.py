@@ -6,9 +6,8 @@ from __future__ import annotations
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from geofence import ZoneParams, ZoneState, step
-from geofence.membership import fast_forward
-from geofence.model import Event
+from deviation.membership import ZoneParams, ZoneState, fast_forward, step
+from deviation.model import Event
 from tests.saved import restored
 
 P = ZoneParams(min_inside_s=20.0, min_outside_s=30.0, dwell_s=300.0)
