@@ -30,6 +30,8 @@ class StopParams:
     idle_s: float = 600.0
     max_gap_s: float = 300.0  # silent_after_s: a longer gap is not evidence of standing still
     gap_reach_m: float = 300.0  # corridor_m: a fix farther off its route shows no progress
+    gap_speed_mps: float = 40.0  # 144 km/h along the route: how far a silent van can get
+    gap_tolerance_m: float = 50.0  # GPS noise: the earliest pass this close to the nearest
 
 
 @dataclass(frozen=True, slots=True)

@@ -117,7 +117,8 @@ def _unseen(
         return state
     ks = gap_rule.passed(
         plan, g.route, g.along, state.arrived_stop_ids,
-        (state.last_x_m, state.last_y_m), (s.x_m, s.y_m), p.gap_reach_m,
+        (state.last_x_m, state.last_y_m), (s.x_m, s.y_m), s.t_s - state.last_t_s,
+        p.gap_reach_m, p.gap_speed_mps, p.gap_tolerance_m,
     )  # fmt: skip
     ks = [k for k in ks if not ins[k]]
     if not ks:

@@ -3,7 +3,8 @@ read from its type hints, so a new state field is saved and restored without cod
 
 Field names are the keys; tuples and frozensets are lists (frozensets sorted, so a save
 is deterministic); ``X | None`` may be null; a NaN float is saved as null (PostgreSQL's
-jsonb has no NaN) and a null in a plain ``float`` field reads back as NaN. Decoding
+jsonb has no NaN) and a null in a plain ``float`` field reads back as NaN (in a
+``float | None`` field it reads back as None: no state keeps NaN there). Decoding
 checks every value against its type and raises ``ValueError`` on anything else. A key
 missing from a save takes the field's default (states saved before the field existed).
 """
@@ -96,7 +97,10 @@ def _scalar(tp: Any, data: Any) -> Any:
             return math.nan
         if isinstance(data, bool) or not isinstance(data, int | float):
             raise ValueError(f"expected a number, got {data!r}")
-        return float(data)
+        try:
+            return float(data)
+        except OverflowError as exc:  # an integer of hundreds of digits
+            raise ValueError(f"number out of range: {data!r}") from exc
     if tp is int:
         if isinstance(data, bool) or not isinstance(data, int):
             raise ValueError(f"expected an integer, got {data!r}")

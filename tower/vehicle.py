@@ -257,6 +257,8 @@ class VehicleRules:
         """Saved states back (an unreadable save starts afresh rather than stopping)."""
         rules = cls.new(info, cfg)
         try:
+            if not isinstance(d, dict):
+                raise ValueError(f"a save is an object, not {type(d).__name__}")
             if d.get("v") == 1:
                 d = _from_v1(d)
             elif d.get("v") != _SAVE_VERSION:

@@ -24,7 +24,7 @@ from oms_core.api.errors import ApiError, invalid
 from oms_core.api.schema_check import FieldProblem, parse_date, parse_datetime
 from oms_core.api.schemas import MAX_ID
 from oms_core.api.spec import PAGE_PARAMS, PREFIX, Operation, Param, parse_params
-from oms_core.errors import NotFound
+from oms_core.errors import IllegalTransition, NotFound
 from oms_core.execution.arrival import record_arrival
 from oms_core.planning.matrix import RoutingUnavailable
 
@@ -201,7 +201,8 @@ async def start_trip(request: web.Request) -> web.Response:
 async def confirm_arrival(request: web.Request) -> web.Response:
     """A dispatcher's word that the vehicle was at a stop (say, after calling the driver
     about a visit the tracker missed): an arrival by method ``dispatcher``, which moves
-    the stop's orders to arrived if no arrival came first."""
+    the stop's orders to arrived if no arrival came first. A dispatched trip starts
+    first, as the driver's tap starts it; a trip not on the road refuses (409)."""
     stop_id = parse_params(request, _OPS["confirmStopArrival"])["id"]
     body = await read_json(request, "StopArrival")
     at = None if "at" not in body else parse_datetime(body["at"])
@@ -209,12 +210,21 @@ async def confirm_arrival(request: web.Request) -> web.Response:
 
     def move(conn: Conn) -> dict[str, Any]:
         row = conn.execute(
-            "SELECT trip_id, unconfirmed_to FROM stops WHERE id = %s", (stop_id,)
+            "SELECT s.trip_id, s.unconfirmed_to, t.state FROM stops s"
+            " JOIN trips t ON t.id = s.trip_id WHERE s.id = %s FOR NO KEY UPDATE OF t",
+            (stop_id,),
         ).fetchone()
         if row is None:
             raise NotFound(f"no stop {stop_id}")
-        record_arrival(conn, stop_id, at or row[1] or now, "dispatcher", actor=actor)
-        return one_trip(conn, int(row[0]))
+        trip_id, gap_end, state = int(row[0]), row[1], str(row[2])
+        when = at or gap_end or now
+        if state in ("planned", "completed", "cancelled"):  # not on the road
+            legal = ("dispatched",) if state == "planned" else ()
+            raise IllegalTransition(state, "arrived", legal, f"trip {trip_id}")
+        if state == "dispatched":  # the van is out: its orders go out for delivery first
+            trips.start_trip(conn, trip_id, actor=actor, at=when)
+        record_arrival(conn, stop_id, when, "dispatcher", actor=actor)
+        return one_trip(conn, trip_id)
 
     return web.json_response(await run(request, move))
 
@@ -273,7 +283,8 @@ OPERATIONS = (
     Operation(
         "confirmStopArrival", "POST", "/stops/{id}/arrival", confirm_arrival,
         "Confirm that the vehicle was at a stop (its orders arrive if none had)", _WRITE,
-        {200: ("the stop's trip", "Trip"), 404: ("no such stop", _ERR)},
+        {200: ("the stop's trip", "Trip"), 404: ("no such stop", _ERR),
+         409: ("the stop's trip is planned, completed or cancelled", _ERR)},
         body="StopArrival", params=(Param("id", "path", _ID_SCHEMA, "stop id"),),
         description="For a visit the tracker missed (unconfirmed_from/to on the stop) or"
         " any arrival no geofence or driver reported. An arrival already recorded keeps"

@@ -18,6 +18,7 @@ from deviation.stops import StopParams, StopState, step
 from geofence.projection import LocalProjection
 from menara.settings import Settings
 from tests.saved import restored
+from tower.config import Params
 
 NAN = math.nan
 
@@ -80,14 +81,8 @@ def brief(events: list[Event], *kinds: str) -> list[tuple[str, str, float, str]]
 
 
 def test_defaults_are_the_settings() -> None:
-    defaults = Settings()
-    for f in dataclasses.fields(StopParams):
-        name = {
-            "min_outside_s": "zone_min_outside_s",
-            "max_gap_s": "silent_after_s",
-            "gap_reach_m": "corridor_m",
-        }.get(f.name, f.name)
-        assert f.default == getattr(defaults, name), f.name
+    """What a worker configured with the default settings runs (constants included)."""
+    assert Params.of(Settings()).stops == StopParams()
 
 
 def test_arrive_and_serve_a_stop() -> None:
@@ -430,3 +425,31 @@ def test_nothing_is_inferred_off_the_route_after_a_short_gap_or_at_the_next_stop
     assert [(e.kind, e.key) for e in events if e.kind.startswith("stop_")] == [
         ("stop_arrival", "11")
     ]
+
+
+def test_a_fix_near_a_later_pass_of_the_route_is_placed_on_the_earliest() -> None:
+    """Out along y=0 to x=5000 and back along y=20 (the other carriageway): 12 m of GPS
+    noise after a silence must not put the van on the way back, past every stop."""
+    there_and_back = dataclasses.replace(
+        PLAN,
+        route_xy=((0.0, 0.0), (5000.0, 0.0), (5000.0, 20.0), (0.0, 20.0)),
+        stops=(stop(11, 1, 1000), stop(12, 2, 2000), stop(13, 3, 4000)),
+    )
+    resume = Sample(400, 0.0, 0.015, 1500.0, 12.0, speed_kmh=36.0)
+    events = run([*drive(0, 0, 500), resume, *wait(410, 500, 2000, v=0.0)], there_and_back)[1]
+    assert [e.key for e in events if e.kind == "stop_visit_unconfirmed"] == ["11"]
+    assert [e.key for e in events if e.kind == "stop_arrival"] == ["12"]
+
+
+def test_a_silence_too_short_to_drive_there_passes_nothing_beyond_reach() -> None:
+    """100 s at 144 km/h is 4 km along the route: a fix near the loop's last leg, 11 km
+    on (or 540 m off the route at x=500), is not believed to be there."""
+    loop = dataclasses.replace(
+        PLAN, route_xy=((0.0, 0.0), (3000.0, 0.0), (3000.0, 3000.0), (0.0, 3000.0), (0.0, 0.0))
+    )  # the way back ends at the depot: x=0 y=200 lies on it, 11.8 km along
+    near_start = Sample(150, 0.002, 0.0, 0.0, 200.0, speed_kmh=36.0)
+    events = run([*drive(0, 0, 500), near_start], loop)[1]
+    assert not [e for e in events if e.kind == "stop_visit_unconfirmed"]
+    later = Sample(350, 0.002, 0.0, 0.0, 200.0, speed_kmh=36.0)  # 300 s: 12 km, believed
+    events = run([*drive(0, 0, 500), later], loop)[1]
+    assert [e.key for e in events if e.kind == "stop_visit_unconfirmed"] == ["11", "12", "13"]

@@ -164,9 +164,10 @@ def test_trips_are_paged_and_filtered(api: Api, day: Day) -> None:
 
 def test_a_dispatcher_confirms_a_visit_the_tracker_missed(api: Api, day: Day) -> None:
     trip = plan(api)[1]["trips"][0]
-    assert api.call("POST", f"/trips/{trip['id']}/dispatch")[0] == 200
-    assert api.call("POST", f"/trips/{trip['id']}/start")[0] == 200
     stop = trip["stops"][0]
+    status, _, err = api.call("POST", f"/stops/{stop['id']}/arrival", json={})
+    assert (status, err["error"]["code"]) == (409, "illegal_transition")  # still planned
+    assert api.call("POST", f"/trips/{trip['id']}/dispatch")[0] == 200
     with psycopg.connect(api.world.dsn, autocommit=True) as conn:  # what the tower records
         conn.execute(
             "UPDATE stops SET unconfirmed_from = '2026-06-02T09:10:00Z',"
@@ -188,6 +189,7 @@ def test_a_dispatcher_confirms_a_visit_the_tracker_missed(api: Api, day: Day) ->
         "2026-06-02T09:25:00+00:00",  # by default, the end of the silence
         "dispatcher",
     )
+    assert moved["state"] == "in_progress"  # dispatched: the confirmation started it
     for oid in stop["order_ids"]:
         assert api.call("GET", f"/orders/{oid}")[2]["state"] == "arrived"
     earlier = {"at": "2026-06-02T09:15:00Z"}  # the driver said when: it stands

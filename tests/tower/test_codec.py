@@ -75,6 +75,7 @@ def _with(**changes: Any) -> dict[str, Any]:
         _with(still={"since_s": 1.0}),  # a nested state missing fields
         _with(still=[1.0]),
         _with(surprise=1),  # a field the state does not have
+        _with(departed_s=10**400),  # no float holds it
     ],
 )
 def test_anything_else_is_refused(data: Any) -> None:
@@ -94,7 +95,14 @@ def test_a_save_of_the_old_layout_or_a_broken_one_starts_afresh() -> None:
     saved = json.loads(json.dumps(rules.to_json(), allow_nan=False))
     assert VehicleRules.from_json(info, Settings(), saved).stops == STATES[0]
     fresh = VehicleRules.new(info, Settings()).stops
-    for broken in ({**saved, "v": 3}, {**saved, "stops": {"inside": 3}}, {"v": 2}):
+    broken_saves: list[Any] = [
+        {**saved, "v": 3},
+        {**saved, "stops": {"inside": 3}},
+        {"v": 2},
+        [saved],
+        {**saved, "last_fix_s": "soon"},
+    ]
+    for broken in broken_saves:
         assert VehicleRules.from_json(info, Settings(), broken).stops == fresh
 
 
