@@ -64,6 +64,7 @@ class StopState:
     last_t_s: float | None = None
     last_x_m: float = math.nan  # the last fix's place: where a tracker gap began
     last_y_m: float = math.nan
+    unconfirmed: frozenset[int] = frozenset()  # of arrived_stop_ids: passed in a tracker gap
 
     def serving_until_s(self, plan: TripPlan) -> float | None:
         """When the planned service at the stop being visited ends (None: not at a stop)."""
@@ -103,7 +104,7 @@ def _runs(
     s = st
     return StopState(
         s.inside, s.visiting, s.arrived_stop_ids, s.departed_s, s.returned_s, s.at_depot,
-        s.depot_edge_s, still, idle, t_s, x, y,
+        s.depot_edge_s, still, idle, t_s, x, y, s.unconfirmed,
     )  # fmt: skip
 
 
@@ -138,6 +139,7 @@ def _unseen(
         state,
         inside=tuple(v for v in state.inside if v[0] not in done),
         arrived_stop_ids=state.arrived_stop_ids | done,
+        unconfirmed=state.unconfirmed | done,
     )
 
 
@@ -275,7 +277,13 @@ def _depot(
     if s.t_s - edge < p.arrival_dwell_s:
         return replace(state, depot_edge_s=edge)
     missed = [st.stop_id for st in plan.stops if st.stop_id not in state.arrived_stop_ids]
-    data = {"returned_s": edge, "all_stops_visited": not missed, "missed_stop_ids": missed}
+    unseen = [st.stop_id for st in plan.stops if st.stop_id in state.unconfirmed]
+    data = {
+        "returned_s": edge,
+        "all_stops_visited": not missed and not unseen,
+        "missed_stop_ids": missed,
+        "unconfirmed_stop_ids": unseen,  # passed during a tracker gap, not seen visited
+    }
     events.append(Event("depot_return", "info", edge, data=data))
     return replace(state, at_depot=True, depot_edge_s=None, returned_s=edge)
 

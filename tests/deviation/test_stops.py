@@ -322,7 +322,12 @@ def test_return_to_the_depot_after_every_stop() -> None:
         ("depot_departure", "info", 40, ""),
         ("depot_return", "info", 370, ""),  # x=300 at t=370, 60 s inside at t=430
     ]
-    assert events[-1].data == {"returned_s": 370, "all_stops_visited": True, "missed_stop_ids": []}
+    assert events[-1].data == {
+        "returned_s": 370,
+        "all_stops_visited": True,
+        "missed_stop_ids": [],
+        "unconfirmed_stop_ids": [],
+    }
     assert state.returned_s == 370 and state.departed_s == 40
 
 
@@ -403,6 +408,12 @@ def test_a_stop_passed_in_a_silence_is_visited_unconfirmed_and_the_next_is_in_se
     arrivals = [e for e in events if e.kind == "stop_arrival"]
     assert [(e.key, e.data["out_of_sequence"]) for e in arrivals] == [("12", False)]
     assert not [e for e in events if e.kind == "stop_out_of_sequence"]
+    back = run([*drive(0, 0, 500), fix(900, 1500, 36.0), *drive(900, 1500, 2000),
+                *wait(960, 1100, 2000), *drive(1100, 2000, 3000), *wait(1200, 1300, 3000),
+                *drive(1300, 3000, 0), *wait(1610, 1700, 0)])[1]  # fmt: skip
+    home = [e.data for e in back if e.kind == "depot_return"]
+    assert home[-1]["unconfirmed_stop_ids"] == [11] and home[-1]["missed_stop_ids"] == []
+    assert home[-1]["all_stops_visited"] is False  # one is not confirmed yet
 
 
 def test_a_stop_skipped_before_the_silence_stays_skipped() -> None:
