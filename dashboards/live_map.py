@@ -68,6 +68,7 @@ SELECT s.id AS stop_id, v.plate, s.seq, s.lat AS latitude, s.lon AS longitude,
                THEN 'failed'
            WHEN s.actual_departure IS NOT NULL THEN 'done'
            WHEN s.actual_arrival IS NOT NULL THEN 'at stop'
+           WHEN s.unconfirmed_from IS NOT NULL THEN 'unconfirmed'
            WHEN s.eta > s.window_end THEN 'at risk'
            ELSE 'pending'
        END AS stop_state,
@@ -118,6 +119,7 @@ _STATE_COLOURS = {
     "no trip": "text",
     "done": "green",
     "at stop": "blue",
+    "unconfirmed": "yellow",  # passed during a tracker silence: call the driver
     "pending": "text",
     "at risk": "orange",
     "failed": "red",

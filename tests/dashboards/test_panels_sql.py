@@ -122,7 +122,26 @@ def test_live_map_shows_every_reporting_vehicle(
     assert trips is not None
     assert len({r["trip_id"] for r in _rows(results, "Fleet", "B")}) == trips[0]
     stops = _rows(results, "Fleet", "C")
-    assert {s["stop_state"] for s in stops} <= {"failed", "done", "at stop", "at risk", "pending"}
+    states = {"failed", "done", "at stop", "unconfirmed", "at risk", "pending"}
+    assert {s["stop_state"] for s in stops} <= states
+
+
+def test_the_live_map_shows_a_visit_the_tracker_missed(
+    day: psycopg.Connection[Any], tr: TimeRange
+) -> None:
+    (doc,) = [d for d in DOCS if d["uid"] == "menara-live-map"]
+    with day.transaction(force_rollback=True):
+        row = day.execute(
+            "UPDATE stops SET actual_arrival = NULL, actual_departure = NULL,"
+            " arrival_method = NULL, geofence_arrival = NULL, driver_arrival = NULL,"
+            " unconfirmed_from = now() - interval '20 minutes',"
+            " unconfirmed_to = now() - interval '5 minutes'"
+            " WHERE id = (SELECT min(s.id) FROM stops s WHERE NOT EXISTS (SELECT 1 FROM epods e"
+            "  WHERE e.stop_id = s.id AND e.outcome = 'failed')) RETURNING id"
+        ).fetchone()
+        assert row is not None
+        stops = _rows(run_dashboard(day, doc, all_selected(doc), tr), "Fleet", "C")
+    assert [s["stop_state"] for s in stops if s["stop_id"] == row[0]] == ["unconfirmed"]
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=[str(d["uid"]) for d in DOCS])
