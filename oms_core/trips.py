@@ -24,6 +24,7 @@ __all__ = [
     "Trip",
     "TripRefused",
     "dispatch_trip",
+    "ensure_started",
     "get_trip",
     "list_trips",
     "record_departure",
@@ -163,6 +164,18 @@ def start_trip(conn: Conn, trip_id: int, *, actor: str, at: datetime | None = No
         if at is not None:
             record_departure(conn, trip_id, at)
         return trip
+
+
+def ensure_started(conn: Conn, trip_id: int, state: str, *, actor: str, at: datetime) -> None:
+    """Before something happens on the road: a dispatched trip (in ``state``, its row
+    locked by the caller) starts now, its orders going out for delivery; a running one
+    stays; a planned or closed one refuses (``IllegalTransition``)."""
+    if state in ("completed", "cancelled"):
+        raise IllegalTransition(state, "in_progress", (), f"trip {trip_id}")
+    if state == "dispatched":
+        start_trip(conn, trip_id, actor=actor, at=at)
+    elif state == "planned":
+        raise IllegalTransition(state, "in_progress", ("dispatched",), f"trip {trip_id}")
 
 
 def record_departure(conn: Conn, trip_id: int, at: datetime) -> None:

@@ -24,7 +24,7 @@ from oms_core.api.errors import ApiError, invalid
 from oms_core.api.schema_check import FieldProblem, parse_date, parse_datetime
 from oms_core.api.schemas import MAX_ID
 from oms_core.api.spec import PAGE_PARAMS, PREFIX, Operation, Param, parse_params
-from oms_core.errors import IllegalTransition, NotFound
+from oms_core.errors import NotFound
 from oms_core.execution.arrival import record_arrival
 from oms_core.planning.matrix import RoutingUnavailable
 
@@ -218,11 +218,7 @@ async def confirm_arrival(request: web.Request) -> web.Response:
             raise NotFound(f"no stop {stop_id}")
         trip_id, gap_end, state = int(row[0]), row[1], str(row[2])
         when = at or gap_end or now
-        if state in ("planned", "completed", "cancelled"):  # not on the road
-            legal = ("dispatched",) if state == "planned" else ()
-            raise IllegalTransition(state, "arrived", legal, f"trip {trip_id}")
-        if state == "dispatched":  # the van is out: its orders go out for delivery first
-            trips.start_trip(conn, trip_id, actor=actor, at=when)
+        trips.ensure_started(conn, trip_id, state, actor=actor, at=when)  # as the driver's tap
         record_arrival(conn, stop_id, when, "dispatcher", actor=actor)
         return one_trip(conn, trip_id)
 

@@ -89,19 +89,10 @@ def own_order(conn: Conn, order_id: int, driver_id: int) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-def _refuse_closed(state: str, trip_id: int, doing: str) -> None:
-    if state in ("completed", "cancelled"):
-        raise IllegalTransition(state, doing, (), f"trip {trip_id}")
-
-
 def ensure_started(conn: Conn, trip_id: int, action: Action) -> None:
-    """A dispatched trip starts now (its orders go out for delivery); later ones stay."""
+    """The driver's trip is on the road: a dispatched one starts now (``trips.ensure_started``)."""
     state = own_trip(conn, trip_id, action.driver_id, lock=True)
-    _refuse_closed(state, trip_id, "in_progress")
-    if state == "dispatched":
-        trips.start_trip(conn, trip_id, actor=action.actor, at=action.at)
-    elif state == "planned":
-        raise IllegalTransition(state, "in_progress", ("dispatched",), f"trip {trip_id}")
+    trips.ensure_started(conn, trip_id, state, actor=action.actor, at=action.at)
 
 
 def loaded(conn: Conn, action: Action, trip_id: int, lines: Sequence[LoadedLine]) -> dict[str, Any]:
