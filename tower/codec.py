@@ -24,8 +24,16 @@ T = TypeVar("T")
 
 def encode(value: Any) -> Any:
     """``value`` (a dataclass instance, or any value a state field holds) as JSON-ready data."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    t: Any = type(value)
+    if t is float:
+        return None if math.isnan(value) else value
+    if value is None or t is int or t is str or t is bool:
+        return value
+    if t is tuple:
+        return [encode(v) for v in value]
+    names = _fields(t)
+    if names:  # a state: the common case, read by exact type (``is_dataclass`` is slow)
+        return {name: encode(getattr(value, name)) for name in names}
     if isinstance(value, tuple):
         return [encode(v) for v in value]
     if isinstance(value, frozenset):
@@ -33,6 +41,14 @@ def encode(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
     return value
+
+
+@cache
+def _fields(cls: Any) -> tuple[str, ...]:
+    """A dataclass's field names (empty for any other type)."""
+    if not dataclasses.is_dataclass(cls):
+        return ()
+    return tuple(f.name for f in dataclasses.fields(cls))
 
 
 def decode(cls: type[T], data: Any) -> T:

@@ -7,7 +7,8 @@ the queue, evaluates every vehicle's rules on a worker thread (the rules are pur
 database work is synchronous psycopg) and applies the findings of a round in one
 transaction together with the rule states of vehicles whose incidents changed. Other
 states are saved every ``persist_s``: after a crash a rule may raise an incident again,
-which the alert store's dedupe key folds into the alert already open.
+which the alert store's dedupe key folds into the alert already open. Those saves
+are written by ``tower.saver`` on its own thread, so a round never waits for them.
 
 A clock tick (default every second) runs the rules that fire on silence (silent
 device, late departure) and escalates unacknowledged alerts; plans and zones are
@@ -17,11 +18,12 @@ reloaded every ``refresh_s`` so newly dispatched trips and re-plans take effect.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -37,6 +39,7 @@ from oms_core.retry import on_conflict
 from oms_core.zones_store import load_zones
 from tower import effects
 from tower.plans import PlanSettings, VehicleInfo, load_vehicles
+from tower.saver import SavedState, StateSaver, save
 from tower.stats import Histogram
 from tower.vehicle import VehicleRules
 from tower.warmup import warm_up
@@ -86,10 +89,12 @@ class Tower:
         self._tick_s, self._refresh_s, self._persist_s = tick_s, refresh_s, persist_s
         self._queue: asyncio.Queue[tuple[FixBatch, ...]] = asyncio.Queue(max(1, max_queued))
         self._conn: Conn | None = None
+        self._saver: StateSaver | None = None
         self._task: asyncio.Task[None] | None = None
         self._vehicles: dict[str, VehicleInfo] = {}
         self._rules: dict[int, VehicleRules] = {}
         self._zones: ZoneIndex | None = None
+        self._zones_digest: str | None = None
         self._dirty: set[int] = set()
         self._fed = 0
         self._done = 0
@@ -103,6 +108,7 @@ class Tower:
         took = await asyncio.to_thread(warm_up, self.config)  # not in the first round
         log.log(logging.INFO if took >= 1.0 else logging.DEBUG, "rules compiled in %.1f s", took)
         self._conn = await asyncio.to_thread(self._connect)
+        self._saver = StateSaver(self._connect, self.counters)
         await asyncio.to_thread(self._refresh)
         self._task = asyncio.create_task(self._run(), name="menara-tower")
         return self
@@ -121,6 +127,8 @@ class Tower:
             if not self._task.done():
                 await self._queue.put(())  # wake the task if it waits for work
             await asyncio.gather(self._task, return_exceptions=True)
+        if self._saver is not None:
+            await asyncio.to_thread(self._saver.close)  # its snapshot is older than the last
         if self._conn is not None:
             await self._guarded(self._persist, set(self._rules))
             await asyncio.to_thread(self._conn.close)
@@ -179,7 +187,7 @@ class Tower:
                 next_tick = now + self._tick_s
             if now >= next_persist:
                 dirty, self._dirty = self._dirty, set()
-                await self._guarded(self._persist, dirty)
+                await self._guarded(self._hand_over, dirty)
                 next_persist = now + self._persist_s
             if now >= next_refresh:
                 await self._guarded(self._refresh)
@@ -208,6 +216,10 @@ class Tower:
         return self._conn
 
     def _refresh(self) -> None:
+        """Plans and zones again. What did not change is kept as it is, with the geometry
+        made from it (rebuilding 1,000 unchanged plans and the zone index every
+        ``refresh_s`` stalled the rounds and fed the collector); saved states are read
+        only for vehicles this worker does not hold yet (it starts, or one appears)."""
         conn = self._db()
         cfg = self.config
         vehicles = load_vehicles(
@@ -217,14 +229,21 @@ class Tower:
             ),
             self._partition,
         )
-        zones = load_zones(conn)
-        self._zones = ZoneIndex(zones) if zones else None
+        self._refresh_zones(conn)
+        new = list({i.vehicle_id for i in vehicles.values()} - self._rules.keys())
         saved = {
             int(r[0]): (r[1], r[2])
-            for r in conn.execute("SELECT vehicle_id, trip_id, state FROM rule_state").fetchall()
-        }
-        for info in vehicles.values():
+            for r in conn.execute(
+                "SELECT vehicle_id, trip_id, state FROM rule_state WHERE vehicle_id = ANY(%s)",
+                (new,),
+            ).fetchall()
+        } if new else {}  # fmt: skip
+        for device_id, loaded in vehicles.items():
+            info = loaded
             rules = self._rules.get(info.vehicle_id)
+            held = None if rules is None else rules.info.trip
+            if held is not None and held is not info.trip and held == info.trip:
+                info = vehicles[device_id] = dataclasses.replace(info, trip=held)
             trip_id = None if info.trip is None else info.trip.trip_id
             if rules is None and info.vehicle_id in saved and saved[info.vehicle_id][0] == trip_id:
                 rules = VehicleRules.from_json(info, cfg, saved[info.vehicle_id][1])
@@ -236,6 +255,15 @@ class Tower:
                 rules = rules.with_info(info)
             self._rules[info.vehicle_id] = rules
         self._vehicles = vehicles
+
+    def _refresh_zones(self, conn: Conn) -> None:
+        """The zone index again, if a zone changed (a digest of every active zone's row)."""
+        (digest,) = conn.execute(_ZONES_DIGEST).fetchone() or ("",)
+        if digest == self._zones_digest:
+            return
+        zones = load_zones(conn)
+        self._zones = ZoneIndex(zones) if zones else None
+        self._zones_digest = digest
 
     def _process(self, batches: Sequence[FixBatch]) -> None:
         """One round: each device's fixes of every batch in the round evaluated at once
@@ -315,29 +343,35 @@ class Tower:
             escalated = store.escalate_overdue(conn, when, self.config.escalate_after_s)
         self.counters["alerts_escalated"] += len(escalated)
 
+    def _hand_over(self, vehicle_ids: set[int]) -> None:
+        """The states of ``vehicle_ids`` to the saver, which writes them beside the rounds."""
+        assert self._saver is not None
+        self._saver.submit(self._snapshot(vehicle_ids))
+
+    def _snapshot(self, vehicle_ids: Iterable[int]) -> list[SavedState]:
+        now = time.time()
+        out = []
+        for vid in sorted(vehicle_ids):
+            rules = self._rules.get(vid)
+            if rules is not None:
+                out.append(SavedState(vid, rules.trip_id, rules.to_json(), rules.last_fix_s, now))
+        return out
+
     def _save(self, conn: Conn, vehicle_id: int) -> None:
-        rules = self._rules[vehicle_id]
-        conn.execute(
-            "INSERT INTO rule_state (vehicle_id, trip_id, state, last_fix_at, updated_at)"
-            " VALUES (%s, %s, %s, to_timestamp(%s), now()) ON CONFLICT (vehicle_id) DO UPDATE"
-            " SET trip_id = excluded.trip_id, state = excluded.state,"
-            " last_fix_at = excluded.last_fix_at, updated_at = now()",
-            (
-                vehicle_id,
-                rules.trip_id,
-                psycopg.types.json.Jsonb(rules.to_json()),
-                rules.last_fix_s,
-            ),
-        )
+        save(conn, self._snapshot((vehicle_id,)))
 
     def _persist(self, vehicle_ids: set[int]) -> None:
-        if not vehicle_ids:
-            return
+        """Every state now, on this thread (the last save, when the worker stops)."""
         conn = self._db()
         with conn.transaction():
-            for vid in sorted(vehicle_ids):
-                if vid in self._rules:
-                    self._save(conn, vid)
+            save(conn, self._snapshot(vehicle_ids))
+
+
+_ZONES_DIGEST = """
+SELECT md5(coalesce(string_agg(concat_ws('|', id, name, kind, geometry::text, speed_limit_kmh),
+                               ',' ORDER BY id), ''))
+FROM zones WHERE active
+"""
 
 
 def round_members(
