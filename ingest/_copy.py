@@ -1,4 +1,4 @@
-"""Binary COPY payloads and the staging SQL of the writer.
+"""Binary COPY payloads, the staging SQL and the transaction of the writer.
 
 Fixes are loaded into a temporary staging table whose columns are all fixed-width,
 so the whole PGCOPY payload is one numpy structured array (big-endian, field
@@ -13,14 +13,18 @@ row number, only when a flush carries any.
 from __future__ import annotations
 
 import struct
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+import psycopg
 
 from decoders.model import FIX_DTYPE, FixArray
-from ingest.model import DeadLetter
+from ingest.model import Batch, DeadLetter
+
+Conn = psycopg.Connection[tuple[Any, ...]]
 
 PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
 PGCOPY_TRAILER = struct.pack("!h", -1)
@@ -218,3 +222,80 @@ def letter_row(d: DeadLetter) -> tuple[Any, ...]:
     """A ``COPY_DEAD`` row (dead letters are few: ``write_row`` is fast enough)."""
     received = _UNIX_EPOCH + timedelta(microseconds=d.received_us)
     return (received, d.transport, d.protocol, d.peer, d.device_id, d.code, d.detail, d.raw)
+
+
+class Written(NamedTuple):
+    """What one committed write did, for the writer's counters and callbacks."""
+
+    outcome: Counter[tuple[str, bool]]  # rows per (transport, inserted-not-merged)
+    letters: int
+    bound: list[tuple[str, str]]  # (device, protocol) newly registered or bound
+
+
+def write(conn: Conn, batches: Sequence[Batch]) -> Written:
+    """One transaction, run on a worker thread: its round trips (COPYs, insert, commit)
+    then never wait for a pass of the busy event loop, which cost up to 270 ms a commit
+    at 10,000 packets a second."""
+    with_fixes = [b for b in batches if len(b.fixes)]
+    letters = [d for b in batches for d in b.dead_letters]
+    # the first batch's protocol binds a device (claims make a second one rare)
+    register = {  # device: (protocol, new)
+        b.device_id: (b.protocol, b.register_device)
+        for b in reversed(with_fixes)
+        if b.register_device or b.bind_device
+    }
+    bound: list[tuple[str, str]] = []
+    outcome: Counter[tuple[str, bool]] = Counter()
+    with conn.cursor() as cur:
+        if with_fixes:
+            outcome = _write_fixes(cur, with_fixes)
+        if letters:
+            with cur.copy(COPY_DEAD) as cp:
+                cp.set_types(DEAD_TYPES)
+                for d in letters:
+                    cp.write_row(letter_row(d))
+        if register:
+            protocols, new = zip(*register.values(), strict=True)
+            cur.execute(REGISTER, (list(register), list(protocols), list(new)))
+            bound = [(str(d), str(p)) for d, p in cur.fetchall()]
+    conn.commit()
+    return Written(outcome, len(letters), bound)
+
+
+def _write_fixes(
+    cur: psycopg.Cursor[tuple[Any, ...]], batches: Sequence[Batch]
+) -> Counter[tuple[str, bool]]:
+    """Stage and insert the fixes; returns rows per (transport, inserted-not-merged)."""
+    sources: dict[tuple[str, str, str], int] = {}
+    index = [
+        sources.setdefault((b.device_id, b.transport, b.protocol), len(sources)) for b in batches
+    ]
+    with cur.copy(COPY_SOURCE) as cp:
+        cp.set_types(SOURCE_TYPES)
+        for key, i in sources.items():
+            cp.write_row((i, *key))
+    payload = encode_fixes([b.fixes for b in batches], index, [b.received_us for b in batches])
+    with cur.copy(COPY_FIX) as cp:
+        cp.write(payload)
+    attrs = [b for b in batches if b.attributes]
+    if attrs:
+        with cur.copy(COPY_ATTR) as cp:
+            cp.set_types(ATTR_TYPES)
+            n = 0
+            for b in batches:
+                if b.attributes:  # one dict per fix, or a ValueError: refused content
+                    for k, a in zip(range(n, n + len(b.fixes)), b.attributes, strict=True):
+                        if a:
+                            cp.write_row((k, a))
+                n += len(b.fixes)
+    fast, merging = insert_sql(attributes=bool(attrs))
+    try:
+        with cur.connection.transaction():  # a savepoint: a duplicate undoes only this
+            cur.execute(fast)
+    except psycopg.errors.UniqueViolation:
+        cur.execute(merging)
+        return Counter({(str(t), bool(i)): int(c) for t, i, c in cur.fetchall()})
+    sent = Counter[tuple[str, bool]]()
+    for b in batches:
+        sent[b.transport, True] += len(b.fixes)
+    return sent

@@ -53,12 +53,6 @@ _DATA_ERRORS = (
 Conn = psycopg.Connection[tuple[Any, ...]]
 
 
-class _Written(NamedTuple):
-    outcome: Counter[tuple[str, bool]]  # rows per (transport, inserted-not-merged)
-    letters: int
-    bound: list[tuple[str, str]]  # (device, protocol) newly registered or bound
-
-
 class _Item(NamedTuple):
     seq: int
     enqueued: float  # loop time
@@ -271,7 +265,7 @@ class Writer:
             try:
                 if self._conn is None or self._conn.closed:
                     self._conn = await asyncio.to_thread(self._connect)
-                written = await asyncio.to_thread(_write, self._conn, batches)
+                written = await asyncio.to_thread(_copy.write, self._conn, batches)
                 self._count(batches, *written)
                 return None
             except _DATA_ERRORS as exc:
@@ -355,77 +349,6 @@ class Writer:
         except Exception:
             self._counters.inc("writer_callback_errors")
             log.exception("writer callback %r failed", fn)
-
-
-def _write(conn: Conn, batches: Sequence[Batch]) -> _Written:
-    """One transaction, run on a worker thread: its round trips (COPYs, insert, commit)
-    then never wait for a pass of the busy event loop, which cost up to 270 ms a commit
-    at 10,000 packets a second."""
-    with_fixes = [b for b in batches if len(b.fixes)]
-    letters = [d for b in batches for d in b.dead_letters]
-    # the first batch's protocol binds a device (claims make a second one rare)
-    register = {  # device: (protocol, new)
-        b.device_id: (b.protocol, b.register_device)
-        for b in reversed(with_fixes)
-        if b.register_device or b.bind_device
-    }
-    bound: list[tuple[str, str]] = []
-    outcome: Counter[tuple[str, bool]] = Counter()
-    with conn.cursor() as cur:
-        if with_fixes:
-            outcome = _write_fixes(cur, with_fixes)
-        if letters:
-            with cur.copy(_copy.COPY_DEAD) as cp:
-                cp.set_types(_copy.DEAD_TYPES)
-                for d in letters:
-                    cp.write_row(_copy.letter_row(d))
-        if register:
-            protocols, new = zip(*register.values(), strict=True)
-            cur.execute(_copy.REGISTER, (list(register), list(protocols), list(new)))
-            bound = [(str(d), str(p)) for d, p in cur.fetchall()]
-    conn.commit()
-    return _Written(outcome, len(letters), bound)
-
-
-def _write_fixes(
-    cur: psycopg.Cursor[tuple[Any, ...]], batches: Sequence[Batch]
-) -> Counter[tuple[str, bool]]:
-    """Stage and insert the fixes; returns rows per (transport, inserted-not-merged)."""
-    sources: dict[tuple[str, str, str], int] = {}
-    index = [
-        sources.setdefault((b.device_id, b.transport, b.protocol), len(sources)) for b in batches
-    ]
-    with cur.copy(_copy.COPY_SOURCE) as cp:
-        cp.set_types(_copy.SOURCE_TYPES)
-        for key, i in sources.items():
-            cp.write_row((i, *key))
-    payload = _copy.encode_fixes(
-        [b.fixes for b in batches], index, [b.received_us for b in batches]
-    )
-    with cur.copy(_copy.COPY_FIX) as cp:
-        cp.write(payload)
-    attrs = [b for b in batches if b.attributes]
-    if attrs:
-        with cur.copy(_copy.COPY_ATTR) as cp:
-            cp.set_types(_copy.ATTR_TYPES)
-            n = 0
-            for b in batches:
-                if b.attributes:  # one dict per fix, or a ValueError: refused content
-                    for k, a in zip(range(n, n + len(b.fixes)), b.attributes, strict=True):
-                        if a:
-                            cp.write_row((k, a))
-                n += len(b.fixes)
-    fast, merging = _copy.insert_sql(attributes=bool(attrs))
-    try:
-        with cur.connection.transaction():  # a savepoint: a duplicate undoes only this
-            cur.execute(fast)
-    except psycopg.errors.UniqueViolation:
-        cur.execute(merging)
-        return Counter({(str(t), bool(i)): int(c) for t, i, c in cur.fetchall()})
-    sent = Counter[tuple[str, bool]]()
-    for b in batches:
-        sent[b.transport, True] += len(b.fixes)
-    return sent
 
 
 def _clean(s: str) -> str:

@@ -12,6 +12,7 @@ the road, the order core decides what it means.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,7 +28,7 @@ from oms_core.execution.arrival import record_arrival
 from oms_core.notify.enqueue import stop_at_risk
 from tower.plans import VehicleInfo
 
-__all__ = ["ACTOR", "Finding", "apply"]
+__all__ = ["ACTOR", "Finding", "apply", "count_quality"]
 
 log = logging.getLogger(__name__)
 Conn = psycopg.Connection[Any]
@@ -137,3 +138,19 @@ def _arrive(conn: Conn, stop_id: int, d: Mapping[str, Any]) -> None:
         record_arrival(conn, stop_id, at, "geofence", actor=ACTOR, out_of_sequence=oos)
     except NotFound:
         log.warning("arrival at stop %s, which no longer exists", stop_id)
+
+
+def count_quality(conn: Conn, device_id: str, found: Sequence[Finding]) -> None:
+    """Every telemetry flag counted per device and reason (the alert is one per incident)."""
+    reasons = Counter(
+        str(f.event.data.get("reason", f.event.key))
+        for f in found
+        if f.event.kind == "telemetry" and f.event.phase in ("open", "update")
+    )
+    for reason, n in reasons.items():
+        conn.execute(
+            "INSERT INTO telemetry_issues (device_id, reason, count, last_at)"
+            " VALUES (%s, %s, %s, now()) ON CONFLICT (device_id, reason)"
+            " DO UPDATE SET count = telemetry_issues.count + excluded.count, last_at = now()",
+            (device_id, reason, n),
+        )

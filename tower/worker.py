@@ -313,7 +313,7 @@ class Tower:
             with conn.transaction():
                 for device_id, info, found in per_vehicle.values():
                     touched += effects.apply(conn, device_id, info, found)
-                    _count_quality(conn, device_id, found)
+                    effects.count_quality(conn, device_id, found)
                     if any(f.event.phase != "info" for f in found):
                         self._save(conn, info.vehicle_id)
             return touched  # counted once committed: a rolled-back try touched nothing
@@ -388,19 +388,3 @@ def round_members(
     found = index.members(lat, lon)
     ends = np.cumsum([len(f) for f in fixes]).tolist()
     return [found[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
-
-
-def _count_quality(conn: Conn, device_id: str, found: Sequence[effects.Finding]) -> None:
-    """Every telemetry flag counted per device and reason (the alert is one per incident)."""
-    reasons = Counter(
-        str(f.event.data.get("reason", f.event.key))
-        for f in found
-        if f.event.kind == "telemetry" and f.event.phase in ("open", "update")
-    )
-    for reason, n in reasons.items():
-        conn.execute(
-            "INSERT INTO telemetry_issues (device_id, reason, count, last_at)"
-            " VALUES (%s, %s, %s, now()) ON CONFLICT (device_id, reason)"
-            " DO UPDATE SET count = telemetry_issues.count + excluded.count, last_at = now()",
-            (device_id, reason, n),
-        )
