@@ -46,6 +46,7 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
+from numba import njit
 from numpy.typing import ArrayLike, NDArray
 
 from deviation.model import Event, Phase, Sample
@@ -175,18 +176,20 @@ def distances_before_departure(
     x = np.asarray(xs, dtype=np.float64).reshape(-1)
     y = np.asarray(ys, dtype=np.float64).reshape(-1)
     home = np.asarray(at_depot, dtype=np.bool_).reshape(-1)
+    if home.all():  # waiting at the depot, or leaving it: one window for every fix
+        return distances(corridor, x, y, *window(0.0, 0.0, params))
+    start = t[0] if since_s is None else min(since_s, float(t[0]))
+    if not home.any():
+        return distances(corridor, x, y, *window(0.0, float(np.max(t)) - start, params))
     dist = np.full(t.shape, np.nan)
     along = np.full(t.shape, np.nan)
-    if home.any():
-        lo, hi = window(0.0, 0.0, params)
-        dist[home], along[home] = distances(corridor, x[home], y[home], lo, hi)
+    lo, hi = window(0.0, 0.0, params)
+    dist[home], along[home] = distances(corridor, x[home], y[home], lo, hi)
     away = ~home
-    if away.any():
-        start = t[0] if since_s is None else min(since_s, float(t[0]))
-        seen = np.where(home, t, -np.inf)
-        last_home = np.maximum(np.maximum.accumulate(seen), start)
-        lo, hi = window(0.0, float(np.max(t[away] - last_home[away])), params)
-        dist[away], along[away] = distances(corridor, x[away], y[away], lo, hi)
+    seen = np.where(home, t, -np.inf)
+    last_home = np.maximum(np.maximum.accumulate(seen), start)
+    lo, hi = window(0.0, float(np.max(t[away] - last_home[away])), params)
+    dist[away], along[away] = distances(corridor, x[away], y[away], lo, hi)
     return dist, along
 
 
@@ -204,14 +207,25 @@ def fast_forward(
         return state, len(t_s)  # no route: every distance is NaN and step changes nothing
     if state.is_open:
         return state, 0
-    ok = np.isfinite(dist) & np.isfinite(along) & (dist <= params.corridor_m)
-    n = len(ok) if ok.all() else int(np.argmin(ok))
+    start = math.nan if state.progress_m is None else state.progress_m
+    n, prog = _on_route(dist, along, float(params.corridor_m), float(params.back_m), start)
     if n == 0:
         return state, 0
-    prog = state.progress_m
-    for a in along[:n].tolist():
-        prog = a if prog is None else max(a, prog - params.back_m)
     return CorridorState(progress_m=prog, progress_t_s=float(t_s[n - 1])), n
+
+
+@njit(cache=True)
+def _on_route(
+    dist: _F64, along: _F64, corridor_m: float, back_m: float, prog: float
+) -> tuple[int, float]:  # pragma: no cover - compiled; the same code runs under NUMBA_DISABLE_JIT
+    """(n, progress): the leading fixes within ``corridor_m`` of the route (finite), and
+    the progress folded over them from ``prog`` (NaN: none yet)."""
+    for i in range(dist.shape[0]):
+        d, a = dist[i], along[i]
+        if not (math.isfinite(d) and math.isfinite(a) and d <= corridor_m):
+            return i, prog
+        prog = a if math.isnan(prog) else max(a, prog - back_m)
+    return dist.shape[0], prog
 
 
 def extra_time_s(

@@ -106,30 +106,40 @@ class VehicleRules:
         index: ZoneIndex | None = None,
     ) -> list[Finding]:
         """Every rule over one batch of this vehicle's fixes, in time order."""
-        if len(fixes) == 0:
+        n = len(fixes)
+        if n == 0:
             return []
-        order = np.argsort(fixes["fix_time_us"], kind="stable")
-        f = fixes[order]
-        lat = f["lat"].astype(np.float64)
-        lon = f["lon"].astype(np.float64)
+        us = fixes["fix_time_us"]
+        if n > 1 and bool((us[1:] < us[:-1]).any()):  # most batches come in order
+            order = np.argsort(us, kind="stable")
+            fixes, us = fixes[order], us[order]
+            if members is not None:
+                members = [members[i] for i in order.tolist()]
+        lat, lon = fixes["lat"], fixes["lon"]  # float64 already (FIX_DTYPE)
         if self.projection is None:
             self.projection = LocalProjection(float(lat[0]), float(lon[0]))
         x, y = self.projection.to_xy_arrays(lat, lon)
-        t = f["fix_time_us"] / 1e6
-        rcv = np.full(len(f), received_s)
+        t = us / 1e6
         p = self.params
         self.quality, q_events, ok = quality_rule.check_batch(
-            self.quality, t, x, y, rcv, f["valid"], p.quality
+            self.quality, t, x, y, np.full(n, received_s), fixes["valid"], p.quality
         )
         out = [finding(e) for e in q_events]
-        idx = np.flatnonzero(ok)
-        if idx.size == 0:
-            return out
+        speed, ign = fixes["speed_kmh"].astype(np.float64), fixes["ignition"]
+        if bool(ok.all()):
+            inside = members
+        else:  # keep the accepted fixes only
+            idx = np.flatnonzero(ok)
+            if idx.size == 0:
+                return out
+            t, lat, lon, x, y = t[idx], lat[idx], lon[idx], x[idx], y[idx]
+            speed, ign = speed[idx], ign[idx]
+            inside = None if members is None else [members[i] for i in idx.tolist()]
         trip = self.info.trip
         if (
             trip is not None
             and self.silence.active_since_s is None
-            and float(t[idx[-1]]) >= trip.planned_departure_s
+            and float(t[-1]) >= trip.planned_departure_s
         ):
             # The trip is under way by fix time even if no clock tick has seen it yet (a
             # replay faster than the ticks): silence counts from its planned departure.
@@ -139,21 +149,18 @@ class VehicleRules:
         dist = along = None
         if trip is not None and self._route is not None:
             if self.stops.departed_s is None:
-                home = np.hypot(x[idx] - trip.depot_x_m, y[idx] - trip.depot_y_m)
+                home = np.hypot(x - trip.depot_x_m, y - trip.depot_y_m)
                 dist, along = corridor_rule.distances_before_departure(
-                    self._route, t[idx], x[idx], y[idx], home <= trip.depot_radius_m,
+                    self._route, t, x, y, home <= trip.depot_radius_m,
                     self.corridor.progress_t_s, p.corridor,
                 )  # fmt: skip
             else:
                 dist, along = corridor_rule.distances_for(
-                    self.corridor, self._route, t[idx], x[idx], y[idx], p.corridor
+                    self.corridor, self._route, t, x, y, p.corridor
                 )
-        empty: frozenset[str] = frozenset()
-        inside = [empty] * idx.size if members is None else [members[order[i]] for i in idx]
-        batch = Batch(
-            t[idx], lat[idx], lon[idx], x[idx], y[idx],
-            f["speed_kmh"][idx].astype(np.float64), f["ignition"][idx], inside, dist, along,
-        )  # fmt: skip
+        if inside is None:
+            inside = [_NOWHERE] * len(t)
+        batch = Batch(t, lat, lon, x, y, speed, ign, inside, dist, along)
         out.extend(self._walk(batch, received_s, index, trip))
         return out
 
@@ -274,6 +281,7 @@ class VehicleRules:
         return rules
 
 
+_NOWHERE: frozenset[str] = frozenset()  # in no zone (no zone index)
 _SAVE_VERSION = 2  # 1: each state had its own hand-written layout
 _TRACK = ("zone_id", "inside", "pending_s", "entered_s", "dwell_sent")
 
