@@ -33,7 +33,6 @@ The devices resend: nothing of theirs was acknowledged.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -226,6 +225,9 @@ class TcpListener:
         admission = self._registry.admit(device, self.codec.NAME) if device else Admission.KNOWN
         refused = admission.refused
         payload = b"" if refused else b"".join(decoded.replies)
+        # every fix or reject becomes a row to write, so its ack waits for that commit
+        writes = not refused and bool(len(decoded.fixes) or decoded.rejects)
+        acker = self._acker(conn, payload) if writes and payload else None
         batch = to_batch(
             decoded,
             device_id=device,
@@ -235,15 +237,15 @@ class TcpListener:
             registry=self._registry,
             counters=self._counters,
             raw=raw,
+            on_commit=acker,
         )
         if device and not refused and not conn.known and conn.transport is not None:
             conn.known = True  # served with the database and the other devices from now on
             priority.promote(conn.transport)
         if refused:
             self._refuse(conn, decoded, batch, raw, admission)
-        elif batch.rows:
-            acker = self._acker(conn, payload) if payload else None
-            self._submit(conn, dataclasses.replace(batch, on_commit=acker))
+        elif writes:
+            self._submit(conn, batch)
         elif payload:  # nothing to make durable first
             conn.reply(payload)
         self._judge(conn, len(frames), decoded)
