@@ -24,8 +24,9 @@ import dataclasses
 import logging
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
-from typing import Any, NamedTuple, Self
+from typing import Any, NamedTuple, Self, TypeVar
 
 import psycopg
 
@@ -38,6 +39,7 @@ from ingest.model import Batch, DeadLetter
 __all__ = ["Writer"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Errors that say "this content", not "this connection": retrying them as-is is futile.
 # Refused content: retrying the same rows cannot help. ProgramLimitExceeded (class 54,
@@ -90,6 +92,7 @@ class Writer:
         self._committed = 0  # every seq up to this one is committed and acknowledged
         self._closing = False
         self._conn: Conn | None = None
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="menara-writer")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -98,8 +101,9 @@ class Writer:
     async def __aenter__(self) -> Self:
         self._loop = asyncio.get_running_loop()
         try:
-            self._conn = await asyncio.to_thread(self._connect)
+            self._conn = await self._off_loop(self._connect)
         except psycopg.Error as exc:
+            self._thread.shutdown(wait=False)
             raise StorageError(f"writer cannot connect to the database: {exc}") from exc
         self._task = asyncio.create_task(self._run(), name="menara-writer")
         return self
@@ -118,7 +122,8 @@ class Writer:
                 await self._task
         finally:
             if self._conn is not None:
-                await asyncio.to_thread(self._conn.close)
+                await self._off_loop(self._conn.close)
+            self._thread.shutdown(wait=False)
 
     @property
     def pending_rows(self) -> int:
@@ -215,6 +220,11 @@ class Writer:
             async with self._changed:
                 self._changed.notify_all()
 
+    async def _off_loop(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the writer's own thread: not the loop's default executor, where
+        the API's database calls could queue ahead of a commit that devices wait for."""
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
     async def _gather(self) -> bool:
         """Wait for a full batch or the oldest item's deadline; False once closed and empty."""
         while not self._queue:
@@ -264,19 +274,19 @@ class Writer:
         while True:
             try:
                 if self._conn is None or self._conn.closed:
-                    self._conn = await asyncio.to_thread(self._connect)
-                written = await asyncio.to_thread(_copy.write, self._conn, batches)
+                    self._conn = await self._off_loop(self._connect)
+                written = await self._off_loop(_copy.write, self._conn, batches)
                 self._count(batches, *written)
                 return None
             except _DATA_ERRORS as exc:
                 self._counters.inc("writer_errors", kind="data")
-                await asyncio.to_thread(self._rollback)
+                await self._off_loop(self._rollback)
                 return exc
             except (psycopg.Error, OSError) as exc:
                 self._counters.inc("writer_errors", kind="connection")
                 self._counters.inc("writer_retries")
                 log.warning("database write failed, retrying the same batches: %s", exc)
-                await asyncio.to_thread(self._rollback)
+                await self._off_loop(self._rollback)
                 await asyncio.sleep(next(delays))
 
     def _rollback(self) -> None:

@@ -503,3 +503,27 @@ def test_a_failing_on_committed_hook_does_not_stop_the_writer(clean_db: str) -> 
     run(go())
     assert rows(clean_db, "SELECT count(*) FROM positions")[0][0] == 4
     assert counters.get("writer_callback_errors") == 2
+
+
+def test_commits_go_on_while_the_loops_default_executor_is_busy(clean_db: str) -> None:
+    """The API runs its database calls on the loop's default executor; a burst of slow
+    ones must not hold up the commit devices wait for (the writer has its own thread)."""
+
+    async def store() -> None:
+        async with Writer(clean_db, counters=Counters()) as w:
+            await w.put(Batch("busy", "tcp", "t55", fixes(3)))
+            await w.drain()
+
+    async def go() -> None:
+        loop = asyncio.get_running_loop()
+        release = threading.Event()
+        busy = [loop.run_in_executor(None, release.wait, 30.0) for _ in range(64)]
+        try:
+            await asyncio.wait_for(store(), 15.0)
+            assert not any(f.done() for f in busy)  # they held every thread meanwhile
+        finally:
+            release.set()
+            await asyncio.gather(*busy)
+
+    run(go())
+    assert rows(clean_db, "SELECT count(*) FROM positions WHERE device_id = 'busy'") == [(3,)]
