@@ -52,8 +52,6 @@ _DATA_ERRORS = (
     ValueError,
 )
 
-Conn = psycopg.Connection[tuple[Any, ...]]
-
 
 class _Item(NamedTuple):
     seq: int
@@ -91,7 +89,7 @@ class Writer:
         self._accepted = 0  # seq of the last batch accepted
         self._committed = 0  # every seq up to this one is committed and acknowledged
         self._closing = False
-        self._conn: Conn | None = None
+        self._conn: _copy.Conn | None = None
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="menara-writer")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
@@ -276,7 +274,7 @@ class Writer:
                 if self._conn is None or self._conn.closed:
                     self._conn = await self._off_loop(self._connect)
                 written = await self._off_loop(_copy.write, self._conn, batches)
-                self._count(batches, *written)
+                self._count(batches, written)
                 return None
             except _DATA_ERRORS as exc:
                 self._counters.inc("writer_errors", kind="data")
@@ -301,21 +299,16 @@ class Writer:
         except psycopg.Error:
             conn.close()
 
-    def _connect(self) -> Conn:
+    def _connect(self) -> _copy.Conn:
         conn = psycopg.connect(self._dsn)
         for ddl in _copy.STAGING_DDL:
             conn.execute(ddl)
         conn.commit()
         return conn
 
-    def _count(
-        self,
-        batches: Sequence[Batch],
-        outcome: Counter[tuple[str, bool]],
-        letters: int,
-        bound: list[tuple[str, str]],
-    ) -> None:
+    def _count(self, batches: Sequence[Batch], written: _copy.Written) -> None:
         """Count a committed write and announce its new devices, on the loop."""
+        outcome, letters, bound = written
         sent = Counter[str]()
         for b in batches:
             if len(b.fixes):

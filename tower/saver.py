@@ -20,13 +20,13 @@ from typing import Any, NamedTuple
 import psycopg
 from psycopg.types.json import Jsonb
 
-__all__ = ["SAVE", "SavedState", "StateSaver", "save"]
+__all__ = ["SavedState", "StateSaver", "save"]
 
 log = logging.getLogger(__name__)
 Conn = psycopg.Connection[Any]
 
 # a state taken earlier than the stored one is left alone (see the module docstring)
-SAVE = (
+_SAVE = (
     "INSERT INTO rule_state (vehicle_id, trip_id, state, last_fix_at, updated_at)"
     " VALUES (%s, %s, %s, to_timestamp(%s), to_timestamp(%s)) ON CONFLICT (vehicle_id)"
     " DO UPDATE SET trip_id = excluded.trip_id, state = excluded.state,"
@@ -49,7 +49,7 @@ def save(conn: Conn, rows: Sequence[SavedState]) -> None:
         return
     params = [(r.vehicle_id, r.trip_id, Jsonb(r.state), r.last_fix_s, r.taken_s) for r in rows]
     with conn.cursor() as cur:
-        cur.executemany(SAVE, params)
+        cur.executemany(_SAVE, params)
 
 
 class StateSaver:

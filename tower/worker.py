@@ -238,8 +238,7 @@ class Tower:
                 (new,),
             ).fetchall()
         } if new else {}  # fmt: skip
-        for device_id, loaded in vehicles.items():
-            info = loaded
+        for device_id, info in vehicles.items():
             rules = self._rules.get(info.vehicle_id)
             held = None if rules is None else rules.info.trip
             if held is not None and held is not info.trip and held == info.trip:
